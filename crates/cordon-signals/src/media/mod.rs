@@ -1,0 +1,227 @@
+//! Decoding untrusted image bytes into 8-bit pixels, within limits.
+//!
+//! The colour policy follows the pipeline HMA hashes with (Pillow's `convert("RGB")` in
+//! front of PyPI `pdqhash`), so that Cordon's hashes are the ones the hash-sharing
+//! programmes hold:
+//!
+//! * JPEG goes through libjpeg-turbo, the decoder behind every reference pipeline, for the
+//!   very same pixels. CMYK JPEGs are converted as Pillow converts them.
+//! * Alpha is dropped, not composited: the colour under a transparent pixel is hashed.
+//! * Greyscale stays one channel; its value is the luma.
+//! * 16-bit samples keep their high byte.
+//! * EXIF orientation is not applied: no reference applies it, and pixels are hashed as
+//!   stored (rotated copies still match through the dihedral hashes).
+//! * GIF contributes its first frame.
+//!
+//! Every input is bounded: bytes before anything is parsed, pixels from the header before
+//! any pixel is decoded, and progressive JPEG scans.
+
+mod jpeg;
+mod raster;
+
+use std::fmt;
+
+/// How the pixels of a [`DecodedImage`] are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelLayout {
+    /// Three bytes per pixel: red, green, blue.
+    Rgb,
+    /// One byte per pixel.
+    Grey,
+}
+
+impl PixelLayout {
+    pub const fn channels(self) -> usize {
+        match self {
+            PixelLayout::Rgb => 3,
+            PixelLayout::Grey => 1,
+        }
+    }
+}
+
+/// 8-bit pixels, row-major, no padding between rows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DecodedImage {
+    width: u32,
+    height: u32,
+    layout: PixelLayout,
+    pixels: Vec<u8>,
+}
+
+impl DecodedImage {
+    /// Wraps pixels that are already decoded. Fails if the buffer's length is not
+    /// `width * height * channels`.
+    pub fn from_pixels(
+        width: u32,
+        height: u32,
+        layout: PixelLayout,
+        pixels: Vec<u8>,
+    ) -> Result<Self, DecodeError> {
+        let expected = (width as usize)
+            .checked_mul(height as usize)
+            .and_then(|n| n.checked_mul(layout.channels()));
+        if expected != Some(pixels.len()) {
+            return Err(DecodeError::Corrupt(format!(
+                "{} bytes of pixels do not make a {width}x{height} {layout:?} image",
+                pixels.len()
+            )));
+        }
+        Ok(DecodedImage {
+            width,
+            height,
+            layout,
+            pixels,
+        })
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn layout(&self) -> PixelLayout {
+        self.layout
+    }
+
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+}
+
+impl fmt::Debug for DecodedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DecodedImage({}x{} {:?})",
+            self.width, self.height, self.layout
+        )
+    }
+}
+
+/// The container formats Cordon decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Bmp,
+    Tiff,
+}
+
+impl ImageFormat {
+    /// Recognises a format from the first bytes of a file.
+    pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+        match bytes {
+            [0xff, 0xd8, 0xff, ..] => Some(ImageFormat::Jpeg),
+            [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', ..] => Some(ImageFormat::Png),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(ImageFormat::Webp),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(ImageFormat::Gif),
+            [b'B', b'M', ..] => Some(ImageFormat::Bmp),
+            [b'I', b'I', 0x2a, 0x00, ..] | [b'M', b'M', 0x00, 0x2a, ..] => Some(ImageFormat::Tiff),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on what one input may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted file, in bytes.
+    pub max_bytes: u64,
+    /// Largest accepted image, in pixels (width times height), read from the header.
+    pub max_pixels: u64,
+}
+
+impl DecodeLimits {
+    /// 100 megapixels: above any camera photo, below a decompression bomb.
+    pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+    /// 64 MiB: a 100 MP JPEG at high quality is about 40 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            max_pixels: Self::DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+/// Why bytes could not be decoded into an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the input is empty")]
+    Empty,
+    #[error("{size} bytes is over the limit of {limit} bytes")]
+    TooManyBytes { size: u64, limit: u64 },
+    #[error("{width}x{height} is {} pixels, over the limit of {limit}", (*.width as u64) * (*.height as u64))]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("not an image Cordon reads (JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    UnknownFormat,
+    #[error("{format:?} image is truncated: {detail}")]
+    Truncated { format: ImageFormat, detail: String },
+    #[error("{format:?} image is not supported: {detail}")]
+    Unsupported { format: ImageFormat, detail: String },
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{format:?} image is corrupt: {detail}")]
+    CorruptFormat { format: ImageFormat, detail: String },
+    #[error("out of memory for a {width}x{height} image")]
+    OutOfMemory { width: u32, height: u32 },
+}
+
+/// Decodes `bytes` into 8-bit RGB or grey pixels, refusing anything over `limits`.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let size = bytes.len() as u64;
+    if size > limits.max_bytes {
+        return Err(DecodeError::TooManyBytes {
+            size,
+            limit: limits.max_bytes,
+        });
+    }
+    match ImageFormat::sniff(bytes).ok_or(DecodeError::UnknownFormat)? {
+        ImageFormat::Jpeg => jpeg::decode(bytes, limits),
+        other => raster::decode(bytes, other, limits),
+    }
+}
+
+/// Refuses dimensions over the pixel limit (or zero), before any pixel is decoded.
+fn check_dimensions(
+    width: u32,
+    height: u32,
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
+    if width == 0 || height == 0 {
+        return Err(DecodeError::CorruptFormat {
+            format,
+            detail: format!("the header gives a size of {width}x{height}"),
+        });
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// A zeroed buffer, or an error instead of an abort when memory is short.
+fn pixel_buffer(len: usize, width: u32, height: u32) -> Result<Vec<u8>, DecodeError> {
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| DecodeError::OutOfMemory { width, height })?;
+    buffer.resize(len, 0);
+    Ok(buffer)
+}
