@@ -169,14 +169,24 @@ impl PdqHasher {
 
     /// The 16x16 DCT and the quality, or `None` for an image too small to hash.
     fn dct(&self, image: &DecodedImage) -> Option<(Dct16, u8)> {
-        let (mut luma, rows, cols) = match self.family {
-            PdqFamily::FullRes => full_res_luma(image),
-            PdqFamily::Cli512 => cli512_luma(image),
+        let (height, width) = (image.height() as usize, image.width() as usize);
+        let block = match self.family {
+            PdqFamily::FullRes => {
+                if height < MIN_HASHABLE_SIDE || width < MIN_HASHABLE_SIDE {
+                    return None;
+                }
+                let mut source = full_res_luma(image);
+                downsample::downsample_to_64(height, width, &mut source)
+            }
+            PdqFamily::Cli512 => {
+                let (rows, cols) = cli512_size(height, width);
+                if rows < MIN_HASHABLE_SIDE || cols < MIN_HASHABLE_SIDE {
+                    return None;
+                }
+                let mut source = cli512_luma(image, rows, cols);
+                downsample::downsample_to_64(rows, cols, &mut source)
+            }
         };
-        if rows < MIN_HASHABLE_SIDE || cols < MIN_HASHABLE_SIDE {
-            return None;
-        }
-        let block = downsample::downsample_to_64(&mut luma, rows, cols);
         Some((Dct16::from_block(&block), dct::quality(&block)))
     }
 }
@@ -184,46 +194,60 @@ impl PdqHasher {
 /// Luma as PyPI `pdqhash` computes it for HMA: the BT.601 weighted sum in f64, rounded
 /// once to f32. (The C++ core sums in f32; the two differ by one ulp on some pixels and
 /// very rarely by a bit of the hash, so the family HMA uses is followed exactly.)
-fn full_res_luma(image: &DecodedImage) -> (Vec<f32>, usize, usize) {
-    let (rows, cols) = (image.height() as usize, image.width() as usize);
-    let luma = match image.layout() {
-        PixelLayout::Grey => image.pixels().iter().map(|&g| f32::from(g)).collect(),
-        PixelLayout::Rgb => image
-            .pixels()
-            .chunks_exact(3)
-            .map(|p| (f64::from(p[0]) * 0.299 + f64::from(p[1]) * 0.587 + f64::from(p[2]) * 0.114) as f32)
-            .collect(),
-    };
-    (luma, rows, cols)
+fn full_res_luma(image: &DecodedImage) -> impl FnMut(usize, &mut [f32]) + '_ {
+    // Each weighted term depends on one byte only: look the 3 x 256 products up instead
+    // of converting and multiplying (the same f64 values, so the same sums).
+    let weighted = |weight: f64| -> [f64; 256] { std::array::from_fn(|v| v as f64 * weight) };
+    let (r, g, b) = (weighted(0.299), weighted(0.587), weighted(0.114));
+    let channels = image.layout().channels();
+    let width = image.width() as usize;
+    move |first_row, out| {
+        let pixels = &image.pixels()[first_row * width * channels..][..out.len() * channels];
+        match image.layout() {
+            PixelLayout::Grey => {
+                for (cell, &grey) in out.iter_mut().zip(pixels) {
+                    *cell = f32::from(grey);
+                }
+            }
+            PixelLayout::Rgb => {
+                for (cell, p) in out.iter_mut().zip(pixels.chunks_exact(3)) {
+                    *cell = (r[usize::from(p[0])] + g[usize::from(p[1])] + b[usize::from(p[2])]) as f32;
+                }
+            }
+        }
+    }
 }
 
-/// Luma as the C++ command-line tool computes it: nearest neighbour to 512x512 when a side
-/// is larger (top-left anchored, `src = floor(dst * size / 512)`), then the weighted sum
-/// in f32 arithmetic.
-fn cli512_luma(image: &DecodedImage) -> (Vec<f32>, usize, usize) {
-    let (height, width) = (image.height() as usize, image.width() as usize);
-    let (rows, cols) = if height > CLI_SIDE || width > CLI_SIDE {
+/// The CLI family hashes 512x512 whenever either side is larger than 512.
+fn cli512_size(height: usize, width: usize) -> (usize, usize) {
+    if height > CLI_SIDE || width > CLI_SIDE {
         (CLI_SIDE, CLI_SIDE)
     } else {
         (height, width)
-    };
+    }
+}
+
+/// Luma as the C++ command-line tool computes it: nearest neighbour to `rows x cols`
+/// (top-left anchored, `src = floor(dst * size / target)`), then the weighted sum in f32
+/// arithmetic.
+fn cli512_luma(image: &DecodedImage, rows: usize, cols: usize) -> impl FnMut(usize, &mut [f32]) + '_ {
+    let (height, width) = (image.height() as usize, image.width() as usize);
     let channels = image.layout().channels();
-    let pixels = image.pixels();
     let src_x: Vec<usize> = (0..cols).map(|x| x * width / cols).collect();
-    let mut luma = Vec::with_capacity(rows * cols);
-    for y in 0..rows {
-        let src_row = &pixels[(y * height / rows) * width * channels..][..width * channels];
-        for &x in &src_x {
-            let p = &src_row[x * channels..][..channels];
-            luma.push(match image.layout() {
-                PixelLayout::Grey => f32::from(p[0]),
-                PixelLayout::Rgb => {
-                    0.299f32 * f32::from(p[0]) + 0.587f32 * f32::from(p[1]) + 0.114f32 * f32::from(p[2])
-                }
-            });
+    move |first_row, out| {
+        for (y, out_row) in (first_row..).zip(out.chunks_exact_mut(cols)) {
+            let src_row = &image.pixels()[(y * height / rows) * width * channels..][..width * channels];
+            for (cell, &x) in out_row.iter_mut().zip(&src_x) {
+                let p = &src_row[x * channels..][..channels];
+                *cell = match image.layout() {
+                    PixelLayout::Grey => f32::from(p[0]),
+                    PixelLayout::Rgb => {
+                        0.299f32 * f32::from(p[0]) + 0.587f32 * f32::from(p[1]) + 0.114f32 * f32::from(p[2])
+                    }
+                };
+            }
         }
     }
-    (luma, rows, cols)
 }
 
 #[cfg(test)]
@@ -248,14 +272,18 @@ mod tests {
         })
     }
 
+    fn fast_downsample(luma: &[f32], rows: usize, cols: usize) -> Box<dct::Block64> {
+        let mut source =
+            |first: usize, out: &mut [f32]| out.copy_from_slice(&luma[first * cols..][..out.len()]);
+        downsample::downsample_to_64(rows, cols, &mut source)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
         fn fast_downsample_equals_the_reference_port((rows, cols, luma) in luma_strategy()) {
-            let mut fast_input = luma.clone();
-            let mut reference_input = luma;
-            let fast = downsample::downsample_to_64(&mut fast_input, rows, cols);
-            let slow = reference::downsample_to_64(&mut reference_input, rows, cols);
+            let fast = fast_downsample(&luma, rows, cols);
+            let slow = reference::downsample_to_64(&mut luma.clone(), rows, cols);
             for i in 0..64 {
                 for j in 0..64 {
                     prop_assert_eq!(fast[i][j].to_bits(), slow[i][j].to_bits(), "cell {},{} of {}x{}", i, j, rows, cols);
@@ -278,7 +306,7 @@ mod tests {
                     (state % 256) as f32 * 0.987
                 })
                 .collect();
-            let fast = downsample::downsample_to_64(&mut luma.clone(), rows, cols);
+            let fast = fast_downsample(&luma, rows, cols);
             let slow = reference::downsample_to_64(&mut luma.clone(), rows, cols);
             assert!(
                 fast.iter()
