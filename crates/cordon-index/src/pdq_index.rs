@@ -1,0 +1,453 @@
+//! Exact radius search over 256-bit PDQ hashes by multi-index hashing (Norouzi, Punjani
+//! and Fleet), the scheme upstream PDQ and faiss use, in its 16 x 16-bit form.
+//!
+//! Each hash is cut into 16 parts of 16 bits. If two hashes are within `r` bits, then by
+//! the pigeonhole principle some part is within `r / 16` bits (rounded down), so probing,
+//! in each of 16 tables, the buckets of every key within `r / 16` bits of the query's part
+//! finds every match; a candidate is then checked on all 256 bits. A candidate found in
+//! table `t` is reported only if no earlier table would have found it too, which removes
+//! duplicates without a seen-set.
+//!
+//! Storage: the hashes and ids by slot, and per table a compressed sparse row layout
+//! (bucket offsets, then slots sorted by bucket). New entries go to a small delta of hash
+//! maps, merged into the sorted tables once it grows; removals are tombstones, dropped at
+//! the same merge. Every change is visible to the next query.
+
+use std::collections::HashMap;
+
+use cordon_signals::PdqHash;
+
+use crate::EntryId;
+
+const PARTS: usize = 16;
+const KEYS: usize = 1 << 16;
+/// Above this per-part radius (a total radius of 48 and more) probing touches so many
+/// buckets that a plain scan is faster; both are exact.
+const MAX_PROBE_RADIUS: u32 = 2;
+/// The delta is merged once it holds more than this many entries or a quarter of the
+/// sorted part, whichever is larger.
+const DELTA_MIN: usize = 1 << 16;
+
+/// One entry within the radius of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hit {
+    pub id: EntryId,
+    pub distance: u32,
+}
+
+/// One table of the sorted part: `slots[offsets[k]..offsets[k + 1]]` hold part value `k`.
+struct SortedTable {
+    offsets: Box<[u32]>,
+    slots: Box<[u32]>,
+}
+
+/// An exact, live index of PDQ hashes.
+pub struct PdqIndex {
+    hashes: Vec<[u64; 4]>,
+    ids: Vec<EntryId>,
+    /// Tombstones, one bit per slot.
+    removed: Vec<u64>,
+    removed_count: usize,
+    /// Slots `0..sorted_len` are in `sorted`; later slots are in `delta`.
+    sorted_len: usize,
+    sorted: Vec<SortedTable>,
+    delta: Vec<HashMap<u16, Vec<u32>>>,
+    /// The smallest delta (and tombstone count) that triggers a merge.
+    merge_at: usize,
+}
+
+impl Default for PdqIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn part(words: &[u64; 4], t: usize) -> u16 {
+    (words[t / 4] >> (16 * (t % 4))) as u16
+}
+
+fn distance(a: &[u64; 4], b: &[u64; 4]) -> u32 {
+    (a[0] ^ b[0]).count_ones()
+        + (a[1] ^ b[1]).count_ones()
+        + (a[2] ^ b[2]).count_ones()
+        + (a[3] ^ b[3]).count_ones()
+}
+
+/// The 16-bit masks of at most `radius` bits, fewest bits first.
+fn probe_masks(radius: u32) -> Vec<u16> {
+    let mut masks: Vec<u16> = (0..=u16::MAX).filter(|m| m.count_ones() <= radius).collect();
+    masks.sort_by_key(|m| m.count_ones());
+    masks
+}
+
+impl PdqIndex {
+    pub fn new() -> Self {
+        PdqIndex {
+            hashes: Vec::new(),
+            ids: Vec::new(),
+            removed: Vec::new(),
+            removed_count: 0,
+            sorted_len: 0,
+            sorted: Vec::new(),
+            delta: (0..PARTS).map(|_| HashMap::new()).collect(),
+            merge_at: DELTA_MIN,
+        }
+    }
+
+    /// Builds the index over `entries` in one pass, with no delta.
+    pub fn from_entries(entries: impl IntoIterator<Item = (PdqHash, EntryId)>) -> Self {
+        let mut index = PdqIndex::new();
+        for (hash, id) in entries {
+            index.hashes.push(hash.words());
+            index.ids.push(id);
+        }
+        index.removed = vec![0; index.hashes.len().div_ceil(64)];
+        index.rebuild_sorted();
+        index
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.hashes.len() - self.removed_count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held by the index's own buffers (not counting allocator slack).
+    pub fn memory_bytes(&self) -> usize {
+        let sorted: usize = self
+            .sorted
+            .iter()
+            .map(|t| (t.offsets.len() + t.slots.len()) * 4)
+            .sum();
+        let delta: usize = self
+            .delta
+            .iter()
+            .map(|m| m.len() * 40 + m.values().map(|v| v.capacity() * 4).sum::<usize>())
+            .sum();
+        self.hashes.capacity() * 32 + self.ids.capacity() * 8 + self.removed.capacity() * 8 + sorted + delta
+    }
+
+    /// Adds an entry; the next search sees it.
+    pub fn insert(&mut self, hash: PdqHash, id: EntryId) {
+        let slot = self.hashes.len() as u32;
+        let words = hash.words();
+        self.hashes.push(words);
+        self.ids.push(id);
+        if self.removed.len() * 64 < self.hashes.len() {
+            self.removed.push(0);
+        }
+        for (t, table) in self.delta.iter_mut().enumerate() {
+            table.entry(part(&words, t)).or_default().push(slot);
+        }
+        if self.hashes.len() - self.sorted_len > self.merge_at.max(self.sorted_len / 4) {
+            self.compact();
+        }
+    }
+
+    /// Removes the entry `id` stored with `hash`; the next search no longer sees it.
+    /// Returns whether it was there.
+    pub fn remove(&mut self, hash: PdqHash, id: EntryId) -> bool {
+        let words = hash.words();
+        let found = self
+            .bucket(0, part(&words, 0))
+            .find(|&slot| self.ids[slot] == id && self.hashes[slot] == words && !self.is_removed(slot));
+        let Some(slot) = found else { return false };
+        self.removed[slot / 64] |= 1 << (slot % 64);
+        self.removed_count += 1;
+        if self.removed_count > self.merge_at.max(self.hashes.len() / 4) {
+            self.compact();
+        }
+        true
+    }
+
+    /// Appends to `hits` every live entry within `radius` bits of `query`, each once, in no
+    /// particular order.
+    pub fn search(&self, query: &PdqHash, radius: u32, hits: &mut Vec<Hit>) {
+        let q = query.words();
+        let per_part = radius / PARTS as u32;
+        if per_part > MAX_PROBE_RADIUS {
+            self.scan(&q, radius, hits);
+            return;
+        }
+        let masks = probe_masks_cached(per_part);
+        for t in 0..PARTS {
+            let key = part(&q, t);
+            for &mask in masks {
+                for slot in self.bucket(t, key ^ mask) {
+                    let h = &self.hashes[slot];
+                    let d = distance(&q, h);
+                    if d > radius || self.is_removed(slot) {
+                        continue;
+                    }
+                    // Found by an earlier table already?
+                    let seen_before =
+                        (0..t).any(|earlier| (part(&q, earlier) ^ part(h, earlier)).count_ones() <= per_part);
+                    if !seen_before {
+                        hits.push(Hit {
+                            id: self.ids[slot],
+                            distance: d,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every live entry within `radius`, by comparing with each one.
+    fn scan(&self, q: &[u64; 4], radius: u32, hits: &mut Vec<Hit>) {
+        for (slot, h) in self.hashes.iter().enumerate() {
+            let d = distance(q, h);
+            if d <= radius && !self.is_removed(slot) {
+                hits.push(Hit {
+                    id: self.ids[slot],
+                    distance: d,
+                });
+            }
+        }
+    }
+
+    /// Slots whose part `t` equals `key`: the sorted part's bucket, then the delta's.
+    fn bucket(&self, t: usize, key: u16) -> impl Iterator<Item = usize> + '_ {
+        let sorted: &[u32] = match self.sorted.get(t) {
+            Some(table) => {
+                let k = usize::from(key);
+                &table.slots[table.offsets[k] as usize..table.offsets[k + 1] as usize]
+            }
+            None => &[],
+        };
+        let delta: &[u32] = self.delta[t].get(&key).map_or(&[], Vec::as_slice);
+        sorted.iter().chain(delta).map(|&s| s as usize)
+    }
+
+    fn is_removed(&self, slot: usize) -> bool {
+        (self.removed[slot / 64] >> (slot % 64)) & 1 == 1
+    }
+
+    /// Drops tombstones and merges the delta into freshly sorted tables.
+    fn compact(&mut self) {
+        if self.removed_count > 0 {
+            let mut slot = 0;
+            let removed = std::mem::take(&mut self.removed);
+            let keep = |s: usize| (removed[s / 64] >> (s % 64)) & 1 == 0;
+            self.hashes.retain(|_| {
+                slot += 1;
+                keep(slot - 1)
+            });
+            slot = 0;
+            self.ids.retain(|_| {
+                slot += 1;
+                keep(slot - 1)
+            });
+            self.removed = vec![0; self.hashes.len().div_ceil(64)];
+            self.removed_count = 0;
+        }
+        self.rebuild_sorted();
+    }
+
+    /// Counting sort of every slot into each table.
+    fn rebuild_sorted(&mut self) {
+        let n = self.hashes.len();
+        self.sorted = (0..PARTS)
+            .map(|t| {
+                let mut offsets = vec![0u32; KEYS + 1];
+                for h in &self.hashes {
+                    offsets[usize::from(part(h, t)) + 1] += 1;
+                }
+                for k in 0..KEYS {
+                    offsets[k + 1] += offsets[k];
+                }
+                let mut next = offsets.clone();
+                let mut slots = vec![0u32; n];
+                for (slot, h) in self.hashes.iter().enumerate() {
+                    let k = usize::from(part(h, t));
+                    slots[next[k] as usize] = slot as u32;
+                    next[k] += 1;
+                }
+                SortedTable {
+                    offsets: offsets.into_boxed_slice(),
+                    slots: slots.into_boxed_slice(),
+                }
+            })
+            .collect();
+        self.sorted_len = n;
+        for table in &mut self.delta {
+            table.clear();
+        }
+    }
+}
+
+fn probe_masks_cached(per_part: u32) -> &'static [u16] {
+    use std::sync::OnceLock;
+    static MASKS: [OnceLock<Vec<u16>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    MASKS[per_part as usize].get_or_init(|| probe_masks(per_part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Hashes like real PDQ banks: some uniform, most near a few cluster centres.
+    fn bank_strategy() -> impl Strategy<Value = Vec<[u64; 4]>> {
+        let centres = prop::collection::vec(any::<[u64; 4]>(), 1..6);
+        (
+            centres,
+            prop::collection::vec(
+                (
+                    any::<[u64; 4]>(),
+                    0usize..6,
+                    prop::collection::vec(0usize..256, 0..48),
+                ),
+                1..160,
+            ),
+        )
+            .prop_map(|(centres, specs)| {
+                specs
+                    .into_iter()
+                    .map(|(uniform, which, flips)| {
+                        if which == 0 {
+                            return uniform;
+                        }
+                        let mut h = centres[which % centres.len()];
+                        for bit in flips {
+                            h[bit / 64] ^= 1 << (bit % 64);
+                        }
+                        h
+                    })
+                    .collect()
+            })
+    }
+
+    fn brute_force(entries: &[([u64; 4], EntryId)], q: &[u64; 4], radius: u32) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = entries
+            .iter()
+            .filter_map(|(h, id)| {
+                let d = distance(q, h);
+                (d <= radius).then_some(Hit { id: *id, distance: d })
+            })
+            .collect();
+        hits.sort();
+        hits
+    }
+
+    fn searched(index: &PdqIndex, q: &[u64; 4], radius: u32) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        index.search(&PdqHash::from_words(*q), radius, &mut hits);
+        hits.sort();
+        hits
+    }
+
+    /// Queries near bank entries (0 to 63 bits away) and far from them.
+    fn queries(bank: &[[u64; 4]], seeds: &[(usize, u64)]) -> Vec<[u64; 4]> {
+        seeds
+            .iter()
+            .map(|&(pick, noise)| {
+                let mut q = bank[pick % bank.len()];
+                let mut state = noise | 1;
+                for _ in 0..(noise % 64) {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let bit = (state % 256) as usize;
+                    q[bit / 64] ^= 1 << (bit % 64);
+                }
+                if noise % 5 == 0 {
+                    [state, !state, state.rotate_left(7), noise]
+                } else {
+                    q
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Bulk-built index against brute force, every radius from 0 to 63.
+        #[test]
+        fn search_equals_brute_force(bank in bank_strategy(), seeds in prop::collection::vec((any::<usize>(), any::<u64>()), 1..12)) {
+            let entries: Vec<([u64; 4], EntryId)> = bank.iter().enumerate().map(|(i, h)| (*h, i as EntryId * 7 + 3)).collect();
+            let index = PdqIndex::from_entries(entries.iter().map(|(h, id)| (PdqHash::from_words(*h), *id)));
+            for q in queries(&bank, &seeds) {
+                for radius in 0..64 {
+                    prop_assert_eq!(searched(&index, &q, radius), brute_force(&entries, &q, radius), "radius {}", radius);
+                }
+            }
+        }
+
+        /// Inserts and removals, interleaved with merges, against a brute-force model.
+        #[test]
+        fn live_updates_equal_brute_force(
+            bank in bank_strategy(),
+            ops in prop::collection::vec((any::<bool>(), any::<usize>()), 1..200),
+            seeds in prop::collection::vec((any::<usize>(), any::<u64>()), 1..6),
+            radius in 0u32..64,
+        ) {
+            let mut index = PdqIndex::new();
+            index.merge_at = 7;
+            let mut model: Vec<([u64; 4], EntryId)> = Vec::new();
+            for (step, (insert, pick)) in ops.into_iter().enumerate() {
+                if insert || model.is_empty() {
+                    let h = bank[pick % bank.len()];
+                    index.insert(PdqHash::from_words(h), step as EntryId);
+                    model.push((h, step as EntryId));
+                } else {
+                    let (h, id) = model.swap_remove(pick % model.len());
+                    prop_assert!(index.remove(PdqHash::from_words(h), id));
+                    prop_assert!(!index.remove(PdqHash::from_words(h), id), "removed twice");
+                }
+                prop_assert_eq!(index.len(), model.len());
+                for q in queries(&bank, &seeds) {
+                    prop_assert_eq!(searched(&index, &q, radius), brute_force(&model, &q, radius));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bank_of_one_hash_is_found_after_a_rebuild() {
+        let h = [1, 2, 3, 4];
+        let mut index = PdqIndex::from_entries([(PdqHash::from_words(h), 42)]);
+        assert_eq!(searched(&index, &h, 31), vec![Hit { id: 42, distance: 0 }]);
+        index.compact();
+        assert_eq!(searched(&index, &h, 0), vec![Hit { id: 42, distance: 0 }]);
+        assert!(index.remove(PdqHash::from_words(h), 42));
+        assert!(searched(&index, &h, 63).is_empty());
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn duplicate_hashes_under_different_ids_are_all_found() {
+        let h = PdqHash::from_words([9, 9, 9, 9]);
+        let mut index = PdqIndex::from_entries([(h, 1), (h, 2)]);
+        index.insert(h, 3);
+        assert_eq!(searched(&index, &h.words(), 0).len(), 3);
+        assert!(index.remove(h, 2));
+        let ids: Vec<EntryId> = searched(&index, &h.words(), 0).iter().map(|hit| hit.id).collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn probe_masks_count_the_neighbourhood() {
+        assert_eq!(probe_masks(0), vec![0]);
+        assert_eq!(probe_masks(1).len(), 17);
+        assert_eq!(probe_masks(2).len(), 1 + 16 + 120);
+    }
+
+    #[test]
+    fn parts_cover_all_256_bits_once() {
+        let words = [
+            0x0123_4567_89ab_cdef,
+            0xfedc_ba98_7654_3210,
+            0x1111_2222_3333_4444,
+            0xaaaa_bbbb_cccc_dddd,
+        ];
+        let rebuilt: Vec<u16> = (0..16).map(|t| part(&words, t)).collect();
+        assert_eq!(rebuilt[0], 0xcdef);
+        assert_eq!(rebuilt[3], 0x0123);
+        assert_eq!(rebuilt[15], 0xaaaa);
+    }
+}
