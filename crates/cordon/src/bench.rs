@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::hash::MediaArgs;
 use crate::inputs::{self, Input};
+use crate::media::MediaArgs;
 use crate::report;
 
 #[derive(Subcommand)]

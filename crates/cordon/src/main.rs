@@ -4,9 +4,12 @@
 //! names are part of the interface), or a human table with `--format text`. Progress goes
 //! to stderr, and only when stderr is a terminal.
 
+mod bank;
 mod bench;
 mod hash;
 mod inputs;
+mod matching;
+mod media;
 mod report;
 
 use std::process::ExitCode;
@@ -20,6 +23,15 @@ use clap::{Parser, Subcommand};
     about = "Catch known violent-extremist media the moment it is posted."
 )]
 struct Cli {
+    /// The data folder holding the embedded store.
+    #[arg(
+        long,
+        global = true,
+        env = "CORDON_DATA",
+        default_value = "cordon-data",
+        value_name = "DIR"
+    )]
+    data: std::path::PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +40,11 @@ struct Cli {
 enum Command {
     /// Hash images into signals (PDQ), one result per input.
     Hash(hash::HashArgs),
+    /// Manage banks of known content.
+    #[command(subcommand)]
+    Bank(bank::BankCommand),
+    /// Match images or hashes against every enabled bank.
+    Match(matching::MatchArgs),
     /// Measure Cordon's own speed (for the side-by-side benchmarks in bench/).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -37,6 +54,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Hash(args) => hash::run(args),
+        Command::Bank(command) => bank::run(command, &cli.data),
+        Command::Match(args) => matching::run(args, &cli.data),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {
@@ -45,7 +64,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("cordon: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }

@@ -25,6 +25,16 @@ pub fn json_line(value: &impl Serialize) -> io::Result<()> {
     out.flush()
 }
 
+/// Writes a batch of JSON lines with one flush.
+pub fn json_lines<T: Serialize>(values: &[T]) -> io::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for value in values {
+        serde_json::to_writer(&mut out, value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
 pub fn text_line(line: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{line}")?;
@@ -41,6 +51,28 @@ pub fn progress(total: usize, what: &str) -> ProgressBar {
     let template =
         format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left)");
     if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// A progress bar over bytes read (a spinner when the total is unknown), on stderr and
+/// only when it is a terminal.
+pub fn progress_bytes(total: Option<u64>) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{elapsed_precise} {spinner} {bytes} ({bytes_per_sec})",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

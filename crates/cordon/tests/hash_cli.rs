@@ -1,62 +1,11 @@
 //! `cordon hash` as a user runs it: the real binary, real files, JSON lines on stdout.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
-fn reference_dir() -> PathBuf {
-    let shared = std::env::var_os("CORDON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = shared.join("testdata/pdq-reference");
-    assert!(dir.is_dir(), "reference vectors not found at {}", dir.display());
-    dir
-}
-
-fn image(relative: &str) -> PathBuf {
-    reference_dir().join("images").join(relative)
-}
-
-/// The reference value of `column` for `path` in one of the expected CSV files.
-fn expected(csv: &str, path: &str, column: &str) -> String {
-    let text = std::fs::read_to_string(reference_dir().join("expected").join(csv)).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let index = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let row: Vec<&str> = lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|r| r[index("path")] == path)
-        .unwrap_or_else(|| panic!("{path} not in {csv}"));
-    row[index(column)].to_string()
-}
-
-fn cordon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn cordon_paths(first: &[&str], paths: &[&Path]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cordon"));
-    command.args(first);
-    command.args(paths);
-    command.output().unwrap()
-}
-
-fn json_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8(output.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect()
-}
-
-fn keys(value: &Value) -> Vec<String> {
-    value.as_object().unwrap().keys().cloned().collect()
-}
+use common::{cordon, cordon_paths, expected, image, json_lines, keys, reference_dir};
 
 #[test]
 fn one_json_line_per_input_with_the_reference_hash() {

@@ -1,0 +1,613 @@
+//! Hash-list files: how banks are imported and exported.
+//!
+//! Three formats, each carrying a signal per entry plus optional metadata (`external_id`,
+//! `labels`, `note`):
+//!
+//! * `tx`: python-threatexchange's local-file format, `<signal_type> <signal>` per line;
+//!   Cordon allows a JSON object of metadata after the signal. Blank lines and lines
+//!   starting with `#` are skipped.
+//! * `csv`: a header naming `signal_type` and `signal`, and any of `external_id`,
+//!   `labels` (separated by `;`) and `note`.
+//! * `json`: an array whose elements are either a PDQ hash string or an object
+//!   `{"signal_type", "signal", "external_id", "labels", "note"}`.
+//!
+//! Every entry is validated while it is read (known signal type, well-formed value,
+//! metadata types), and errors carry the line number.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::rc::Rc;
+
+use cordon_signals::PdqHash;
+use cordon_store::{Content, NewContent, Signal};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// The signal types a hash list may hold.
+pub const SIGNAL_TYPES: &[&str] = &["pdq"];
+
+/// Longest label, external id and note accepted.
+const MAX_LABEL_LEN: usize = 100;
+const MAX_EXTERNAL_ID_LEN: usize = 512;
+const MAX_NOTE_LEN: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashListFormat {
+    Tx,
+    Csv,
+    Json,
+}
+
+impl HashListFormat {
+    /// Guesses a file's format from its first non-blank byte and its header line.
+    pub fn sniff(head: &[u8]) -> HashListFormat {
+        let text = String::from_utf8_lossy(head);
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('[') {
+            HashListFormat::Json
+        } else if trimmed
+            .lines()
+            .next()
+            .is_some_and(|l| l.split(',').any(|c| c.trim() == "signal_type"))
+        {
+            HashListFormat::Csv
+        } else {
+            HashListFormat::Tx
+        }
+    }
+}
+
+/// A bad entry in a hash list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct EntryError {
+    /// 1-based line of the input where the problem is.
+    pub line: u64,
+    pub message: String,
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Checks a signal and returns its canonical text form.
+pub fn canonical_signal(signal_type: &str, value: &str) -> Result<Signal, String> {
+    match signal_type {
+        "pdq" => {
+            let hash: PdqHash = value
+                .parse()
+                .map_err(|e| format!("bad pdq signal {value:?}: {e}"))?;
+            Ok(Signal {
+                signal_type: "pdq".to_string(),
+                value: hash.to_hex(),
+            })
+        }
+        other => Err(format!(
+            "unsupported signal type {other:?} (Cordon reads: {})",
+            SIGNAL_TYPES.join(", ")
+        )),
+    }
+}
+
+/// Checks metadata limits; labels may not hold `;` (the CSV separator) or control
+/// characters.
+fn check_metadata(meta: &Metadata) -> Result<(), String> {
+    if let Some(id) = &meta.external_id
+        && (id.is_empty() || id.len() > MAX_EXTERNAL_ID_LEN)
+    {
+        return Err(format!("external_id must be 1 to {MAX_EXTERNAL_ID_LEN} bytes"));
+    }
+    for label in &meta.labels {
+        if label.is_empty()
+            || label.len() > MAX_LABEL_LEN
+            || label.contains(';')
+            || label.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "bad label {label:?}: 1 to {MAX_LABEL_LEN} bytes, no ';' or control characters"
+            ));
+        }
+    }
+    if meta.note.len() > MAX_NOTE_LEN {
+        return Err(format!("note is longer than {MAX_NOTE_LEN} bytes"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    note: String,
+}
+
+impl Metadata {
+    fn is_empty(&self) -> bool {
+        self.external_id.is_none() && self.labels.is_empty() && self.note.is_empty()
+    }
+
+    fn of(content: &Content) -> Metadata {
+        Metadata {
+            external_id: content.external_id.clone(),
+            labels: content.labels.clone(),
+            note: content.note.clone(),
+        }
+    }
+}
+
+fn new_content(signal: Signal, meta: Metadata, origin: String) -> Result<NewContent, String> {
+    check_metadata(&meta)?;
+    Ok(NewContent {
+        external_id: meta.external_id,
+        labels: meta.labels,
+        note: meta.note,
+        origin,
+        signals: vec![signal],
+    })
+}
+
+/// Reads every entry of `input`, calling `accept` with each one in order. Stops at the
+/// first bad entry (or the first error `accept` returns) and returns it.
+pub fn read_hash_list<E: From<EntryError>>(
+    input: impl BufRead,
+    format: HashListFormat,
+    origin: &str,
+    accept: impl FnMut(NewContent) -> Result<(), E>,
+) -> Result<u64, E> {
+    match format {
+        HashListFormat::Tx => read_tx(input, origin, accept),
+        HashListFormat::Csv => read_csv(input, origin, accept),
+        HashListFormat::Json => read_json(input, origin, accept),
+    }
+}
+
+fn read_tx<E: From<EntryError>>(
+    input: impl BufRead,
+    origin: &str,
+    mut accept: impl FnMut(NewContent) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut count = 0;
+    for (index, line) in input.lines().enumerate() {
+        let number = index as u64 + 1;
+        let fail = |message: String| EntryError {
+            line: number,
+            message,
+        };
+        let line = line.map_err(|e| fail(format!("cannot read: {e}")))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (signal_type, rest) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| fail("expected `<signal_type> <signal>`".to_string()))?;
+        let rest = rest.trim_start();
+        let (value, meta) = match rest.split_once(char::is_whitespace) {
+            Some((value, meta)) => (value, meta.trim()),
+            None => (rest, ""),
+        };
+        let signal = canonical_signal(signal_type, value).map_err(fail)?;
+        let meta: Metadata = if meta.is_empty() {
+            Metadata::default()
+        } else {
+            serde_json::from_str(meta)
+                .map_err(|e| fail(format!("metadata after the signal must be a JSON object: {e}")))?
+        };
+        accept(new_content(signal, meta, format!("{origin}:{number}")).map_err(fail)?)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn read_csv<E: From<EntryError>>(
+    input: impl BufRead,
+    origin: &str,
+    mut accept: impl FnMut(NewContent) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let header_error = |message: String| EntryError { line: 1, message };
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(format!("cannot read the header: {e}")))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    for name in headers.iter() {
+        if !["signal_type", "signal", "external_id", "labels", "note"].contains(&name) {
+            return Err(header_error(format!(
+                "unknown column {name:?} (known: signal_type, signal, external_id, labels, note)"
+            ))
+            .into());
+        }
+    }
+    let (Some(type_column), Some(signal_column)) = (column("signal_type"), column("signal")) else {
+        return Err(
+            header_error("the header must name the columns signal_type and signal".to_string()).into(),
+        );
+    };
+    let (id_column, labels_column, note_column) = (column("external_id"), column("labels"), column("note"));
+    let mut count = 0;
+    for record in reader.records() {
+        let record = record.map_err(|e| EntryError {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        })?;
+        let number = record.position().map_or(0, |p| p.line());
+        let fail = |message: String| EntryError {
+            line: number,
+            message,
+        };
+        let field = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or("");
+        let signal = canonical_signal(field(Some(type_column)), field(Some(signal_column))).map_err(fail)?;
+        let meta = Metadata {
+            external_id: Some(field(id_column).to_string()).filter(|s| !s.is_empty()),
+            labels: field(labels_column)
+                .split(';')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            note: field(note_column).to_string(),
+        };
+        accept(new_content(signal, meta, format!("{origin}:{number}")).map_err(fail)?)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// An object element of a JSON hash list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEntry {
+    signal_type: String,
+    signal: String,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    note: String,
+}
+
+/// Interprets one element: a PDQ hash string, or an object.
+fn json_element(value: serde_json::Value, origin: String) -> Result<NewContent, String> {
+    match value {
+        serde_json::Value::String(hash) => {
+            new_content(canonical_signal("pdq", &hash)?, Metadata::default(), origin)
+        }
+        object @ serde_json::Value::Object(_) => {
+            let entry: JsonEntry = serde_json::from_value(object).map_err(|e| e.to_string())?;
+            let meta = Metadata {
+                external_id: entry.external_id,
+                labels: entry.labels,
+                note: entry.note,
+            };
+            new_content(canonical_signal(&entry.signal_type, &entry.signal)?, meta, origin)
+        }
+        _ => Err("expected a PDQ hash string or an object".to_string()),
+    }
+}
+
+/// Streams the elements of a JSON array into `accept`, so a list of millions of hashes
+/// is never held in memory whole. Errors raised inside get serde_json's line numbers.
+struct JsonEntries<'a, F> {
+    origin: &'a str,
+    accept: F,
+    count: u64,
+    /// Lines consumed so far by the parser (serde_json's own position runs ahead).
+    lines: Rc<Cell<u64>>,
+    /// A bad element, with the line where it ends.
+    element_error: Option<EntryError>,
+    /// An error from `accept` itself, kept to be returned as it is.
+    accept_error: Option<String>,
+}
+
+impl<'de, F: FnMut(NewContent) -> Result<(), String>> Visitor<'de> for &mut JsonEntries<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of PDQ hashes or {\"signal_type\", \"signal\", ...} objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let element = ElementSeed {
+                origin: self.origin,
+                number: self.count + 1,
+            };
+            let content = match seq.next_element_seed(element)? {
+                None => break,
+                Some(Ok(content)) => content,
+                Some(Err(message)) => {
+                    let error = EntryError {
+                        line: self.lines.get() + 1,
+                        message,
+                    };
+                    self.element_error = Some(error.clone());
+                    return Err(de::Error::custom(error.message));
+                }
+            };
+            self.count += 1;
+            if let Err(e) = (self.accept)(content) {
+                self.accept_error = Some(e.clone());
+                return Err(de::Error::custom(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates one element, so that an error carries the element's own line.
+struct ElementSeed<'a> {
+    origin: &'a str,
+    number: u64,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed<'_> {
+    /// A well-formed element that may still be invalid (its message then).
+    type Value = Result<NewContent, String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let origin = format!("{}:element {}", self.origin, self.number);
+        Ok(json_element(value, origin).map_err(|e| format!("element {}: {e}", self.number)))
+    }
+}
+
+/// Counts the newlines a reader has handed out.
+struct LineCounter<R> {
+    inner: R,
+    lines: Rc<Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines.set(self.lines.get() + newlines);
+        Ok(n)
+    }
+}
+
+impl<'de, F: FnMut(NewContent) -> Result<(), String>> DeserializeSeed<'de> for &mut JsonEntries<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+fn read_json<E: From<EntryError>>(
+    input: impl BufRead,
+    origin: &str,
+    mut accept: impl FnMut(NewContent) -> Result<(), E>,
+) -> Result<u64, E> {
+    // `accept`'s own error is carried out of serde through this slot.
+    let mut failure: Option<E> = None;
+    let mut entries = JsonEntries {
+        origin,
+        accept: |content| {
+            accept(content).map_err(|e| {
+                failure = Some(e);
+                "stopped".to_string()
+            })
+        },
+        count: 0,
+        lines: Rc::new(Cell::new(0)),
+        element_error: None,
+        accept_error: None,
+    };
+    let counter = LineCounter {
+        inner: input,
+        lines: entries.lines.clone(),
+    };
+    let mut deserializer = serde_json::Deserializer::from_reader(counter);
+    let result = (&mut entries)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    let count = entries.count;
+    let accept_failed = entries.accept_error.is_some();
+    let element_error = entries.element_error.take();
+    drop(entries);
+    let Err(error) = result else { return Ok(count) };
+    if accept_failed && let Some(failure) = failure.take() {
+        return Err(failure);
+    }
+    if let Some(bad_element) = element_error {
+        return Err(bad_element.into());
+    }
+    let message = error.to_string();
+    // serde_json appends " at line L column C"; the line is reported on its own.
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    Err(EntryError {
+        line: error.line() as u64,
+        message,
+    }
+    .into())
+}
+
+/// An element of an exported JSON hash list, fields in reading order.
+#[derive(Serialize)]
+struct JsonExportEntry<'a> {
+    signal_type: &'a str,
+    signal: &'a str,
+    #[serde(flatten)]
+    meta: &'a Metadata,
+}
+
+/// Writes one bank's content as a hash list; call [`HashListWriter::finish`] at the end.
+pub struct HashListWriter<W: Write> {
+    out: W,
+    format: HashListFormat,
+    written: u64,
+}
+
+impl<W: Write> HashListWriter<W> {
+    pub fn new(mut out: W, format: HashListFormat) -> std::io::Result<Self> {
+        match format {
+            HashListFormat::Csv => writeln!(out, "signal_type,signal,external_id,labels,note")?,
+            HashListFormat::Json => out.write_all(b"[")?,
+            HashListFormat::Tx => {}
+        }
+        Ok(HashListWriter {
+            out,
+            format,
+            written: 0,
+        })
+    }
+
+    /// Writes an entry per signal of `content`.
+    pub fn write(&mut self, content: &Content) -> std::io::Result<()> {
+        let meta = Metadata::of(content);
+        for signal in &content.signals {
+            match self.format {
+                HashListFormat::Tx => {
+                    write!(self.out, "{} {}", signal.signal_type, signal.value)?;
+                    if !meta.is_empty() {
+                        write!(self.out, " {}", serde_json::to_string(&meta)?)?;
+                    }
+                    writeln!(self.out)?;
+                }
+                HashListFormat::Csv => {
+                    let mut row = csv::WriterBuilder::new()
+                        .has_headers(false)
+                        .from_writer(Vec::new());
+                    row.write_record([
+                        signal.signal_type.as_str(),
+                        signal.value.as_str(),
+                        meta.external_id.as_deref().unwrap_or(""),
+                        &meta.labels.join(";"),
+                        &meta.note,
+                    ])?;
+                    let bytes = row
+                        .into_inner()
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    self.out.write_all(&bytes)?;
+                }
+                HashListFormat::Json => {
+                    let entry = JsonExportEntry {
+                        signal_type: &signal.signal_type,
+                        signal: &signal.value,
+                        meta: &meta,
+                    };
+                    let separator = if self.written == 0 { "\n" } else { ",\n" };
+                    write!(self.out, "{separator}{}", serde_json::to_string(&entry)?)?;
+                }
+            }
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<u64> {
+        if self.format == HashListFormat::Json {
+            self.out.write_all(b"\n]\n")?;
+        }
+        self.out.flush()?;
+        Ok(self.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H1: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    const H2: &str = "30a10efd71c83f429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af";
+
+    fn read_all(text: &str, format: HashListFormat) -> Result<Vec<NewContent>, EntryError> {
+        let mut out = Vec::new();
+        read_hash_list(text.as_bytes(), format, "test", |c| {
+            out.push(c);
+            Ok::<(), EntryError>(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn tx_lines_with_and_without_metadata() {
+        let text = format!(
+            "# a comment\n\npdq {H1}\npdq {}  {{\"external_id\":\"x-1\",\"labels\":[\"tvec\"],\"note\":\"n\"}}\n",
+            H2.to_uppercase()
+        );
+        let entries = read_all(&text, HashListFormat::Tx).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].signals[0].value, H1);
+        assert_eq!(entries[0].origin, "test:3");
+        assert_eq!(entries[1].signals[0].value, H2, "canonical lower case");
+        assert_eq!(entries[1].external_id.as_deref(), Some("x-1"));
+        assert_eq!(entries[1].labels, vec!["tvec"]);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number() {
+        let cases = [
+            (format!("pdq {H1}\npdq 1234\n"), HashListFormat::Tx, 2, "64 hex"),
+            (
+                format!("pdq {H1}\n\nmd5 {H1}\n"),
+                HashListFormat::Tx,
+                3,
+                "unsupported signal type",
+            ),
+            (
+                format!("pdq {H1} {{\"colour\":1}}\n"),
+                HashListFormat::Tx,
+                1,
+                "unknown field",
+            ),
+            ("pdq\n".to_string(), HashListFormat::Tx, 1, "expected"),
+            (
+                format!("signal_type,signal\npdq,{H1}\npdq,{H1}x\n"),
+                HashListFormat::Csv,
+                3,
+                "64 hex",
+            ),
+            (
+                format!("signal_type,sig\npdq,{H1}\n"),
+                HashListFormat::Csv,
+                1,
+                "unknown column",
+            ),
+            (
+                format!("signal_type,signal,labels\npdq,{H1},a;b\npdq,{H2},\"bad\u{7}\"\n"),
+                HashListFormat::Csv,
+                3,
+                "bad label",
+            ),
+            (
+                format!("[\n\"{H1}\",\n\"nope\"\n]"),
+                HashListFormat::Json,
+                3,
+                "element 2",
+            ),
+            (
+                "[\n{\"signal_type\":\"pdq\",\"signal\":5}\n]".to_string(),
+                HashListFormat::Json,
+                2,
+                "",
+            ),
+            (format!("[\n\"{H1}\",\n"), HashListFormat::Json, 3, "EOF"),
+            ("{\"a\":1}".to_string(), HashListFormat::Json, 1, "array"),
+        ];
+        for (text, format, line, words) in cases {
+            let error = read_all(&text, format).expect_err(&text);
+            assert_eq!(error.line, line, "{text:?}: {error}");
+            assert!(error.message.contains(words), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn formats_are_recognised_from_their_start() {
+        assert_eq!(HashListFormat::sniff(b"  [\"ab\"]"), HashListFormat::Json);
+        assert_eq!(
+            HashListFormat::sniff(b"signal_type,signal\n"),
+            HashListFormat::Csv
+        );
+        assert_eq!(HashListFormat::sniff(b"pdq abc\n"), HashListFormat::Tx);
+    }
+}

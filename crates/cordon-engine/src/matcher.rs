@@ -1,0 +1,219 @@
+//! Matching: which bank content a signal matches, and how closely.
+//!
+//! The [`Matcher`] loads every matchable PDQ signal from the store into one
+//! [`PdqIndex`], searches it at the largest threshold of any bank, then keeps the hits
+//! within each bank's own threshold. An index entry's id packs the bank and the content
+//! ids (see [`EntryKey`]), so a hit names its bank and content without another lookup.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cordon_index::{EntryId, Hit, PdqIndex};
+use cordon_signals::{Dihedral, DihedralHashes, PdqHash};
+use cordon_store::{BankName, ContentId, Store, StoreError};
+use serde::Serialize;
+
+/// PDQ's conventional match threshold (python-threatexchange, HMA, vPDQ).
+pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
+
+/// Packs a bank id (24 bits) and a content id (40 bits) into an index entry id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryKey {
+    pub bank_id: i64,
+    pub content_id: ContentId,
+}
+
+impl EntryKey {
+    const CONTENT_BITS: u32 = 40;
+
+    pub fn pack(self) -> Option<EntryId> {
+        let bank = u64::try_from(self.bank_id).ok().filter(|b| *b < 1 << 24)?;
+        let content = u64::try_from(self.content_id)
+            .ok()
+            .filter(|c| *c < 1 << Self::CONTENT_BITS)?;
+        Some(bank << Self::CONTENT_BITS | content)
+    }
+
+    pub fn unpack(id: EntryId) -> EntryKey {
+        EntryKey {
+            bank_id: (id >> Self::CONTENT_BITS) as i64,
+            content_id: (id & ((1 << Self::CONTENT_BITS) - 1)) as i64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("content {content_id} of bank {bank_id} holds an invalid PDQ signal {value:?}")]
+    BadSignal {
+        bank_id: i64,
+        content_id: ContentId,
+        value: String,
+    },
+    #[error("content id {0} is beyond what the index addresses (2^40)")]
+    IdOutOfRange(ContentId),
+}
+
+/// One bank entry that a query matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Match {
+    pub bank: BankName,
+    pub content_id: ContentId,
+    pub signal_type: &'static str,
+    pub distance: u32,
+    /// Which variant of the query matched (`original` unless dihedral matching is on).
+    pub transform: &'static str,
+}
+
+struct BankInfo {
+    name: BankName,
+    pdq_threshold: u32,
+}
+
+/// Banks and their PDQ signals, ready to match.
+pub struct Matcher {
+    pdq: PdqIndex,
+    banks: HashMap<i64, BankInfo>,
+    /// The largest PDQ threshold of any enabled bank: the radius searched.
+    pdq_radius: u32,
+}
+
+impl Matcher {
+    /// Loads every enabled bank's matchable PDQ signals.
+    pub fn load(store: &Store) -> Result<Matcher, MatcherError> {
+        let banks: HashMap<i64, BankInfo> = store
+            .banks()?
+            .into_iter()
+            .filter(|b| b.enabled)
+            .map(|b| {
+                let pdq_threshold = b.thresholds.get("pdq").copied().unwrap_or(DEFAULT_PDQ_THRESHOLD);
+                (
+                    b.id,
+                    BankInfo {
+                        name: b.name,
+                        pdq_threshold,
+                    },
+                )
+            })
+            .collect();
+        let pdq_radius = banks.values().map(|b| b.pdq_threshold).max().unwrap_or(0);
+        let mut entries = Vec::new();
+        let mut failure = None;
+        store.for_each_matchable_signal("pdq", |row| {
+            if failure.is_some() {
+                return;
+            }
+            let key = EntryKey {
+                bank_id: row.bank_id,
+                content_id: row.content_id,
+            };
+            match (row.value.parse::<PdqHash>(), key.pack()) {
+                (Ok(hash), Some(id)) => entries.push((hash, id)),
+                (Err(_), _) => {
+                    failure = Some(MatcherError::BadSignal {
+                        bank_id: row.bank_id,
+                        content_id: row.content_id,
+                        value: row.value,
+                    })
+                }
+                (_, None) => failure = Some(MatcherError::IdOutOfRange(row.content_id)),
+            }
+        })?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(Matcher {
+            pdq: PdqIndex::from_entries(entries),
+            banks,
+            pdq_radius,
+        })
+    }
+
+    /// PDQ hashes held.
+    pub fn pdq_len(&self) -> usize {
+        self.pdq.len()
+    }
+
+    pub fn pdq_memory_bytes(&self) -> usize {
+        self.pdq.memory_bytes()
+    }
+
+    /// Bank content within its bank's threshold of `hash`, nearest first.
+    pub fn match_pdq(&self, hash: &PdqHash) -> Vec<Match> {
+        let mut found = BTreeMap::new();
+        self.collect(hash, Dihedral::Original, &mut found);
+        Self::ordered(found)
+    }
+
+    /// Like [`Matcher::match_pdq`] for all eight variants; each content is reported once,
+    /// under the variant that came closest (the original on ties).
+    pub fn match_pdq_dihedral(&self, hashes: &DihedralHashes) -> Vec<Match> {
+        let mut found = BTreeMap::new();
+        for (variant, hash) in hashes.iter() {
+            self.collect(&hash, variant, &mut found);
+        }
+        Self::ordered(found)
+    }
+
+    fn collect(&self, hash: &PdqHash, variant: Dihedral, found: &mut BTreeMap<(i64, ContentId), Match>) {
+        let mut hits: Vec<Hit> = Vec::new();
+        self.pdq.search(hash, self.pdq_radius, &mut hits);
+        for hit in hits {
+            let key = EntryKey::unpack(hit.id);
+            let Some(bank) = self.banks.get(&key.bank_id) else {
+                continue;
+            };
+            if hit.distance > bank.pdq_threshold {
+                continue;
+            }
+            let candidate = Match {
+                bank: bank.name.clone(),
+                content_id: key.content_id,
+                signal_type: "pdq",
+                distance: hit.distance,
+                transform: variant.name(),
+            };
+            found
+                .entry((key.bank_id, key.content_id))
+                .and_modify(|m: &mut Match| {
+                    if candidate.distance < m.distance {
+                        *m = candidate.clone();
+                    }
+                })
+                .or_insert(candidate);
+        }
+    }
+
+    fn ordered(found: BTreeMap<(i64, ContentId), Match>) -> Vec<Match> {
+        let mut matches: Vec<Match> = found.into_values().collect();
+        matches.sort_by(|a, b| {
+            (a.distance, a.bank.as_str(), a.content_id).cmp(&(b.distance, b.bank.as_str(), b.content_id))
+        });
+        matches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_round_trip_and_refuse_what_does_not_fit() {
+        let key = EntryKey {
+            bank_id: 7,
+            content_id: 123_456_789,
+        };
+        assert_eq!(EntryKey::unpack(key.pack().unwrap()), key);
+        let big = EntryKey {
+            bank_id: 1,
+            content_id: 1 << 40,
+        };
+        assert_eq!(big.pack(), None);
+        let negative = EntryKey {
+            bank_id: -1,
+            content_id: 1,
+        };
+        assert_eq!(negative.pack(), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! Versioned schema migrations. The database's `user_version` is the number of
+//! migrations applied; each runs once, in order, in its own transaction. A migration is
+//! never edited after it ships: changes are new migrations appended to the list.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: banks, content and signals.
+    "
+    CREATE TABLE bank (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        labels      TEXT NOT NULL DEFAULT '[]',
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        created_at  TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE bank_threshold (
+        bank_id      INTEGER NOT NULL REFERENCES bank(id) ON DELETE CASCADE,
+        signal_type  TEXT NOT NULL,
+        max_distance INTEGER NOT NULL,
+        PRIMARY KEY (bank_id, signal_type)
+    ) STRICT;
+    CREATE TABLE content (
+        id             INTEGER PRIMARY KEY,
+        bank_id        INTEGER NOT NULL REFERENCES bank(id) ON DELETE CASCADE,
+        external_id    TEXT,
+        labels         TEXT NOT NULL DEFAULT '[]',
+        note           TEXT NOT NULL DEFAULT '',
+        origin         TEXT NOT NULL DEFAULT '',
+        created_at     TEXT NOT NULL,
+        disabled_until TEXT
+    ) STRICT;
+    CREATE INDEX content_by_bank ON content(bank_id);
+    -- bank_id repeats the content's bank so that loading an index is one table scan.
+    CREATE TABLE signal (
+        id          INTEGER PRIMARY KEY,
+        content_id  INTEGER NOT NULL REFERENCES content(id) ON DELETE CASCADE,
+        bank_id     INTEGER NOT NULL,
+        signal_type TEXT NOT NULL,
+        value       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX signal_by_content ON signal(content_id);
+    ",
+];
+
+/// Brings the database up to the newest schema.
+pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if applied > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_string(),
+            found: applied,
+            supported,
+        });
+    }
+    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", number as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! The embedded store: one SQLite file in the data folder.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::migrations::migrate;
+use crate::model::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow};
+use crate::{DATABASE_FILE, StoreError, now_rfc3339};
+
+/// A connection to the embedded store.
+pub struct Store {
+    conn: Connection,
+}
+
+fn labels_to_json(labels: &[String]) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn labels_from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: "labels",
+        detail: e.to_string(),
+    })
+}
+
+fn bank_name_from_db(name: String) -> Result<BankName, StoreError> {
+    BankName::new(&name).map_err(|e| StoreError::Corrupt {
+        what: "bank name",
+        detail: e.to_string(),
+    })
+}
+
+impl Store {
+    /// Opens (creating when absent) the store in `data_dir`, and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataFolder {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let conn = Connection::open(&path)?;
+        Self::configure(conn, &path.display().to_string())
+    }
+
+    /// A store that lives in memory only, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::configure(Connection::open_in_memory()?, ":memory:")
+    }
+
+    fn configure(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
+        // WAL lets readers (the server, a `match` run) go on while an import writes;
+        // NORMAL sync is durable across process crashes, which is what WAL needs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&mut conn, path)?;
+        Ok(Store { conn })
+    }
+
+    // ---- banks ---------------------------------------------------------------------
+
+    pub fn create_bank(&mut self, name: &BankName, new: NewBank) -> Result<Bank, StoreError> {
+        let tx = self.conn.transaction()?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM bank WHERE name = ?1", [name.as_str()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::BankExists(name.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO bank (name, description, labels, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                name.as_str(),
+                new.description,
+                labels_to_json(&new.labels),
+                new.enabled,
+                now_rfc3339()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        write_thresholds(&tx, id, &new.thresholds)?;
+        tx.commit()?;
+        self.bank(name.as_str())
+    }
+
+    pub fn banks(&self) -> Result<Vec<Bank>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, name, description, labels, enabled, created_at FROM bank ORDER BY name")?;
+        let rows = statement.query_map([], |row| Ok(BankRow::read(row)))?;
+        rows.map(|row| row??.into_bank(self)).collect()
+    }
+
+    pub fn bank(&self, name: &str) -> Result<Bank, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, name, description, labels, enabled, created_at FROM bank WHERE name = ?1",
+                [name],
+                |row| Ok(BankRow::read(row)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))??
+            .into_bank(self)
+    }
+
+    pub fn update_bank(&mut self, name: &str, update: BankUpdate) -> Result<Bank, StoreError> {
+        let bank = self.bank(name)?;
+        let tx = self.conn.transaction()?;
+        if let Some(description) = update.description {
+            tx.execute(
+                "UPDATE bank SET description = ?1 WHERE id = ?2",
+                params![description, bank.id],
+            )?;
+        }
+        if let Some(labels) = update.labels {
+            tx.execute(
+                "UPDATE bank SET labels = ?1 WHERE id = ?2",
+                params![labels_to_json(&labels), bank.id],
+            )?;
+        }
+        if let Some(enabled) = update.enabled {
+            tx.execute(
+                "UPDATE bank SET enabled = ?1 WHERE id = ?2",
+                params![enabled, bank.id],
+            )?;
+        }
+        if let Some(thresholds) = update.thresholds {
+            tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", [bank.id])?;
+            write_thresholds(&tx, bank.id, &thresholds)?;
+        }
+        tx.commit()?;
+        self.bank(name)
+    }
+
+    /// Deletes a bank with all its content and signals; returns how much content went.
+    pub fn delete_bank(&mut self, name: &str) -> Result<u64, StoreError> {
+        let bank = self.bank(name)?;
+        let tx = self.conn.transaction()?;
+        // Explicit deletes in bulk are much faster than row-by-row cascades.
+        tx.execute("DELETE FROM signal WHERE bank_id = ?1", [bank.id])?;
+        let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", [bank.id])?;
+        tx.execute("DELETE FROM bank WHERE id = ?1", [bank.id])?;
+        tx.commit()?;
+        Ok(content as u64)
+    }
+
+    pub fn content_count(&self, bank_id: i64) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM content WHERE bank_id = ?1",
+            [bank_id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    // ---- content -------------------------------------------------------------------
+
+    /// Starts adding content to `bank`. Nothing is visible to others until
+    /// [`ContentWriter::commit`]; dropping the writer undoes everything it wrote.
+    pub fn content_writer(&mut self, bank: &str) -> Result<ContentWriter<'_>, StoreError> {
+        let bank = self.bank(bank)?;
+        let tx = self.conn.transaction()?;
+        Ok(ContentWriter {
+            tx,
+            bank_id: bank.id,
+            created_at: now_rfc3339(),
+            written: 0,
+        })
+    }
+
+    pub fn content(&self, id: ContentId) -> Result<Content, StoreError> {
+        let mut found = None;
+        self.read_content("c.id = ?1", id, |content| {
+            found = Some(content);
+            Ok::<(), StoreError>(())
+        })?;
+        found.ok_or(StoreError::NoSuchContent(id))
+    }
+
+    /// Calls `visit` with every piece of content in `bank`, in the order it was added.
+    pub fn for_each_content<E: From<StoreError>>(
+        &self,
+        bank: &str,
+        visit: impl FnMut(Content) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let bank = self.bank(bank)?;
+        self.read_content("c.bank_id = ?1", bank.id, visit)
+    }
+
+    fn read_content<E: From<StoreError>>(
+        &self,
+        filter: &str,
+        key: i64,
+        mut visit: impl FnMut(Content) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = format!(
+            "SELECT c.id, b.name, c.external_id, c.labels, c.note, c.origin, c.created_at, c.disabled_until,
+                    s.signal_type, s.value
+             FROM content c JOIN bank b ON b.id = c.bank_id LEFT JOIN signal s ON s.content_id = c.id
+             WHERE {filter} ORDER BY c.id, s.id"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(StoreError::from)?;
+        let mut rows = statement.query([key]).map_err(StoreError::from)?;
+        let mut current: Option<Content> = None;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let id: ContentId = row.get(0).map_err(StoreError::from)?;
+            if current.as_ref().is_some_and(|c| c.id != id)
+                && let Some(done) = current.take()
+            {
+                visit(done)?;
+            }
+            if current.is_none() {
+                current = Some(content_from_row(row)?);
+            }
+            let signal_type: Option<String> = row.get(8).map_err(StoreError::from)?;
+            if let (Some(content), Some(signal_type)) = (current.as_mut(), signal_type) {
+                let value: String = row.get(9).map_err(StoreError::from)?;
+                content.signals.push(Signal { signal_type, value });
+            }
+        }
+        if let Some(done) = current {
+            visit(done)?;
+        }
+        Ok(())
+    }
+
+    /// Sets or clears the time until which content does not match.
+    pub fn set_content_disabled_until(
+        &mut self,
+        id: ContentId,
+        until: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE content SET disabled_until = ?1 WHERE id = ?2",
+            params![until, id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NoSuchContent(id));
+        }
+        Ok(())
+    }
+
+    // ---- index loading -------------------------------------------------------------
+
+    /// Every signal of `signal_type` that can match now: its bank is enabled and its
+    /// content is not disabled. One scan of the signal table.
+    pub fn for_each_matchable_signal(
+        &self,
+        signal_type: &str,
+        mut visit: impl FnMut(SignalRow),
+    ) -> Result<(), StoreError> {
+        let enabled: HashSet<i64> = self
+            .conn
+            .prepare("SELECT id FROM bank WHERE enabled = 1")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let disabled: HashSet<ContentId> = self
+            .conn
+            .prepare("SELECT id FROM content WHERE disabled_until IS NOT NULL AND disabled_until > ?1")?
+            .query_map([now_rfc3339()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT content_id, bank_id, value FROM signal WHERE signal_type = ?1")?;
+        let mut rows = statement.query([signal_type])?;
+        while let Some(row) = rows.next()? {
+            let content_id: ContentId = row.get(0)?;
+            let bank_id: i64 = row.get(1)?;
+            if enabled.contains(&bank_id) && !disabled.contains(&content_id) {
+                visit(SignalRow {
+                    content_id,
+                    bank_id,
+                    value: row.get(2)?,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_thresholds(
+    tx: &rusqlite::Transaction<'_>,
+    bank_id: i64,
+    thresholds: &BTreeMap<String, u32>,
+) -> Result<(), StoreError> {
+    for (signal_type, distance) in thresholds {
+        tx.execute(
+            "INSERT INTO bank_threshold (bank_id, signal_type, max_distance) VALUES (?1, ?2, ?3)",
+            params![bank_id, signal_type, distance],
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds content to one bank inside one transaction: all of it lands, or none.
+pub struct ContentWriter<'s> {
+    tx: rusqlite::Transaction<'s>,
+    bank_id: i64,
+    created_at: String,
+    written: u64,
+}
+
+impl ContentWriter<'_> {
+    pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                self.bank_id,
+                item.external_id,
+                labels_to_json(&item.labels),
+                item.note,
+                item.origin,
+                self.created_at
+            ])?;
+        let content_id = self.tx.last_insert_rowid();
+        let mut insert_signal = self.tx.prepare_cached(
+            "INSERT INTO signal (content_id, bank_id, signal_type, value) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for signal in &item.signals {
+            insert_signal.execute(params![
+                content_id,
+                self.bank_id,
+                signal.signal_type,
+                signal.value
+            ])?;
+        }
+        self.written += 1;
+        Ok(content_id)
+    }
+
+    /// Makes everything written visible at once; returns how much content that was.
+    pub fn commit(self) -> Result<u64, StoreError> {
+        self.tx.commit()?;
+        Ok(self.written)
+    }
+}
+
+/// A bank row before its thresholds are read.
+struct BankRow {
+    id: i64,
+    name: String,
+    description: String,
+    labels: String,
+    enabled: bool,
+    created_at: String,
+}
+
+impl BankRow {
+    fn read(row: &Row<'_>) -> Result<BankRow, StoreError> {
+        Ok(BankRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            labels: row.get(3)?,
+            enabled: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    }
+
+    fn into_bank(self, store: &Store) -> Result<Bank, StoreError> {
+        let mut statement = store
+            .conn
+            .prepare_cached("SELECT signal_type, max_distance FROM bank_threshold WHERE bank_id = ?1")?;
+        let thresholds: BTreeMap<String, u32> = statement
+            .query_map([self.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(Bank {
+            id: self.id,
+            name: bank_name_from_db(self.name)?,
+            description: self.description,
+            labels: labels_from_json(&self.labels)?,
+            enabled: self.enabled,
+            thresholds,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn content_from_row(row: &Row<'_>) -> Result<Content, StoreError> {
+    Ok(Content {
+        id: row.get(0)?,
+        bank: bank_name_from_db(row.get(1)?)?,
+        external_id: row.get(2)?,
+        labels: labels_from_json(&row.get::<_, String>(3)?)?,
+        note: row.get(4)?,
+        origin: row.get(5)?,
+        created_at: row.get(6)?,
+        disabled_until: row.get(7)?,
+        signals: Vec::new(),
+    })
+}

@@ -1,0 +1,326 @@
+//! `cordon bank`: banks of known content in the embedded store.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use cordon_engine::hash_list::{EntryError, HashListFormat, HashListWriter, read_hash_list};
+use cordon_engine::matcher::DEFAULT_PDQ_THRESHOLD;
+use cordon_signals::pdq::QUALITY_THRESHOLD;
+use cordon_store::{Bank, BankName, NewBank, NewContent, Signal, Store, StoreError};
+use serde::Serialize;
+
+use crate::inputs::{self, Input};
+use crate::media::{self, MediaArgs};
+use crate::report::{self, Format};
+
+#[derive(Subcommand)]
+pub enum BankCommand {
+    /// Create an empty bank.
+    Create(CreateArgs),
+    /// List every bank.
+    List(FormatArg),
+    /// Show one bank.
+    Show(NameArg),
+    /// Delete a bank and all its content.
+    Delete(NameArg),
+    /// Hash media files into new content of a bank, one per file.
+    Add(AddArgs),
+    /// Import a hash list (tx, CSV or JSON); all of it, or nothing if any line is bad.
+    Import(ImportArgs),
+    /// Write a bank as a hash list to standard output.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct FormatArg {
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct NameArg {
+    name: String,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Upper snake case, e.g. ISIL_EXECUTIONS.
+    name: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// A label for the bank (repeatable), e.g. --label tvec --label graphic-violence.
+    #[arg(long = "label", value_name = "LABEL")]
+    labels: Vec<String>,
+    /// Largest PDQ distance that counts as a match.
+    #[arg(long, default_value_t = DEFAULT_PDQ_THRESHOLD, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pdq_threshold: u32,
+    /// Create the bank disabled (its content does not match until enabled).
+    #[arg(long)]
+    disabled: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    name: String,
+    /// Image files or directories (searched recursively); `-` reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// A label for each new content (repeatable).
+    #[arg(long = "label", value_name = "LABEL")]
+    labels: Vec<String>,
+    #[arg(long, default_value = "")]
+    note: String,
+    /// Also add images whose PDQ quality is below 50 (their hashes match unrelated images).
+    #[arg(long)]
+    allow_low_quality: bool,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    name: String,
+    /// The hash list; `-` reads standard input.
+    file: PathBuf,
+    /// The list's format [default: recognised from its first bytes].
+    #[arg(long = "format", value_enum)]
+    list_format: Option<ListFormat>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    name: String,
+    #[arg(long = "format", value_enum, default_value_t = ListFormat::Tx)]
+    list_format: ListFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Tx,
+    Csv,
+    Json,
+}
+
+impl From<ListFormat> for HashListFormat {
+    fn from(format: ListFormat) -> Self {
+        match format {
+            ListFormat::Tx => HashListFormat::Tx,
+            ListFormat::Csv => HashListFormat::Csv,
+            ListFormat::Json => HashListFormat::Json,
+        }
+    }
+}
+
+/// A bank as `bank list` and `bank show` print it.
+#[derive(Serialize)]
+struct BankLine<'a> {
+    #[serde(flatten)]
+    bank: &'a Bank,
+    content_count: u64,
+}
+
+pub fn run(command: BankCommand, data: &Path) -> anyhow::Result<ExitCode> {
+    let mut store =
+        Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
+    match command {
+        BankCommand::Create(args) => create(&mut store, args),
+        BankCommand::List(args) => {
+            for bank in store.banks()? {
+                print_bank(&store, &bank, args.format)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BankCommand::Show(args) => {
+            let bank = store.bank(&args.name)?;
+            print_bank(&store, &bank, args.format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BankCommand::Delete(args) => {
+            let deleted = store.delete_bank(&args.name)?;
+            match args.format {
+                Format::Json => report::json_line(&serde_json::json!({
+                    "bank": args.name, "deleted": true, "content_deleted": deleted
+                }))?,
+                Format::Text => {
+                    report::text_line(&format!("deleted {} and its {deleted} content", args.name))?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BankCommand::Add(args) => add(&mut store, args),
+        BankCommand::Import(args) => import(&mut store, args),
+        BankCommand::Export(args) => export(&store, args),
+    }
+}
+
+fn create(store: &mut Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let name = BankName::new(&args.name)?;
+    let bank = store.create_bank(
+        &name,
+        NewBank {
+            description: args.description,
+            labels: args.labels,
+            enabled: !args.disabled,
+            thresholds: BTreeMap::from([("pdq".to_string(), args.pdq_threshold)]),
+        },
+    )?;
+    print_bank(store, &bank, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_bank(store: &Store, bank: &Bank, format: Format) -> anyhow::Result<()> {
+    let content_count = store.content_count(bank.id)?;
+    match format {
+        Format::Json => report::json_line(&BankLine { bank, content_count })?,
+        Format::Text => report::text_line(&format!(
+            "{:<32} {:>10} {:<8} pdq<={:<3} {}",
+            bank.name,
+            content_count,
+            if bank.enabled { "enabled" } else { "disabled" },
+            bank.thresholds
+                .get("pdq")
+                .copied()
+                .unwrap_or(DEFAULT_PDQ_THRESHOLD),
+            bank.description
+        ))?,
+    }
+    Ok(())
+}
+
+/// One line of `bank add` output.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AddLine {
+    Added {
+        path: String,
+        content_id: i64,
+        signals: BTreeMap<&'static str, String>,
+    },
+    Failed {
+        path: String,
+        error: String,
+    },
+}
+
+fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
+    store.bank(&args.name)?;
+    let inputs = inputs::expand(&args.paths);
+    let hasher = args.media.hasher();
+    let work = |input: &Input| {
+        let digest = hasher.hash(&args.media.decode(input)?);
+        if digest.quality < QUALITY_THRESHOLD && !args.allow_low_quality {
+            return Err(format!(
+                "PDQ quality {} is below {QUALITY_THRESHOLD}: such hashes match unrelated images \
+                 (--allow-low-quality adds it anyway)",
+                digest.quality
+            ));
+        }
+        Ok(digest.hash.to_hex())
+    };
+    // Hash everything first, then write the good ones in one transaction.
+    let mut hashed = Vec::new();
+    let code = media::run_in_order(
+        &inputs,
+        media::thread_count(args.threads),
+        "images",
+        work,
+        |path, result| {
+            hashed.push((path, result));
+            Ok(())
+        },
+    )?;
+    let mut writer = store.content_writer(&args.name)?;
+    let mut lines = Vec::new();
+    for (path, result) in hashed {
+        lines.push(match result {
+            Ok(hash) => {
+                let content_id = writer.insert(&NewContent {
+                    external_id: None,
+                    labels: args.labels.clone(),
+                    note: args.note.clone(),
+                    origin: format!("file:{path}"),
+                    signals: vec![Signal {
+                        signal_type: "pdq".to_string(),
+                        value: hash.clone(),
+                    }],
+                })?;
+                AddLine::Added {
+                    path,
+                    content_id,
+                    signals: BTreeMap::from([("pdq", hash)]),
+                }
+            }
+            Err(error) => AddLine::Failed { path, error },
+        });
+    }
+    writer.commit()?;
+    for line in &lines {
+        report::json_line(line)?;
+    }
+    Ok(code)
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn import(store: &mut Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let name = args.file.display().to_string();
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let file = File::open(&args.file).with_context(|| format!("opening {name}"))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+    let bar = report::progress_bytes(size);
+    let mut reader = BufReader::with_capacity(1 << 16, bar.wrap_read(reader));
+    let format = match args.list_format {
+        Some(format) => format.into(),
+        None => HashListFormat::sniff(
+            io::BufRead::fill_buf(&mut reader).with_context(|| format!("reading {name}"))?,
+        ),
+    };
+    let mut writer = store.content_writer(&args.name)?;
+    let imported = read_hash_list(&mut reader, format, &format!("import:{name}"), |content| {
+        writer.insert(&content).map(|_| ()).map_err(ImportError::from)
+    });
+    bar.finish_and_clear();
+    let imported = match imported {
+        Ok(count) => count,
+        // The writer is dropped uncommitted: nothing of the file lands.
+        Err(ImportError::Entry(error)) => bail!("{name}: {error}; nothing was imported"),
+        Err(ImportError::Store(error)) => bail!("{name}: {error}; nothing was imported"),
+    };
+    writer.commit()?;
+    report::json_line(&serde_json::json!({
+        "bank": args.name, "file": name, "format": format!("{format:?}").to_lowercase(), "imported": imported
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout().lock();
+    let mut writer = HashListWriter::new(BufWriter::new(stdout), args.list_format.into())?;
+    store.for_each_content(&args.name, |content| {
+        writer.write(&content).map_err(anyhow::Error::from)
+    })?;
+    writer.finish()?;
+    Ok(ExitCode::SUCCESS)
+}

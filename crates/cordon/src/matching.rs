@@ -1,0 +1,161 @@
+//! `cordon match`: media or hashes against every enabled bank.
+
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use cordon_engine::matcher::{Match, Matcher};
+use cordon_signals::{PdqHash, pdq::QUALITY_THRESHOLD};
+use cordon_store::Store;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::inputs::{self, Input};
+use crate::media::{self, MediaArgs};
+use crate::report;
+
+#[derive(Args)]
+pub struct MatchArgs {
+    /// Image files or directories (searched recursively); `-` reads standard input.
+    #[arg(value_name = "PATH", conflicts_with_all = ["hash", "hashes"])]
+    paths: Vec<PathBuf>,
+    /// Match PDQ hashes given as 64 hex characters (repeatable).
+    #[arg(long, value_name = "HEX", conflicts_with = "hashes")]
+    hash: Vec<String>,
+    /// Match PDQ hashes read one per line from FILE (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    hashes: Option<PathBuf>,
+    /// Also match the eight rotations and mirror images of each image.
+    #[arg(long)]
+    dihedral: bool,
+    /// Images whose PDQ quality is below this are reported as low quality, not matched.
+    #[arg(long, default_value_t = QUALITY_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
+    min_quality: u8,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+/// One line of `cordon match` output. Field names are part of the interface.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MatchLine {
+    Media {
+        path: String,
+        quality: u8,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        low_quality: bool,
+        matches: Vec<Match>,
+    },
+    Hash {
+        hash: String,
+        matches: Vec<Match>,
+    },
+    FailedMedia {
+        path: String,
+        error: String,
+    },
+    FailedHash {
+        hash: String,
+        error: String,
+    },
+}
+
+pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
+    if args.paths.is_empty() && args.hash.is_empty() && args.hashes.is_none() {
+        bail!("nothing to match: give image paths, --hash HEX or --hashes FILE");
+    }
+    if args.dihedral && args.paths.is_empty() {
+        bail!("--dihedral needs images: the variants are derived from the image's DCT, not from a hash");
+    }
+    let store = Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
+    let matcher = Matcher::load(&store).context("loading the banks")?;
+    drop(store);
+    let threads = media::thread_count(args.threads);
+    if args.paths.is_empty() {
+        match_hashes(&args, &matcher, threads)
+    } else {
+        match_media(&args, &matcher, threads)
+    }
+}
+
+fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
+    let inputs = inputs::expand(&args.paths);
+    let hasher = args.media.hasher();
+    let work = |input: &Input| {
+        let image = args.media.decode(input)?;
+        let hashes = hasher.hash_dihedral(&image);
+        let low_quality = hashes.quality < args.min_quality;
+        let matches = match (low_quality, args.dihedral) {
+            (true, _) => Vec::new(),
+            (false, true) => matcher.match_pdq_dihedral(&hashes),
+            (false, false) => matcher.match_pdq(&hashes.original().hash),
+        };
+        Ok((hashes.quality, low_quality, matches))
+    };
+    media::run_in_order(&inputs, threads, "images", work, |path, result| {
+        report::json_line(&match result {
+            Ok((quality, low_quality, matches)) => MatchLine::Media {
+                path,
+                quality,
+                low_quality,
+                matches,
+            },
+            Err(error) => MatchLine::FailedMedia { path, error },
+        })
+    })
+}
+
+fn match_hashes(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
+    let mut texts = args.hash.clone();
+    if let Some(file) = &args.hashes {
+        let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            Box::new(BufReader::new(opened))
+        };
+        for line in reader.lines() {
+            let line = line.with_context(|| format!("reading {}", file.display()))?;
+            let line = line.trim();
+            if !line.is_empty() {
+                texts.push(line.to_string());
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting worker threads")?;
+    let mut failures = 0;
+    for chunk in texts.chunks(4096) {
+        let lines: Vec<MatchLine> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|text| match text.parse::<PdqHash>() {
+                    Ok(hash) => MatchLine::Hash {
+                        hash: text.clone(),
+                        matches: matcher.match_pdq(&hash),
+                    },
+                    Err(error) => MatchLine::FailedHash {
+                        hash: text.clone(),
+                        error: error.to_string(),
+                    },
+                })
+                .collect()
+        });
+        failures += lines
+            .iter()
+            .filter(|l| matches!(l, MatchLine::FailedHash { .. }))
+            .count();
+        report::json_lines(&lines)?;
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,406 @@
+//! `cordon bank` and `cordon match` against a real store in a temporary data folder.
+
+mod common;
+
+use std::path::Path;
+
+use common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
+use serde_json::Value;
+
+/// The reference hash of bridge-1 (full-resolution family).
+const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+/// `hash` with its first `bits` bits flipped.
+fn flipped(hash: &str, bits: usize) -> String {
+    let mut nibbles: Vec<u8> = hash.chars().map(|c| c.to_digit(16).unwrap() as u8).collect();
+    for bit in 0..bits {
+        nibbles[bit / 4] ^= 1 << (bit % 4);
+    }
+    nibbles.iter().map(|n| format!("{n:x}")).collect()
+}
+
+fn create(data: &Path, name: &str, extra: &[&str]) {
+    let mut args = vec!["bank", "create", name];
+    args.extend_from_slice(extra);
+    ok_lines(&cordon_in(data, &args, None));
+}
+
+fn import(data: &Path, bank: &str, text: &str) -> std::process::Output {
+    cordon_in(data, &["bank", "import", bank, "-"], Some(text.as_bytes()))
+}
+
+fn content_count(data: &Path, bank: &str) -> u64 {
+    ok_lines(&cordon_in(data, &["bank", "show", bank], None))[0]["content_count"]
+        .as_u64()
+        .unwrap()
+}
+
+fn match_hashes(data: &Path, hashes: &[String]) -> Vec<Value> {
+    let mut args = vec!["match".to_string()];
+    for h in hashes {
+        args.push("--hash".to_string());
+        args.push(h.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok_lines(&cordon_in(data, &args, None))
+}
+
+fn has_exact_match(line: &Value) -> bool {
+    line["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["distance"] == 0)
+}
+
+#[test]
+fn bank_lifecycle_and_name_rules() {
+    let data = tempfile::tempdir().unwrap();
+    let created = ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "bank",
+            "create",
+            "ISIL_EXECUTIONS",
+            "--description",
+            "d",
+            "--label",
+            "tvec",
+            "--pdq-threshold",
+            "20",
+        ],
+        None,
+    ));
+    assert_eq!(created[0]["name"], "ISIL_EXECUTIONS");
+    assert_eq!(created[0]["labels"], serde_json::json!(["tvec"]));
+    assert_eq!(created[0]["thresholds"]["pdq"], 20);
+    assert_eq!(created[0]["enabled"], true);
+    assert_eq!(created[0]["content_count"], 0);
+
+    for bad in ["lower", "1ABC", "WITH-DASH", ""] {
+        let output = cordon_in(data.path(), &["bank", "create", bad], None);
+        assert_eq!(output.status.code(), Some(1), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("invalid bank name"),
+            "{bad:?}"
+        );
+    }
+    let again = cordon_in(data.path(), &["bank", "create", "ISIL_EXECUTIONS"], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    create(data.path(), "ANOTHER", &[]);
+    let names: Vec<Value> = ok_lines(&cordon_in(data.path(), &["bank", "list"], None))
+        .iter()
+        .map(|b| b["name"].clone())
+        .collect();
+    assert_eq!(names, ["ANOTHER", "ISIL_EXECUTIONS"]);
+    assert_eq!(
+        import(data.path(), "ANOTHER", &format!("pdq {BRIDGE}\n"))
+            .status
+            .code(),
+        Some(0)
+    );
+    let deleted = ok_lines(&cordon_in(data.path(), &["bank", "delete", "ANOTHER"], None));
+    assert_eq!(deleted[0]["content_deleted"], 1);
+    let missing = cordon_in(data.path(), &["bank", "show", "ANOTHER"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no bank named ANOTHER"));
+}
+
+#[test]
+fn threshold_edges_31_matches_32_does_not() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "DEFAULT", &[]);
+    create(data.path(), "STRICT", &["--pdq-threshold", "10"]);
+    import(data.path(), "DEFAULT", &format!("pdq {BRIDGE}\n"));
+    import(data.path(), "STRICT", &format!("pdq {BRIDGE}\n"));
+    let lines = match_hashes(
+        data.path(),
+        &[
+            flipped(BRIDGE, 31),
+            flipped(BRIDGE, 32),
+            flipped(BRIDGE, 10),
+            flipped(BRIDGE, 11),
+        ],
+    );
+    let banks = |line: &Value| -> Vec<(String, u64)> {
+        line["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["bank"].as_str().unwrap().to_string(),
+                    m["distance"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(banks(&lines[0]), [("DEFAULT".to_string(), 31)]);
+    assert!(banks(&lines[1]).is_empty());
+    assert_eq!(
+        banks(&lines[2]),
+        [("DEFAULT".to_string(), 10), ("STRICT".to_string(), 10)]
+    );
+    assert_eq!(banks(&lines[3]), [("DEFAULT".to_string(), 11)]);
+    assert_eq!(lines[0]["hash"], flipped(BRIDGE, 31));
+}
+
+#[test]
+fn a_bank_of_exactly_one_hash_matches_after_a_reload() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "ONE", &[]);
+    assert!(
+        import(data.path(), "ONE", &format!("pdq {BRIDGE}\n"))
+            .status
+            .success()
+    );
+    // Every `cordon match` is a fresh process: the index is rebuilt from the store.
+    for _ in 0..2 {
+        let lines = match_hashes(data.path(), &[BRIDGE.to_string()]);
+        assert_eq!(lines[0]["matches"][0]["distance"], 0);
+        assert_eq!(lines[0]["matches"][0]["bank"], "ONE");
+    }
+}
+
+#[test]
+fn added_images_match_their_reposts_and_rotations() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    let added = json_lines(&cordon_in(
+        data.path(),
+        &[
+            "bank",
+            "add",
+            "TVEC",
+            image("bridge-mods/aaa-orig.jpg").to_str().unwrap(),
+            image("misc-images/small.jpg").to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert_eq!(added[0]["signals"]["pdq"], BRIDGE);
+    let content_id = added[0]["content_id"].clone();
+    assert!(added[1]["error"].as_str().unwrap().contains("quality 0"));
+    assert_eq!(content_count(data.path(), "TVEC"), 1);
+
+    let rotated = image("reg-test-input/dih/bridge-2-rotate-90.jpg");
+    let small = image("misc-images/small.jpg");
+    let plain = ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "match",
+            image("bridge-mods/blur-a-lot.jpg").to_str().unwrap(),
+            rotated.to_str().unwrap(),
+            small.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let mut fields: Vec<String> = plain[0]["matches"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["bank", "content_id", "distance", "signal_type", "transform"]
+    );
+    assert_eq!(plain[0]["matches"][0]["content_id"], content_id);
+    assert_eq!(plain[0]["matches"][0]["transform"], "original");
+    assert_eq!(plain[0]["quality"], 100);
+    assert!(
+        plain[1]["matches"].as_array().unwrap().is_empty(),
+        "rotation needs --dihedral"
+    );
+    assert_eq!(plain[2]["low_quality"], true);
+    assert!(plain[2]["matches"].as_array().unwrap().is_empty());
+
+    let dihedral = ok_lines(&cordon_in(
+        data.path(),
+        &["match", "--dihedral", rotated.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(dihedral[0]["matches"][0]["transform"], "rotate270");
+    assert_eq!(dihedral[0]["matches"][0]["distance"], 0);
+}
+
+#[test]
+fn disabled_banks_do_not_match() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "OFF", &["--disabled"]);
+    import(data.path(), "OFF", &format!("pdq {BRIDGE}\n"));
+    assert!(
+        match_hashes(data.path(), &[BRIDGE.to_string()])[0]["matches"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A tx list with metadata, from the upstream MIH regression's haystack hashes.
+fn tx_fixture(count: usize) -> String {
+    let haystack =
+        std::fs::read_to_string(reference_dir().join("images/reg-test-input/haystack.txt")).unwrap();
+    let hashes: Vec<&str> = haystack
+        .lines()
+        .filter_map(|l| l.split(|c: char| !c.is_ascii_hexdigit()).find(|t| t.len() == 64))
+        .take(count)
+        .collect();
+    assert_eq!(hashes.len(), count);
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match i % 3 {
+            0 => format!("pdq {h}\n"),
+            1 => format!("pdq {h} {{\"external_id\":\"ext-{i}\",\"labels\":[\"tvec\",\"isil\"]}}\n"),
+            _ => format!("pdq {h} {{\"note\":\"a \\\"quoted\\\", comma'd note {i}\"}}\n"),
+        })
+        .collect()
+}
+
+#[test]
+fn export_then_import_gives_the_same_bank_in_every_format() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "SOURCE", &[]);
+    let imported = ok_lines(&import(data.path(), "SOURCE", &tx_fixture(300)));
+    assert_eq!(imported[0]["imported"], 300);
+    assert_eq!(imported[0]["format"], "tx");
+    let export = |bank: &str, format: &str| -> String {
+        let output = cordon_in(data.path(), &["bank", "export", bank, "--format", format], None);
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let original = export("SOURCE", "tx");
+    let mut previous = "SOURCE".to_string();
+    for (i, format) in ["csv", "json", "tx"].iter().enumerate() {
+        let text = export(&previous, format);
+        let next = format!("COPY_{i}");
+        create(data.path(), &next, &[]);
+        let result = ok_lines(&import(data.path(), &next, &text));
+        assert_eq!(result[0]["format"], *format, "recognised from the content");
+        assert_eq!(result[0]["imported"], 300);
+        assert_eq!(
+            export(&next, "tx"),
+            original,
+            "after a round trip through {format}"
+        );
+        previous = next;
+    }
+}
+
+#[test]
+fn a_bad_line_is_reported_by_number_and_nothing_is_imported() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TARGET", &[]);
+    let good = tx_fixture(50);
+    let cases: Vec<(String, u64, &str)> = vec![
+        (format!("{good}pdq 12345\n"), 51, "64 hex"),
+        (
+            format!("{good}md5 d41d8cd98f00b204e9800998ecf8427e\n"),
+            51,
+            "unsupported signal type",
+        ),
+        (
+            format!("{good}pdq {BRIDGE} {{\"labels\":\"not-a-list\"}}\n"),
+            51,
+            "JSON object",
+        ),
+        (format!("{good}pdq {BRIDGE} {{broken\n"), 51, "JSON object"),
+        (format!("{good}pdq\n"), 51, "expected"),
+        (format!("pdq pdq {BRIDGE}\n"), 1, "64 hex"),
+        (
+            format!("signal_type,signal\npdq,{BRIDGE}\npdq,{BRIDGE},extra\n"),
+            3,
+            "fields",
+        ),
+        (
+            format!("signal_type,signal,colour\npdq,{BRIDGE},red\n"),
+            1,
+            "unknown column",
+        ),
+        (format!("[\"{BRIDGE}\",\n\"{BRIDGE}\",\n42]"), 3, "element 3"),
+        (
+            format!("[\"{BRIDGE}\",\n{{\"signal_type\":\"pdq\"}}]"),
+            2,
+            "missing field",
+        ),
+        (format!("[\"{BRIDGE}\",\n\"{BRIDGE}\""), 2, "EOF"),
+    ];
+    for (text, line, words) in cases {
+        let output = import(data.path(), "TARGET", &text);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{text:?}: {stderr}");
+        assert!(stderr.contains(&format!("line {line}:")), "{text:?}: {stderr}");
+        assert!(stderr.contains(words), "{text:?}: {stderr}");
+        assert!(stderr.contains("nothing was imported"), "{stderr}");
+        assert_eq!(content_count(data.path(), "TARGET"), 0, "{text:?}");
+    }
+    // Not text at all.
+    let output = cordon_in(
+        data.path(),
+        &["bank", "import", "TARGET", "-"],
+        Some(&[0xff, 0xfe, 0x00, 0x01][..]),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(content_count(data.path(), "TARGET"), 0);
+    // Into a bank that does not exist.
+    let output = import(data.path(), "NOWHERE", &good);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no bank named NOWHERE"));
+}
+
+#[test]
+fn match_reads_hashes_from_standard_input_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    import(data.path(), "TVEC", &tx_fixture(40));
+    let fixture = tx_fixture(40);
+    let wanted: Vec<&str> = fixture.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    let mut stdin = String::new();
+    for h in wanted.iter().rev() {
+        stdin.push_str(h);
+        stdin.push('\n');
+    }
+    stdin.push_str("not-a-hash\n");
+    let output = cordon_in(
+        data.path(),
+        &["match", "--hashes", "-", "--threads", "2"],
+        Some(stdin.as_bytes()),
+    );
+    assert_eq!(output.status.code(), Some(1), "one bad line");
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 41);
+    for (line, h) in lines.iter().zip(wanted.iter().rev()) {
+        assert_eq!(line["hash"], *h);
+        assert!(has_exact_match(line));
+    }
+    assert!(lines[40]["error"].as_str().unwrap().contains("64 hex"));
+}
+
+#[test]
+fn the_reference_bank_answers_like_the_reference_hashes() {
+    // Every reference image added, then each matched: it must find itself at distance 0.
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "REF", &[]);
+    let dir = reference_dir().join("images/bridge-mods");
+    ok_lines(&cordon_in(
+        data.path(),
+        &["bank", "add", "REF", dir.to_str().unwrap()],
+        None,
+    ));
+    let lines = ok_lines(&cordon_in(data.path(), &["match", dir.to_str().unwrap()], None));
+    assert_eq!(lines.len(), 12);
+    let square = image("bridge-mods/square-256x256.jpg");
+    let hash = expected("core-fullres.csv", "bridge-mods/square-256x256.jpg", "hash");
+    let line = lines
+        .iter()
+        .find(|l| l["path"] == square.display().to_string())
+        .unwrap();
+    assert!(has_exact_match(line));
+    let by_hash = match_hashes(data.path(), &[hash]);
+    assert_eq!(
+        by_hash[0]["matches"].as_array().unwrap().len(),
+        line["matches"].as_array().unwrap().len()
+    );
+}

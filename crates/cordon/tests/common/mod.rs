@@ -1,0 +1,92 @@
+//! Running the real `cordon` binary against the shared reference images.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn reference_dir() -> PathBuf {
+    let shared = std::env::var_os("CORDON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = shared.join("testdata/pdq-reference");
+    assert!(dir.is_dir(), "reference vectors not found at {}", dir.display());
+    dir
+}
+
+pub fn image(relative: &str) -> PathBuf {
+    reference_dir().join("images").join(relative)
+}
+
+/// The reference value of `column` for `path` in one of the expected CSV files.
+pub fn expected(csv: &str, path: &str, column: &str) -> String {
+    let text = std::fs::read_to_string(reference_dir().join("expected").join(csv)).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let index = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[index("path")] == path)
+        .unwrap_or_else(|| panic!("{path} not in {csv}"));
+    row[index(column)].to_string()
+}
+
+pub fn cordon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn cordon_paths(first: &[&str], paths: &[&Path]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cordon"));
+    command.args(first);
+    command.args(paths);
+    command.output().unwrap()
+}
+
+pub fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+pub fn keys(value: &Value) -> Vec<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+/// Runs `cordon --data DATA ARGS...`, feeding `stdin` when given.
+pub fn cordon_in(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts success and returns the JSON lines.
+pub fn ok_lines(output: &Output) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_lines(output)
+}
