@@ -3,6 +3,7 @@
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -35,6 +36,9 @@ pub struct MatchArgs {
     min_quality: u8,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// Print a JSON line of timings and index size to stderr at the end.
+    #[arg(long)]
+    stats: bool,
     #[command(flatten)]
     media: MediaArgs,
 }
@@ -71,15 +75,27 @@ pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
     if args.dihedral && args.paths.is_empty() {
         bail!("--dihedral needs images: the variants are derived from the image's DCT, not from a hash");
     }
+    let started = Instant::now();
     let store = Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
     let matcher = Matcher::load(&store).context("loading the banks")?;
     drop(store);
+    let loaded = started.elapsed();
     let threads = media::thread_count(args.threads);
-    if args.paths.is_empty() {
+    let code = if args.paths.is_empty() {
         match_hashes(&args, &matcher, threads)
     } else {
         match_media(&args, &matcher, threads)
+    }?;
+    if args.stats {
+        let stats = serde_json::json!({
+            "pdq_hashes": matcher.pdq_len(),
+            "index_bytes": matcher.pdq_memory_bytes(),
+            "load_ms": loaded.as_secs_f64() * 1e3,
+            "match_ms": (started.elapsed() - loaded).as_secs_f64() * 1e3,
+        });
+        eprintln!("{stats}");
     }
+    Ok(code)
 }
 
 fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
