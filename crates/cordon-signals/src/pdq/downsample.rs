@@ -64,136 +64,145 @@ fn run_box(n: usize, w: usize, target: &mut impl RunningBox) {
     }
 }
 
-/// Which outputs of a row pass are kept.
-#[derive(Clone, Copy)]
-enum Keep<'a> {
-    /// Every output, at its own column.
-    All,
-    /// Only outputs at these (non-decreasing) columns, written densely, one per entry.
-    Samples(&'a [usize; 64]),
-}
-
-/// A row pass over `L` rows at once. Row `l` of the group is read from
-/// `input[in_starts[l]..]` and written to `output[out_starts[l]..]`.
-struct RowGroup<'a, const L: usize> {
-    input: &'a [f32],
+/// Where a row pass writes. Lane `l` of the group writes row `starts[l]..` of `output`;
+/// lanes at and beyond `live` are padding (a last band of fewer rows) and are dropped.
+struct LaneSink<'a> {
     output: &'a mut [f32],
-    in_starts: [usize; L],
-    out_starts: [usize; L],
-    sums: [f32; L],
-    keep: Keep<'a>,
+    starts: [usize; LANES],
+    live: usize,
+    /// `None`: every output, at its own column. `Some`: only the sampled columns, written
+    /// densely, one per entry.
+    samples: Option<&'a [usize; 64]>,
     next_sample: usize,
+    /// With every output kept: the last columns computed, one lane vector each, written
+    /// out eight columns at a time as eight row vectors.
+    pending: [[f32; LANES]; LANES],
 }
 
-impl<const L: usize> RunningBox for RowGroup<'_, L> {
+/// Swaps rows and columns of an 8x8 block (the compiler turns this into shuffles).
+#[inline(always)]
+fn transpose(block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
+    std::array::from_fn(|i| std::array::from_fn(|j| block[j][i]))
+}
+
+impl LaneSink<'_> {
+    /// Writes the pending columns `first..first + count` to every live row.
+    #[inline(always)]
+    fn flush_pending(&mut self, first: usize, count: usize) {
+        let rows = transpose(&self.pending);
+        for (start, row) in self.starts.iter().zip(&rows).take(self.live) {
+            self.output[start + first..start + first + count].copy_from_slice(&row[..count]);
+        }
+    }
+}
+
+/// A row pass over `LANES` rows at once. The input is lane-major: sample `i` of lane `l`
+/// is at `input[i * LANES + l]`, so each step loads, adds and divides whole vectors.
+struct LaneGroup<'a> {
+    input: &'a [f32],
+    /// Samples per lane.
+    length: usize,
+    sums: [f32; LANES],
+    sink: LaneSink<'a>,
+}
+
+/// Loads the `LANES` samples at position `i` of a lane-major band.
+#[inline(always)]
+fn lanes_at(band: &[f32], i: usize) -> [f32; LANES] {
+    let lanes = &band[i * LANES..(i + 1) * LANES];
+    std::array::from_fn(|l| lanes[l])
+}
+
+impl RunningBox for LaneGroup<'_> {
     #[inline(always)]
     fn step(&mut self, add: Option<usize>, sub: Option<usize>, out: Option<(usize, f32)>) {
-        for l in 0..L {
-            let mut sum = self.sums[l];
-            if let Some(a) = add {
-                sum += self.input[self.in_starts[l] + a];
-            }
-            if let Some(s) = sub {
-                sum -= self.input[self.in_starts[l] + s];
-            }
-            self.sums[l] = sum;
+        // Whole arrays in locals, so the compiler keeps them in vector registers.
+        let mut sums = self.sums;
+        if let Some(a) = add {
+            let plus = lanes_at(self.input, a);
+            sums = std::array::from_fn(|l| sums[l] + plus[l]);
         }
+        if let Some(s) = sub {
+            let minus = lanes_at(self.input, s);
+            sums = std::array::from_fn(|l| sums[l] - minus[l]);
+        }
+        self.sums = sums;
         let Some((o, count)) = out else { return };
-        match self.keep {
-            Keep::All => {
-                for l in 0..L {
-                    self.output[self.out_starts[l] + o] = self.sums[l] / count;
+        let sink = &mut self.sink;
+        let column = match sink.samples {
+            None => o,
+            Some(samples) => {
+                if sink.next_sample >= 64 || samples[sink.next_sample] != o {
+                    return;
                 }
+                sink.next_sample
             }
-            Keep::Samples(samples) => {
-                while self.next_sample < 64 && samples[self.next_sample] == o {
-                    for l in 0..L {
-                        self.output[self.out_starts[l] + self.next_sample] = self.sums[l] / count;
-                    }
-                    self.next_sample += 1;
-                }
+        };
+        let quotients: [f32; LANES] = std::array::from_fn(|l| sums[l] / count);
+        let Some(samples) = sink.samples else {
+            sink.pending[o % LANES] = quotients;
+            let last = o + 1 == self.length;
+            if o % LANES == LANES - 1 || last {
+                sink.flush_pending(o - o % LANES, o % LANES + 1);
             }
+            return;
+        };
+        let output = &mut *sink.output;
+        for (start, q) in sink.starts.iter().zip(quotients).take(sink.live) {
+            output[start + column] = q;
+        }
+        // A narrow image samples a column more than once.
+        sink.next_sample += 1;
+        while sink.next_sample < 64 && samples[sink.next_sample] == o {
+            for start in &sink.starts[..sink.live] {
+                output[start + sink.next_sample] = output[start + sink.next_sample - 1];
+            }
+            sink.next_sample += 1;
         }
     }
 }
-
-/// Runs a row pass over the rows whose offsets are given, `LANES` at a time.
-fn box_rows(
-    input: &[f32],
-    output: &mut [f32],
-    in_starts: &[usize],
-    out_starts: &[usize],
-    length: usize,
-    window: usize,
-    keep: Keep<'_>,
-) {
-    let mut in_groups = in_starts.chunks_exact(LANES);
-    let mut out_groups = out_starts.chunks_exact(LANES);
-    for (ins, outs) in (&mut in_groups).zip(&mut out_groups) {
-        let mut group = RowGroup::<LANES> {
-            input,
-            output: &mut *output,
-            in_starts: std::array::from_fn(|l| ins[l]),
-            out_starts: std::array::from_fn(|l| outs[l]),
-            sums: [0.0; LANES],
-            keep,
-            next_sample: 0,
-        };
-        run_box(length, window, &mut group);
-    }
-    for (&in_start, &out_start) in in_groups.remainder().iter().zip(out_groups.remainder()) {
-        let mut group = RowGroup::<1> {
-            input,
-            output: &mut *output,
-            in_starts: [in_start],
-            out_starts: [out_start],
-            sums: [0.0],
-            keep,
-            next_sample: 0,
-        };
-        run_box(length, window, &mut group);
-    }
-}
-
-/// Fills `out` (a whole number of rows) with the luma of rows `first..`.
-pub(crate) type LumaSource<'s> = dyn FnMut(usize, &mut [f32]) + 's;
 
 /// The first row pass, computed on demand a band of rows at a time into a ring that holds
 /// just enough rows for the column pass that reads it.
-struct FirstRowPass<'r, 's> {
-    source: &'r mut LumaSource<'s>,
+struct FirstRowPass<'r, S> {
+    /// `source(row, out, stride)` writes the luma of column `j` of `row` to `out[j * stride]`.
+    source: &'r mut S,
     rows: usize,
     cols: usize,
     window: usize,
-    luma_band: Vec<f32>,
+    /// The band being filtered, lane-major.
+    lanes: Vec<f32>,
     ring: Vec<f32>,
     ring_rows: usize,
     /// Rows `0..produced` have been computed.
     produced: usize,
 }
 
-impl FirstRowPass<'_, '_> {
+impl<S: FnMut(usize, &mut [f32], usize)> FirstRowPass<'_, S> {
     /// Makes row `row` (and so every row before it) available.
+    #[inline(always)]
     fn ensure(&mut self, row: usize) {
         while self.produced <= row {
             let first = self.produced;
-            let count = LANES.min(self.rows - first);
-            let band = &mut self.luma_band[..count * self.cols];
-            (self.source)(first, band);
-            let in_starts: Vec<usize> = (0..count).map(|l| l * self.cols).collect();
-            let out_starts: Vec<usize> = (first..first + count)
-                .map(|r| (r % self.ring_rows) * self.cols)
-                .collect();
-            box_rows(
-                band,
-                &mut self.ring,
-                &in_starts,
-                &out_starts,
-                self.cols,
-                self.window,
-                Keep::All,
-            );
-            self.produced += count;
+            let live = LANES.min(self.rows - first);
+            for l in 0..live {
+                (self.source)(first + l, &mut self.lanes[l..], LANES);
+            }
+            let mut group = LaneGroup {
+                input: &self.lanes,
+                length: self.cols,
+                sums: [0.0; LANES],
+                sink: LaneSink {
+                    output: &mut self.ring,
+                    starts: std::array::from_fn(|l| ((first + l) % self.ring_rows) * self.cols),
+                    live,
+                    samples: None,
+                    next_sample: 0,
+                    pending: [[0.0; LANES]; LANES],
+                },
+            };
+            run_box(self.cols, self.window, &mut group);
+            self.produced += live;
         }
     }
 
@@ -206,21 +215,21 @@ impl FirstRowPass<'_, '_> {
 /// The second row pass, fed finished rows of the first column pass a band at a time; it
 /// keeps only the 64 sampled columns of each row.
 struct SecondRowPass<'a> {
-    cols: usize,
     window: usize,
     col_samples: &'a [usize; 64],
-    band: Vec<f32>,
-    /// The first row held in `band`, and how many rows are there.
+    /// The band being collected, lane-major.
+    lanes: Vec<f32>,
+    /// The first row held in the band, and how many rows are there.
     band_first: usize,
     band_len: usize,
     narrow: Vec<f32>,
 }
 
 impl SecondRowPass<'_> {
-    fn accept(&mut self, row: usize, values: impl Iterator<Item = f32>) {
+    #[inline(always)]
+    fn accept(&mut self, row: usize, values: &[f32]) {
         debug_assert_eq!(row, self.band_first + self.band_len);
-        let start = self.band_len * self.cols;
-        for (cell, value) in self.band[start..start + self.cols].iter_mut().zip(values) {
+        for (cell, &value) in self.lanes[self.band_len..].iter_mut().step_by(LANES).zip(values) {
             *cell = value;
         }
         self.band_len += 1;
@@ -229,20 +238,27 @@ impl SecondRowPass<'_> {
         }
     }
 
+    #[inline(always)]
     fn flush(&mut self) {
-        let in_starts: Vec<usize> = (0..self.band_len).map(|l| l * self.cols).collect();
-        let out_starts: Vec<usize> = (self.band_first..self.band_first + self.band_len)
-            .map(|r| r * 64)
-            .collect();
-        box_rows(
-            &self.band,
-            &mut self.narrow,
-            &in_starts,
-            &out_starts,
-            self.cols,
-            self.window,
-            Keep::Samples(self.col_samples),
-        );
+        if self.band_len == 0 {
+            return;
+        }
+        let cols = self.lanes.len() / LANES;
+        let first = self.band_first;
+        let mut group = LaneGroup {
+            input: &self.lanes,
+            length: cols,
+            sums: [0.0; LANES],
+            sink: LaneSink {
+                output: &mut self.narrow,
+                starts: std::array::from_fn(|l| (first + l) * 64),
+                live: self.band_len,
+                samples: Some(self.col_samples),
+                next_sample: 0,
+                pending: [[0.0; LANES]; LANES],
+            },
+        };
+        run_box(cols, self.window, &mut group);
         self.band_first += self.band_len;
         self.band_len = 0;
     }
@@ -250,13 +266,15 @@ impl SecondRowPass<'_> {
 
 /// The first column pass over every column at once, pulling input rows from the first row
 /// pass and handing each output row to the second row pass.
-struct FirstColumnPass<'p, 'r, 's, 'c> {
-    input: &'p mut FirstRowPass<'r, 's>,
+struct FirstColumnPass<'p, 'r, 'c, S> {
+    input: &'p mut FirstRowPass<'r, S>,
     sums: Vec<f32>,
+    /// One output row, divided as a whole (vectorised) before it is handed on.
+    quotients: Vec<f32>,
     output: &'p mut SecondRowPass<'c>,
 }
 
-impl RunningBox for FirstColumnPass<'_, '_, '_, '_> {
+impl<S: FnMut(usize, &mut [f32], usize)> RunningBox for FirstColumnPass<'_, '_, '_, S> {
     #[inline(always)]
     fn step(&mut self, add: Option<usize>, sub: Option<usize>, out: Option<(usize, f32)>) {
         if let Some(a) = add {
@@ -282,7 +300,10 @@ impl RunningBox for FirstColumnPass<'_, '_, '_, '_> {
             (None, None) => {}
         }
         if let Some((o, count)) = out {
-            self.output.accept(o, self.sums.iter().map(|&s| s / count));
+            for (q, &sum) in self.quotients.iter_mut().zip(&self.sums) {
+                *q = sum / count;
+            }
+            self.output.accept(o, &self.quotients);
         }
     }
 }
@@ -320,18 +341,47 @@ impl RunningBox for LastColumnPass<'_> {
 }
 
 /// Blurs the `rows x cols` luma image that `source` produces with the reference's two
-/// Jarosz passes and returns its 64x64 decimation. `source` is asked for each row once,
-/// in order, a few rows at a time.
+/// Jarosz passes and returns its 64x64 decimation. `source(row, out, stride)` writes the
+/// luma of column `j` of `row` to `out[j * stride]`; it is asked for each row once, in
+/// order.
 ///
 /// `rows` and `cols` are at least 1; the caller handles images too small to hash.
-pub(crate) fn downsample_to_64(rows: usize, cols: usize, source: &mut LumaSource<'_>) -> Box<Block64> {
+pub(crate) fn downsample_to_64(
+    rows: usize,
+    cols: usize,
+    source: &mut impl FnMut(usize, &mut [f32], usize),
+) -> Box<Block64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { downsample_avx2(rows, cols, source) };
+    }
+    downsample_portable(rows, cols, source)
+}
+
+/// The same code compiled with 8-lane vectors. AVX2 adds width, not new rounding: without
+/// fused multiply-add (which Rust never forms on its own) every result is bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn downsample_avx2(
+    rows: usize,
+    cols: usize,
+    source: &mut impl FnMut(usize, &mut [f32], usize),
+) -> Box<Block64> {
+    downsample_portable(rows, cols, source)
+}
+
+#[inline(always)]
+pub(crate) fn downsample_portable(
+    rows: usize,
+    cols: usize,
+    source: &mut impl FnMut(usize, &mut [f32], usize),
+) -> Box<Block64> {
     let mut block = Box::new([[0f32; 64]; 64]);
     // The reference skips the blur for an input that is already 64x64.
     if rows == 64 && cols == 64 {
-        let mut luma = vec![0f32; 64 * 64];
-        source(0, &mut luma);
-        for (dst, src) in block.iter_mut().zip(luma.chunks_exact(64)) {
-            dst.copy_from_slice(src);
+        for (row, cells) in block.iter_mut().enumerate() {
+            source(row, cells, 1);
         }
         return block;
     }
@@ -348,16 +398,15 @@ pub(crate) fn downsample_to_64(rows: usize, cols: usize, source: &mut LumaSource
         rows,
         cols,
         window: along_rows,
-        luma_band: vec![0f32; LANES * cols],
+        lanes: vec![0f32; LANES * cols],
         ring: vec![0f32; ring_rows * cols],
         ring_rows,
         produced: 0,
     };
     let mut second_rows = SecondRowPass {
-        cols,
         window: along_rows,
         col_samples: &col_samples,
-        band: vec![0f32; LANES * cols],
+        lanes: vec![0f32; LANES * cols],
         band_first: 0,
         band_len: 0,
         narrow: vec![0f32; rows * 64],
@@ -365,6 +414,7 @@ pub(crate) fn downsample_to_64(rows: usize, cols: usize, source: &mut LumaSource
     let mut first_columns = FirstColumnPass {
         input: &mut first_rows,
         sums: vec![0f32; cols],
+        quotients: vec![0f32; cols],
         output: &mut second_rows,
     };
     run_box(rows, along_cols, &mut first_columns);

@@ -194,23 +194,26 @@ impl PdqHasher {
 /// Luma as PyPI `pdqhash` computes it for HMA: the BT.601 weighted sum in f64, rounded
 /// once to f32. (The C++ core sums in f32; the two differ by one ulp on some pixels and
 /// very rarely by a bit of the hash, so the family HMA uses is followed exactly.)
-fn full_res_luma(image: &DecodedImage) -> impl FnMut(usize, &mut [f32]) + '_ {
+fn full_res_luma(image: &DecodedImage) -> impl FnMut(usize, &mut [f32], usize) + '_ {
     // Each weighted term depends on one byte only: look the 3 x 256 products up instead
     // of converting and multiplying (the same f64 values, so the same sums).
     let weighted = |weight: f64| -> [f64; 256] { std::array::from_fn(|v| v as f64 * weight) };
     let (r, g, b) = (weighted(0.299), weighted(0.587), weighted(0.114));
     let channels = image.layout().channels();
     let width = image.width() as usize;
-    move |first_row, out| {
-        let pixels = &image.pixels()[first_row * width * channels..][..out.len() * channels];
+    // Inlined into the hashing loop so that it is compiled for the same instruction set.
+    #[inline(always)]
+    move |row, out, stride| {
+        let pixels = &image.pixels()[row * width * channels..][..width * channels];
+        let cells = out.iter_mut().step_by(stride);
         match image.layout() {
             PixelLayout::Grey => {
-                for (cell, &grey) in out.iter_mut().zip(pixels) {
+                for (cell, &grey) in cells.zip(pixels) {
                     *cell = f32::from(grey);
                 }
             }
             PixelLayout::Rgb => {
-                for (cell, p) in out.iter_mut().zip(pixels.chunks_exact(3)) {
+                for (cell, p) in cells.zip(pixels.chunks_exact(3)) {
                     *cell = (r[usize::from(p[0])] + g[usize::from(p[1])] + b[usize::from(p[2])]) as f32;
                 }
             }
@@ -230,22 +233,20 @@ fn cli512_size(height: usize, width: usize) -> (usize, usize) {
 /// Luma as the C++ command-line tool computes it: nearest neighbour to `rows x cols`
 /// (top-left anchored, `src = floor(dst * size / target)`), then the weighted sum in f32
 /// arithmetic.
-fn cli512_luma(image: &DecodedImage, rows: usize, cols: usize) -> impl FnMut(usize, &mut [f32]) + '_ {
+fn cli512_luma(image: &DecodedImage, rows: usize, cols: usize) -> impl FnMut(usize, &mut [f32], usize) + '_ {
     let (height, width) = (image.height() as usize, image.width() as usize);
     let channels = image.layout().channels();
     let src_x: Vec<usize> = (0..cols).map(|x| x * width / cols).collect();
-    move |first_row, out| {
-        for (y, out_row) in (first_row..).zip(out.chunks_exact_mut(cols)) {
-            let src_row = &image.pixels()[(y * height / rows) * width * channels..][..width * channels];
-            for (cell, &x) in out_row.iter_mut().zip(&src_x) {
-                let p = &src_row[x * channels..][..channels];
-                *cell = match image.layout() {
-                    PixelLayout::Grey => f32::from(p[0]),
-                    PixelLayout::Rgb => {
-                        0.299f32 * f32::from(p[0]) + 0.587f32 * f32::from(p[1]) + 0.114f32 * f32::from(p[2])
-                    }
-                };
-            }
+    move |y, out, stride| {
+        let src_row = &image.pixels()[(y * height / rows) * width * channels..][..width * channels];
+        for (cell, &x) in out.iter_mut().step_by(stride).zip(&src_x) {
+            let p = &src_row[x * channels..][..channels];
+            *cell = match image.layout() {
+                PixelLayout::Grey => f32::from(p[0]),
+                PixelLayout::Rgb => {
+                    0.299f32 * f32::from(p[0]) + 0.587f32 * f32::from(p[1]) + 0.114f32 * f32::from(p[2])
+                }
+            };
         }
     }
 }
@@ -273,9 +274,24 @@ mod tests {
     }
 
     fn fast_downsample(luma: &[f32], rows: usize, cols: usize) -> Box<dct::Block64> {
-        let mut source =
-            |first: usize, out: &mut [f32]| out.copy_from_slice(&luma[first * cols..][..out.len()]);
-        downsample::downsample_to_64(rows, cols, &mut source)
+        let mut source = |row: usize, out: &mut [f32], stride: usize| {
+            for (cell, &value) in out
+                .iter_mut()
+                .step_by(stride)
+                .zip(&luma[row * cols..(row + 1) * cols])
+            {
+                *cell = value;
+            }
+        };
+        let dispatched = downsample::downsample_to_64(rows, cols, &mut source);
+        // The portable build must agree too, whichever one the CPU dispatched to.
+        let portable = downsample::downsample_portable(rows, cols, &mut source);
+        let same = dispatched.iter().flatten().zip(portable.iter().flatten());
+        assert!(
+            same.into_iter().all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{rows}x{cols}"
+        );
+        dispatched
     }
 
     proptest! {
