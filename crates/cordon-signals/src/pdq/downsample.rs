@@ -171,8 +171,8 @@ struct FirstRowPass<'r, S> {
     cols: usize,
     window: usize,
     /// The band being filtered, lane-major.
-    lanes: Vec<f32>,
-    ring: Vec<f32>,
+    lanes: &'r mut [f32],
+    ring: &'r mut [f32],
     ring_rows: usize,
     /// Rows `0..produced` have been computed.
     produced: usize,
@@ -189,11 +189,11 @@ impl<S: FnMut(usize, &mut [f32], usize)> FirstRowPass<'_, S> {
                 (self.source)(first + l, &mut self.lanes[l..], LANES);
             }
             let mut group = LaneGroup {
-                input: &self.lanes,
+                input: self.lanes,
                 length: self.cols,
                 sums: [0.0; LANES],
                 sink: LaneSink {
-                    output: &mut self.ring,
+                    output: self.ring,
                     starts: std::array::from_fn(|l| ((first + l) % self.ring_rows) * self.cols),
                     live,
                     samples: None,
@@ -218,11 +218,11 @@ struct SecondRowPass<'a> {
     window: usize,
     col_samples: &'a [usize; 64],
     /// The band being collected, lane-major.
-    lanes: Vec<f32>,
+    lanes: &'a mut [f32],
     /// The first row held in the band, and how many rows are there.
     band_first: usize,
     band_len: usize,
-    narrow: Vec<f32>,
+    narrow: &'a mut [f32],
 }
 
 impl SecondRowPass<'_> {
@@ -246,11 +246,11 @@ impl SecondRowPass<'_> {
         let cols = self.lanes.len() / LANES;
         let first = self.band_first;
         let mut group = LaneGroup {
-            input: &self.lanes,
+            input: self.lanes,
             length: cols,
             sums: [0.0; LANES],
             sink: LaneSink {
-                output: &mut self.narrow,
+                output: self.narrow,
                 starts: std::array::from_fn(|l| (first + l) * 64),
                 live: self.band_len,
                 samples: Some(self.col_samples),
@@ -268,9 +268,9 @@ impl SecondRowPass<'_> {
 /// pass and handing each output row to the second row pass.
 struct FirstColumnPass<'p, 'r, 'c, S> {
     input: &'p mut FirstRowPass<'r, S>,
-    sums: Vec<f32>,
+    sums: &'p mut [f32],
     /// One output row, divided as a whole (vectorised) before it is handed on.
-    quotients: Vec<f32>,
+    quotients: &'p mut [f32],
     output: &'p mut SecondRowPass<'c>,
 }
 
@@ -300,10 +300,10 @@ impl<S: FnMut(usize, &mut [f32], usize)> RunningBox for FirstColumnPass<'_, '_, 
             (None, None) => {}
         }
         if let Some((o, count)) = out {
-            for (q, &sum) in self.quotients.iter_mut().zip(&self.sums) {
+            for (q, &sum) in self.quotients.iter_mut().zip(self.sums.iter()) {
                 *q = sum / count;
             }
-            self.output.accept(o, &self.quotients);
+            self.output.accept(o, self.quotients);
         }
     }
 }
@@ -393,40 +393,67 @@ pub(crate) fn downsample_portable(
     // The column pass reads rows `o - lag ..= o + half - 1`, a span of `along_cols + 1`
     // rows, and the row pass may run a band of LANES rows ahead of it.
     let ring_rows = (along_cols + 1 + LANES).min(rows);
+    // Taken out of the thread-local rather than borrowed in a closure: a closure would not
+    // be compiled with the caller's AVX2.
+    let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
     let mut first_rows = FirstRowPass {
         source,
         rows,
         cols,
         window: along_rows,
-        lanes: vec![0f32; LANES * cols],
-        ring: vec![0f32; ring_rows * cols],
+        lanes: zeroed(&mut scratch.first_lanes, LANES * cols),
+        ring: zeroed(&mut scratch.ring, ring_rows * cols),
         ring_rows,
         produced: 0,
     };
     let mut second_rows = SecondRowPass {
         window: along_rows,
         col_samples: &col_samples,
-        lanes: vec![0f32; LANES * cols],
+        lanes: zeroed(&mut scratch.second_lanes, LANES * cols),
         band_first: 0,
         band_len: 0,
-        narrow: vec![0f32; rows * 64],
+        narrow: zeroed(&mut scratch.narrow, rows * 64),
     };
     let mut first_columns = FirstColumnPass {
         input: &mut first_rows,
-        sums: vec![0f32; cols],
-        quotients: vec![0f32; cols],
+        sums: zeroed(&mut scratch.sums, cols),
+        quotients: zeroed(&mut scratch.quotients, cols),
         output: &mut second_rows,
     };
     run_box(rows, along_cols, &mut first_columns);
     second_rows.flush();
 
     let mut last_columns = LastColumnPass {
-        narrow: &second_rows.narrow,
+        narrow: second_rows.narrow,
         sums: [0f32; 64],
         row_samples: &row_samples,
         next_sample: 0,
         block: &mut block,
     };
     run_box(rows, along_cols, &mut last_columns);
+    SCRATCH.with_borrow_mut(|kept| *kept = scratch);
     block
+}
+
+/// Buffers kept per thread from one image to the next, so hashing a stream of images
+/// does not map, fault in and unmap fresh memory for each.
+#[derive(Default)]
+struct Scratch {
+    first_lanes: Vec<f32>,
+    ring: Vec<f32>,
+    second_lanes: Vec<f32>,
+    narrow: Vec<f32>,
+    sums: Vec<f32>,
+    quotients: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// `buffer` as `len` zeros, reusing its allocation.
+fn zeroed(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.clear();
+    buffer.resize(len, 0.0);
+    buffer
 }
