@@ -4,8 +4,9 @@
 //! front of PyPI `pdqhash`), so that Cordon's hashes are the ones the hash-sharing
 //! programmes hold:
 //!
-//! * JPEG goes through libjpeg-turbo, the decoder behind every reference pipeline, for the
-//!   very same pixels. CMYK JPEGs are converted as Pillow converts them.
+//! * JPEG goes through libjpeg-turbo and WebP through libwebp, the decoders behind the
+//!   reference pipelines, for the very same pixels. CMYK JPEGs are converted as Pillow
+//!   converts them.
 //! * Alpha is dropped, not composited: the colour under a transparent pixel is hashed.
 //! * Greyscale stays one channel; its value is the luma.
 //! * 16-bit samples keep their high byte.
@@ -18,6 +19,7 @@
 
 mod jpeg;
 mod raster;
+mod webp;
 
 use std::fmt;
 
@@ -189,6 +191,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
     }
     match ImageFormat::sniff(bytes).ok_or(DecodeError::UnknownFormat)? {
         ImageFormat::Jpeg => jpeg::decode(bytes, limits),
+        ImageFormat::Webp => {
+            let header = webp::read_header(bytes)?;
+            if header.animated {
+                raster::decode(bytes, ImageFormat::Webp, limits)
+            } else {
+                webp::decode(bytes, &header, limits)
+            }
+        }
         other => raster::decode(bytes, other, limits),
     }
 }
