@@ -84,6 +84,8 @@ pub struct AddArgs {
     allow_low_quality: bool,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
     #[command(flatten)]
     media: MediaArgs,
 }
@@ -266,7 +268,19 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     }
     writer.commit()?;
     for line in &lines {
-        report::json_line(line)?;
+        report::line(args.format, line, || match line {
+            AddLine::Added {
+                path,
+                content_id,
+                signals,
+            } => {
+                format!(
+                    "{path}  content {content_id}  pdq {}",
+                    signals.get("pdq").map_or("", String::as_str)
+                )
+            }
+            AddLine::Failed { path, error } => format!("{path}  error: {error}"),
+        })?;
     }
     Ok(code)
 }

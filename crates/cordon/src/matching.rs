@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::inputs::{self, Input};
 use crate::media::{self, MediaArgs};
-use crate::report;
+use crate::report::{self, Format};
 
 #[derive(Args)]
 pub struct MatchArgs {
@@ -39,6 +39,8 @@ pub struct MatchArgs {
     /// Print a JSON line of timings and index size to stderr at the end.
     #[arg(long)]
     stats: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
     #[command(flatten)]
     media: MediaArgs,
 }
@@ -66,6 +68,41 @@ enum MatchLine {
         hash: String,
         error: String,
     },
+}
+
+impl MatchLine {
+    /// `input  quality  matches` for people.
+    fn text(&self) -> String {
+        let matches = |matches: &[Match]| -> String {
+            if matches.is_empty() {
+                return "no match".to_string();
+            }
+            let each: Vec<String> = matches
+                .iter()
+                .map(|m| format!("{}#{} d={} {}", m.bank, m.content_id, m.distance, m.transform))
+                .collect();
+            each.join(", ")
+        };
+        match self {
+            MatchLine::Media {
+                path,
+                quality,
+                low_quality: true,
+                ..
+            } => {
+                format!("{path}  q={quality}  low quality, not matched")
+            }
+            MatchLine::Media {
+                path,
+                quality,
+                matches: m,
+                ..
+            } => format!("{path}  q={quality}  {}", matches(m)),
+            MatchLine::Hash { hash, matches: m } => format!("{hash}  {}", matches(m)),
+            MatchLine::FailedMedia { path, error } => format!("{path}  error: {error}"),
+            MatchLine::FailedHash { hash, error } => format!("{hash}  error: {error}"),
+        }
+    }
 }
 
 pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
@@ -113,7 +150,7 @@ fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::R
         Ok((hashes.quality, low_quality, matches))
     };
     media::run_in_order(&inputs, threads, "images", work, |path, result| {
-        report::json_line(&match result {
+        let line = match result {
             Ok((quality, low_quality, matches)) => MatchLine::Media {
                 path,
                 quality,
@@ -121,7 +158,8 @@ fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::R
                 matches,
             },
             Err(error) => MatchLine::FailedMedia { path, error },
-        })
+        };
+        report::line(args.format, &line, || line.text())
     })
 }
 
@@ -167,7 +205,14 @@ fn match_hashes(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::
             .iter()
             .filter(|l| matches!(l, MatchLine::FailedHash { .. }))
             .count();
-        report::json_lines(&lines)?;
+        match args.format {
+            Format::Json => report::json_lines(&lines)?,
+            Format::Text => {
+                for line in &lines {
+                    report::text_line(&line.text())?;
+                }
+            }
+        }
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS

@@ -35,6 +35,14 @@ pub fn json_lines<T: Serialize>(values: &[T]) -> io::Result<()> {
     out.flush()
 }
 
+/// Prints `value` as a JSON line, or as the text line `text` renders for people.
+pub fn line(format: Format, value: &impl Serialize, text: impl FnOnce() -> String) -> io::Result<()> {
+    match format {
+        Format::Json => json_line(value),
+        Format::Text => text_line(&text()),
+    }
+}
+
 pub fn text_line(line: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{line}")?;

@@ -404,3 +404,21 @@ fn the_reference_bank_answers_like_the_reference_hashes() {
         line["matches"].as_array().unwrap().len()
     );
 }
+
+#[test]
+fn text_format_is_for_people() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    import(data.path(), "TVEC", &format!("pdq {BRIDGE}\n"));
+    let path = image("bridge-mods/aaa-orig.jpg");
+    let output = cordon_in(
+        data.path(),
+        &["match", "--format", "text", path.to_str().unwrap()],
+        None,
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text, format!("{}  q=100  TVEC#1 d=0 original\n", path.display()));
+    let listed = cordon_in(data.path(), &["bank", "list", "--format", "text"], None);
+    assert!(String::from_utf8(listed.stdout).unwrap().starts_with("TVEC "));
+}

@@ -228,10 +228,36 @@ fn check_dimensions(
 
 /// A zeroed buffer, or an error instead of an abort when memory is short.
 fn pixel_buffer(len: usize, width: u32, height: u32) -> Result<Vec<u8>, DecodeError> {
-    let mut buffer = Vec::new();
+    let mut buffer = SPARE_PIXELS.with_borrow_mut(std::mem::take);
+    buffer.clear();
     buffer
         .try_reserve_exact(len)
         .map_err(|_| DecodeError::OutOfMemory { width, height })?;
     buffer.resize(len, 0);
     Ok(buffer)
+}
+
+/// Largest pixel buffer kept for reuse by a thread.
+const MAX_SPARE_BYTES: usize = 64 << 20;
+
+thread_local! {
+    /// The pixels of the last image dropped on this thread, reused by the next decode:
+    /// hashing a stream of images then maps, faults in and unmaps no fresh memory.
+    static SPARE_PIXELS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for DecodedImage {
+    fn drop(&mut self) {
+        let pixels = std::mem::take(&mut self.pixels);
+        if pixels.capacity() <= MAX_SPARE_BYTES {
+            // Ignored when the thread is shutting down and its storage is gone.
+            let _ = SPARE_PIXELS.try_with(|spare| {
+                if let Ok(mut spare) = spare.try_borrow_mut()
+                    && spare.capacity() < pixels.capacity()
+                {
+                    *spare = pixels;
+                }
+            });
+        }
+    }
 }
