@@ -148,6 +148,7 @@ fn new_content(signal: Signal, meta: Metadata, origin: String) -> Result<NewCont
         labels: meta.labels,
         note: meta.note,
         origin,
+        metadata: None,
         signals: vec![signal],
     })
 }

@@ -6,5 +6,6 @@
 //! through `cordon-store` and never speaks HTTP: the server and the CLI are thin layers
 //! over it.
 
+pub mod access;
 pub mod hash_list;
 pub mod matcher;

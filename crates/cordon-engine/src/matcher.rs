@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cordon_index::{EntryId, Hit, PdqIndex};
 use cordon_signals::{Dihedral, DihedralHashes, PdqHash};
-use cordon_store::{BankName, ContentId, Store, StoreError};
+use cordon_store::{Bank, BankName, ContentId, Store, StoreError, now_rfc3339};
 use serde::Serialize;
 
 /// PDQ's conventional match threshold (python-threatexchange, HMA, vPDQ).
@@ -66,41 +66,62 @@ pub struct Match {
     pub transform: &'static str,
 }
 
-struct BankInfo {
+/// What matching needs to know of a bank.
+struct BankState {
     name: BankName,
     pdq_threshold: u32,
+    enabled: bool,
+    enabled_ratio: f64,
 }
 
-/// Banks and their PDQ signals, ready to match.
+impl BankState {
+    fn of(bank: &Bank) -> BankState {
+        BankState {
+            name: bank.name.clone(),
+            pdq_threshold: bank
+                .thresholds
+                .get("pdq")
+                .copied()
+                .unwrap_or(DEFAULT_PDQ_THRESHOLD),
+            enabled: bank.enabled,
+            enabled_ratio: bank.enabled_ratio,
+        }
+    }
+}
+
+/// Which banks a lookup searches.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    /// Only these banks (by name); `None` for all.
+    pub banks: Option<Vec<String>>,
+    /// Search disabled banks and disabled content too (HMA's raw lookup).
+    pub include_disabled: bool,
+    /// HMA's coin flip, in [0, 1): a bank is searched when its enabled ratio is at least
+    /// this. 0 searches every enabled bank.
+    pub flip: f64,
+}
+
+/// Banks and their PDQ signals, ready to match, kept current by the caller as banks and
+/// content change.
+///
+/// Every signal of every bank is indexed; whether a bank is enabled, and whether a piece of
+/// content is disabled for now, is checked on the (few) hits at match time, so that such
+/// changes apply to the very next lookup without touching the index.
 pub struct Matcher {
     pdq: PdqIndex,
-    banks: HashMap<i64, BankInfo>,
-    /// The largest PDQ threshold of any enabled bank: the radius searched.
+    banks: HashMap<i64, BankState>,
+    /// Content with a disabled-until time (RFC 3339, compared as text).
+    disabled: HashMap<ContentId, String>,
+    /// The largest PDQ threshold of any bank: the radius searched.
     pdq_radius: u32,
 }
 
 impl Matcher {
-    /// Loads every enabled bank's matchable PDQ signals.
+    /// Loads every bank's PDQ signals.
     pub fn load(store: &Store) -> Result<Matcher, MatcherError> {
-        let banks: HashMap<i64, BankInfo> = store
-            .banks()?
-            .into_iter()
-            .filter(|b| b.enabled)
-            .map(|b| {
-                let pdq_threshold = b.thresholds.get("pdq").copied().unwrap_or(DEFAULT_PDQ_THRESHOLD);
-                (
-                    b.id,
-                    BankInfo {
-                        name: b.name,
-                        pdq_threshold,
-                    },
-                )
-            })
-            .collect();
-        let pdq_radius = banks.values().map(|b| b.pdq_threshold).max().unwrap_or(0);
         let mut entries = Vec::new();
         let mut failure = None;
-        store.for_each_matchable_signal("pdq", |row| {
+        store.for_each_signal("pdq", |row| {
             if failure.is_some() {
                 return;
             }
@@ -123,11 +144,16 @@ impl Matcher {
         if let Some(error) = failure {
             return Err(error);
         }
-        Ok(Matcher {
+        let mut matcher = Matcher {
             pdq: PdqIndex::from_entries(entries),
-            banks,
-            pdq_radius,
-        })
+            banks: HashMap::new(),
+            disabled: store.disabled_content()?,
+            pdq_radius: 0,
+        };
+        for bank in store.banks()? {
+            matcher.set_bank(&bank);
+        }
+        Ok(matcher)
     }
 
     /// PDQ hashes held.
@@ -139,10 +165,56 @@ impl Matcher {
         self.pdq.memory_bytes()
     }
 
-    /// Bank content within its bank's threshold of `hash`, nearest first.
+    /// Adds or updates a bank (name, threshold, enabled state).
+    pub fn set_bank(&mut self, bank: &Bank) {
+        self.banks.insert(bank.id, BankState::of(bank));
+        self.pdq_radius = self.banks.values().map(|b| b.pdq_threshold).max().unwrap_or(0);
+    }
+
+    /// Forgets a bank: its entries stop matching at once (and leave the index when it is
+    /// next rebuilt).
+    pub fn remove_bank(&mut self, bank_id: i64) {
+        self.banks.remove(&bank_id);
+    }
+
+    /// Makes a content's PDQ hash matchable.
+    pub fn add_pdq(
+        &mut self,
+        bank_id: i64,
+        content_id: ContentId,
+        hash: PdqHash,
+    ) -> Result<(), MatcherError> {
+        let key = EntryKey { bank_id, content_id };
+        let id = key.pack().ok_or(MatcherError::IdOutOfRange(content_id))?;
+        self.pdq.insert(hash, id);
+        Ok(())
+    }
+
+    /// Stops a content's PDQ hash from matching.
+    pub fn remove_pdq(&mut self, bank_id: i64, content_id: ContentId, hash: PdqHash) {
+        if let Some(id) = (EntryKey { bank_id, content_id }).pack() {
+            self.pdq.remove(hash, id);
+        }
+    }
+
+    /// Records until when content does not match (`None`: it matches).
+    pub fn set_disabled_until(&mut self, content_id: ContentId, until: Option<String>) {
+        match until {
+            Some(until) => self.disabled.insert(content_id, until),
+            None => self.disabled.remove(&content_id),
+        };
+    }
+
+    /// Bank content within its bank's threshold of `hash`, nearest first, from every
+    /// enabled bank.
     pub fn match_pdq(&self, hash: &PdqHash) -> Vec<Match> {
+        self.lookup_pdq(hash, &Lookup::default())
+    }
+
+    /// Like [`Matcher::match_pdq`], searching the banks `lookup` selects.
+    pub fn lookup_pdq(&self, hash: &PdqHash, lookup: &Lookup) -> Vec<Match> {
         let mut found = BTreeMap::new();
-        self.collect(hash, Dihedral::Original, &mut found);
+        self.collect(hash, Dihedral::Original, lookup, &now_rfc3339(), &mut found);
         Self::ordered(found)
     }
 
@@ -150,13 +222,30 @@ impl Matcher {
     /// under the variant that came closest (the original on ties).
     pub fn match_pdq_dihedral(&self, hashes: &DihedralHashes) -> Vec<Match> {
         let mut found = BTreeMap::new();
+        let now = now_rfc3339();
         for (variant, hash) in hashes.iter() {
-            self.collect(&hash, variant, &mut found);
+            self.collect(&hash, variant, &Lookup::default(), &now, &mut found);
         }
         Self::ordered(found)
     }
 
-    fn collect(&self, hash: &PdqHash, variant: Dihedral, found: &mut BTreeMap<(i64, ContentId), Match>) {
+    fn searchable(&self, bank: &BankState, lookup: &Lookup) -> bool {
+        let chosen = lookup
+            .banks
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == bank.name.as_str()));
+        let live = bank.enabled && bank.enabled_ratio > 0.0 && bank.enabled_ratio >= lookup.flip;
+        chosen && (lookup.include_disabled || live)
+    }
+
+    fn collect(
+        &self,
+        hash: &PdqHash,
+        variant: Dihedral,
+        lookup: &Lookup,
+        now: &str,
+        found: &mut BTreeMap<(i64, ContentId), Match>,
+    ) {
         let mut hits: Vec<Hit> = Vec::new();
         self.pdq.search(hash, self.pdq_radius, &mut hits);
         for hit in hits {
@@ -164,7 +253,14 @@ impl Matcher {
             let Some(bank) = self.banks.get(&key.bank_id) else {
                 continue;
             };
-            if hit.distance > bank.pdq_threshold {
+            if hit.distance > bank.pdq_threshold || !self.searchable(bank, lookup) {
+                continue;
+            }
+            let disabled = self
+                .disabled
+                .get(&key.content_id)
+                .is_some_and(|until| until.as_str() > now);
+            if disabled && !lookup.include_disabled {
                 continue;
             }
             let candidate = Match {

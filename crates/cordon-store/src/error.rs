@@ -21,6 +21,10 @@ pub enum StoreError {
     NoSuchContent(i64),
     #[error("invalid bank name {name:?}: {reason}")]
     InvalidBankName { name: String, reason: &'static str },
+    #[error("a key named {0} already exists")]
+    KeyExists(String),
+    #[error("no key named {0}")]
+    NoSuchKey(String),
     #[error("corrupt value in the database ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

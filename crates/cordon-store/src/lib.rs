@@ -11,7 +11,9 @@ mod model;
 mod sqlite;
 
 pub use error::StoreError;
-pub use model::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow};
+pub use model::{
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
+};
 pub use sqlite::{ContentWriter, Store};
 
 /// The file inside the data folder that holds the embedded store.

@@ -44,6 +44,19 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX signal_by_content ON signal(content_id);
     ",
+    // 2: API keys; HMA's per-bank rollout ratio and per-content metadata.
+    "
+    CREATE TABLE api_key (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        role        TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    ) STRICT;
+    ALTER TABLE bank ADD COLUMN enabled_ratio REAL NOT NULL DEFAULT 1.0;
+    ALTER TABLE content ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    ",
 ];
 
 /// Brings the database up to the newest schema.

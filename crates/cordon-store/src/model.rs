@@ -49,7 +49,7 @@ impl fmt::Display for BankName {
 }
 
 /// A named collection of known content, such as one hash-sharing programme's list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Bank {
     #[serde(skip)]
     pub id: i64,
@@ -57,23 +57,40 @@ pub struct Bank {
     pub description: String,
     pub labels: Vec<String>,
     pub enabled: bool,
+    /// Share of lookups that search this bank (HMA's gradual roll-out), 0.0 to 1.0.
+    pub enabled_ratio: f64,
     /// Largest distance that counts as a match, per signal type (`"pdq": 31`).
     pub thresholds: BTreeMap<String, u32>,
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NewBank {
     pub description: String,
     pub labels: Vec<String>,
     pub enabled: bool,
+    pub enabled_ratio: f64,
     pub thresholds: BTreeMap<String, u32>,
+}
+
+impl Default for NewBank {
+    fn default() -> Self {
+        NewBank {
+            description: String::new(),
+            labels: Vec::new(),
+            enabled: true,
+            enabled_ratio: 1.0,
+            thresholds: BTreeMap::new(),
+        }
+    }
 }
 
 /// Changes to a bank; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct BankUpdate {
+    pub name: Option<BankName>,
     pub description: Option<String>,
+    pub enabled_ratio: Option<f64>,
     pub labels: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub thresholds: Option<BTreeMap<String, u32>>,
@@ -99,6 +116,8 @@ pub struct Content {
     pub created_at: String,
     /// While set and in the future, the content does not match.
     pub disabled_until: Option<String>,
+    /// Free-form metadata from the API (HMA's `content_id`, `content_uri`, `json`).
+    pub metadata: serde_json::Value,
     pub signals: Vec<Signal>,
 }
 
@@ -108,7 +127,19 @@ pub struct NewContent {
     pub labels: Vec<String>,
     pub note: String,
     pub origin: String,
+    pub metadata: Option<serde_json::Value>,
     pub signals: Vec<Signal>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// The public part of the key, which finds its row.
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
 }
 
 /// One signal as the index loader reads it: just what matching needs.

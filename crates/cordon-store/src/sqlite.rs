@@ -1,12 +1,14 @@
 //! The embedded store: one SQLite file in the data folder.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::migrations::migrate;
-use crate::model::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow};
+use crate::model::{
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
+};
 use crate::{DATABASE_FILE, StoreError, now_rfc3339};
 
 /// A connection to the embedded store.
@@ -73,12 +75,14 @@ impl Store {
             return Err(StoreError::BankExists(name.to_string()));
         }
         tx.execute(
-            "INSERT INTO bank (name, description, labels, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 name.as_str(),
                 new.description,
                 labels_to_json(&new.labels),
                 new.enabled,
+                new.enabled_ratio,
                 now_rfc3339()
             ],
         )?;
@@ -91,7 +95,7 @@ impl Store {
     pub fn banks(&self) -> Result<Vec<Bank>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT id, name, description, labels, enabled, created_at FROM bank ORDER BY name")?;
+            .prepare("SELECT id, name, description, labels, enabled, created_at, enabled_ratio FROM bank ORDER BY name")?;
         let rows = statement.query_map([], |row| Ok(BankRow::read(row)))?;
         rows.map(|row| row??.into_bank(self)).collect()
     }
@@ -99,7 +103,7 @@ impl Store {
     pub fn bank(&self, name: &str) -> Result<Bank, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, name, description, labels, enabled, created_at FROM bank WHERE name = ?1",
+                "SELECT id, name, description, labels, enabled, created_at, enabled_ratio FROM bank WHERE name = ?1",
                 [name],
                 |row| Ok(BankRow::read(row)),
             )
@@ -123,6 +127,30 @@ impl Store {
                 params![labels_to_json(&labels), bank.id],
             )?;
         }
+        if let Some(ratio) = update.enabled_ratio {
+            tx.execute(
+                "UPDATE bank SET enabled_ratio = ?1 WHERE id = ?2",
+                params![ratio, bank.id],
+            )?;
+        }
+        let mut name = name.to_string();
+        if let Some(new_name) = update.name
+            && new_name.as_str() != name
+        {
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM bank WHERE name = ?1", [new_name.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::BankExists(new_name.to_string()));
+            }
+            tx.execute(
+                "UPDATE bank SET name = ?1 WHERE id = ?2",
+                params![new_name.as_str(), bank.id],
+            )?;
+            name = new_name.to_string();
+        }
         if let Some(enabled) = update.enabled {
             tx.execute(
                 "UPDATE bank SET enabled = ?1 WHERE id = ?2",
@@ -134,7 +162,7 @@ impl Store {
             write_thresholds(&tx, bank.id, &thresholds)?;
         }
         tx.commit()?;
-        self.bank(name)
+        self.bank(&name)
     }
 
     /// Deletes a bank with all its content and signals; returns how much content went.
@@ -199,7 +227,7 @@ impl Store {
     ) -> Result<(), E> {
         let sql = format!(
             "SELECT c.id, b.name, c.external_id, c.labels, c.note, c.origin, c.created_at, c.disabled_until,
-                    s.signal_type, s.value
+                    s.signal_type, s.value, c.metadata
              FROM content c JOIN bank b ON b.id = c.bank_id LEFT JOIN signal s ON s.content_id = c.id
              WHERE {filter} ORDER BY c.id, s.id"
         );
@@ -244,7 +272,139 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes content and its signals; returns what was deleted.
+    pub fn delete_content(&mut self, id: ContentId) -> Result<Content, StoreError> {
+        let content = self.content(id)?;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM signal WHERE content_id = ?1", [id])?;
+        tx.execute("DELETE FROM content WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(content)
+    }
+
+    pub fn set_content_note(&mut self, id: ContentId, note: &str) -> Result<(), StoreError> {
+        if self
+            .conn
+            .execute("UPDATE content SET note = ?1 WHERE id = ?2", params![note, id])?
+            == 0
+        {
+            return Err(StoreError::NoSuchContent(id));
+        }
+        Ok(())
+    }
+
+    // ---- API keys ------------------------------------------------------------------
+
+    /// Stores a new key. Only a hash of its secret is kept.
+    pub fn create_key(
+        &mut self,
+        id: &str,
+        name: &str,
+        role: &str,
+        secret_hash: &[u8],
+    ) -> Result<ApiKey, StoreError> {
+        let taken: Option<String> = self
+            .conn
+            .query_row("SELECT id FROM api_key WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
+        if taken.is_some() {
+            return Err(StoreError::KeyExists(name.to_string()));
+        }
+        self.conn.execute(
+            "INSERT INTO api_key (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, name, role, secret_hash, now_rfc3339()],
+        )?;
+        self.keys()?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| StoreError::NoSuchKey(name.to_string()))
+    }
+
+    pub fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, name, role, created_at, revoked_at FROM api_key ORDER BY name")?;
+        let keys = statement
+            .query_map([], |r| {
+                Ok(ApiKey {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: r.get(2)?,
+                    created_at: r.get(3)?,
+                    revoked_at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(keys)
+    }
+
+    /// The key with public id `id` and the stored hash of its secret.
+    pub fn key_for_check(&self, id: &str) -> Result<Option<(ApiKey, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, role, created_at, revoked_at, secret_hash FROM api_key WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    ApiKey {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                    },
+                    r.get(5)?,
+                ))
+            })
+            .optional()?)
+    }
+
+    pub fn revoke_key(&mut self, name: &str) -> Result<ApiKey, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE api_key SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL",
+            params![now_rfc3339(), name],
+        )?;
+        let key = self.keys()?.into_iter().find(|k| k.name == name);
+        match (changed, key) {
+            (_, Some(key)) => Ok(key),
+            (_, None) => Err(StoreError::NoSuchKey(name.to_string())),
+        }
+    }
+
     // ---- index loading -------------------------------------------------------------
+
+    /// Every signal of `signal_type`, of every bank, enabled or not (the matcher filters
+    /// by bank and content state at match time, so changes to them apply at once).
+    pub fn for_each_signal(
+        &self,
+        signal_type: &str,
+        mut visit: impl FnMut(SignalRow),
+    ) -> Result<(), StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT content_id, bank_id, value FROM signal WHERE signal_type = ?1")?;
+        let mut rows = statement.query([signal_type])?;
+        while let Some(row) = rows.next()? {
+            visit(SignalRow {
+                content_id: row.get(0)?,
+                bank_id: row.get(1)?,
+                value: row.get(2)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Content with a `disabled_until` set, and that time (it may have passed).
+    pub fn disabled_content(&self) -> Result<HashMap<ContentId, String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, disabled_until FROM content WHERE disabled_until IS NOT NULL")?;
+        let disabled = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(disabled)
+    }
 
     /// Every signal of `signal_type` that can match now: its bank is enabled and its
     /// content is not disabled. One scan of the signal table.
@@ -308,8 +468,8 @@ impl ContentWriter<'_> {
     pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 self.bank_id,
@@ -317,7 +477,10 @@ impl ContentWriter<'_> {
                 labels_to_json(&item.labels),
                 item.note,
                 item.origin,
-                self.created_at
+                self.created_at,
+                item.metadata
+                    .as_ref()
+                    .map_or_else(|| "{}".to_string(), |m| m.to_string()),
             ])?;
         let content_id = self.tx.last_insert_rowid();
         let mut insert_signal = self.tx.prepare_cached(
@@ -350,6 +513,7 @@ struct BankRow {
     labels: String,
     enabled: bool,
     created_at: String,
+    enabled_ratio: f64,
 }
 
 impl BankRow {
@@ -361,6 +525,7 @@ impl BankRow {
             labels: row.get(3)?,
             enabled: row.get(4)?,
             created_at: row.get(5)?,
+            enabled_ratio: row.get(6)?,
         })
     }
 
@@ -377,6 +542,7 @@ impl BankRow {
             description: self.description,
             labels: labels_from_json(&self.labels)?,
             enabled: self.enabled,
+            enabled_ratio: self.enabled_ratio,
             thresholds,
             created_at: self.created_at,
         })
@@ -393,6 +559,10 @@ fn content_from_row(row: &Row<'_>) -> Result<Content, StoreError> {
         origin: row.get(5)?,
         created_at: row.get(6)?,
         disabled_until: row.get(7)?,
+        metadata: serde_json::from_str(&row.get::<_, String>(10)?).map_err(|e| StoreError::Corrupt {
+            what: "content metadata",
+            detail: e.to_string(),
+        })?,
         signals: Vec::new(),
     })
 }
