@@ -174,6 +174,7 @@ fn create(store: &mut Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
             description: args.description,
             labels: args.labels,
             enabled: !args.disabled,
+            enabled_ratio: 1.0,
             thresholds: BTreeMap::from([("pdq".to_string(), args.pdq_threshold)]),
         },
     )?;
@@ -252,6 +253,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                     labels: args.labels.clone(),
                     note: args.note.clone(),
                     origin: format!("file:{path}"),
+                    metadata: None,
                     signals: vec![Signal {
                         signal_type: "pdq".to_string(),
                         value: hash.clone(),

@@ -8,9 +8,11 @@ mod bank;
 mod bench;
 mod hash;
 mod inputs;
+mod keys;
 mod matching;
 mod media;
 mod report;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,11 @@ enum Command {
     Bank(bank::BankCommand),
     /// Match images or hashes against every enabled bank.
     Match(matching::MatchArgs),
+    /// Serve the HTTP API (HMA-compatible routes) on the data folder.
+    Serve(serve::ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Measure Cordon's own speed (for the side-by-side benchmarks in bench/).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -56,6 +63,8 @@ fn main() -> ExitCode {
         Command::Hash(args) => hash::run(args),
         Command::Bank(command) => bank::run(command, &cli.data),
         Command::Match(args) => matching::run(args, &cli.data),
+        Command::Serve(args) => serve::run(args, &cli.data),
+        Command::Keys(command) => keys::run(command, &cli.data),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {

@@ -422,3 +422,33 @@ fn text_format_is_for_people() {
     let listed = cordon_in(data.path(), &["bank", "list", "--format", "text"], None);
     assert!(String::from_utf8(listed.stdout).unwrap().starts_with("TVEC "));
 }
+
+#[test]
+fn keys_are_printed_once_listed_without_secrets_and_revoked() {
+    let data = tempfile::tempdir().unwrap();
+    let created = ok_lines(&cordon_in(
+        data.path(),
+        &["keys", "create", "--role", "curator", "--name", "ts-team"],
+        None,
+    ));
+    let key = created[0]["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("ck_"));
+    assert_eq!(created[0]["role"], "curator");
+    let listed = cordon_in(data.path(), &["keys", "list"], None);
+    let text = String::from_utf8(listed.stdout.clone()).unwrap();
+    assert!(text.contains("ts-team") && !text.contains(&key[20..]), "{text}");
+    let again = cordon_in(
+        data.path(),
+        &["keys", "create", "--role", "admin", "--name", "ts-team"],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    let bad_role = cordon_in(
+        data.path(),
+        &["keys", "create", "--role", "root", "--name", "x"],
+        None,
+    );
+    assert_eq!(bad_role.status.code(), Some(2));
+    let revoked = ok_lines(&cordon_in(data.path(), &["keys", "revoke", "ts-team"], None));
+    assert!(revoked[0]["revoked_at"].is_string());
+}

@@ -1,0 +1,632 @@
+//! The HMA 2.0 API (`../shared/docs/hma.md`, section 2): the same paths, parameters and
+//! response shapes, so an HMA client works unchanged once it sends a key. Distances are
+//! strings and errors are `{"message": ...}`, as in HMA.
+//!
+//! Differences, on purpose: every route needs a key (HMA has no auth); content and hashes
+//! added here match on the very next request (HMA rebuilds its index every few minutes);
+//! each bank keeps its own threshold.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cordon_engine::access::Role;
+use cordon_engine::hash_list::canonical_signal;
+use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
+use cordon_signals::pdq::QUALITY_THRESHOLD;
+use cordon_signals::{PdqHash, decode};
+use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::{AppState, blocking};
+
+type Shared = State<Arc<AppState>>;
+
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let submitter = Router::new()
+        .route("/h/hash", post(hash_media))
+        .route("/m/lookup", get(lookup_signal).post(lookup_media))
+        .route("/m/raw_lookup", get(raw_lookup))
+        .route("/m/compare", post(compare))
+        .route("/m/index/status", get(index_status))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            |s: Shared, r: Request, n: Next| auth::require(Role::Submitter, s, r, n),
+        ));
+    let curator = Router::new()
+        .route("/c/banks", get(list_banks).post(create_bank))
+        .route(
+            "/c/bank/{name}",
+            get(get_bank).put(update_bank).delete(delete_bank),
+        )
+        .route("/c/bank/{name}/content", post(add_content))
+        .route("/c/bank/{name}/signal", post(add_signal))
+        .route(
+            "/c/bank/{name}/content/{id}",
+            get(get_content).put(update_content).delete(delete_content),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            |s: Shared, r: Request, n: Next| auth::require(Role::Curator, s, r, n),
+        ));
+    submitter.merge(curator)
+}
+
+// ---- media -------------------------------------------------------------------------
+
+/// A multipart upload as HMA sends it: one file whose field name is its content type
+/// (`photo`), and optional text fields.
+struct Upload {
+    bytes: Bytes,
+    fields: BTreeMap<String, String>,
+}
+
+async fn read_upload(mut multipart: Multipart) -> Result<Upload, ApiError> {
+    let mut file: Option<Bytes> = None;
+    let mut fields = BTreeMap::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "photo" => {
+                if file.is_some() {
+                    return Err(ApiError::bad_request("exactly one file is expected"));
+                }
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+                file = Some(bytes);
+            }
+            "video" => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "video is not supported yet; send a photo",
+                ));
+            }
+            _ => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("reading field {name}: {e}")))?;
+                fields.insert(name, text);
+            }
+        }
+    }
+    let bytes = file.ok_or_else(|| ApiError::bad_request("expected one file in a field named `photo`"))?;
+    Ok(Upload { bytes, fields })
+}
+
+/// Decodes and hashes an upload off the async workers. `None` for an image whose PDQ
+/// quality is too low to match on.
+async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHash>, ApiError> {
+    let state = state.clone();
+    blocking(move || {
+        let image = decode(&bytes, &state.limits)?;
+        let digest = state.hasher.hash(&image);
+        Ok((digest.quality >= QUALITY_THRESHOLD).then_some(digest.hash))
+    })
+    .await
+}
+
+/// `POST /h/hash`: `{"pdq": "<hex>"}`, or `""` for a low-quality image, as HMA answers.
+async fn hash_media(State(state): Shared, multipart: Multipart) -> Result<Json<Value>, ApiError> {
+    let upload = read_upload(multipart).await?;
+    let hash = hash_upload(&state, upload.bytes).await?;
+    Ok(Json(
+        json!({ "pdq": hash.map(|h| h.to_hex()).unwrap_or_default() }),
+    ))
+}
+
+// ---- matching ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct LookupParams {
+    signal_type: Option<String>,
+    signal: Option<String>,
+    url: Option<String>,
+    banks: Option<String>,
+    seed: Option<u64>,
+    #[serde(default)]
+    bypass_coinflip: bool,
+    #[serde(default)]
+    include_distance: bool,
+}
+
+impl LookupParams {
+    fn banks(&self) -> Option<Vec<String>> {
+        self.banks.as_ref().map(|csv| {
+            csv.split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
+    fn lookup(&self) -> Lookup {
+        Lookup {
+            banks: self.banks(),
+            include_disabled: false,
+            flip: if self.bypass_coinflip {
+                0.0
+            } else {
+                coin_flip(self.seed)
+            },
+        }
+    }
+
+    /// The PDQ hash in `signal_type` + `signal`.
+    fn pdq(&self) -> Result<PdqHash, ApiError> {
+        if self.url.is_some() {
+            return Err(ApiError::bad_request(
+                "looking up by url is not supported: Cordon does not fetch remote media; upload it",
+            ));
+        }
+        let (Some(signal_type), Some(signal)) = (&self.signal_type, &self.signal) else {
+            return Err(ApiError::bad_request("signal_type and signal are required"));
+        };
+        if signal_type != "pdq" {
+            return Err(ApiError::bad_request(format!(
+                "unsupported signal_type {signal_type:?} (supported: pdq)"
+            )));
+        }
+        signal
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("bad pdq signal: {e}")))
+    }
+}
+
+/// HMA's coin flip in [0, 1): seeded when the caller gives a seed, for repeatable rollouts.
+fn coin_flip(seed: Option<u64>) -> f64 {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    // splitmix64: a well-mixed 64-bit value from any seed.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `{"BANK": [{"bank_content_id": 1, "distance": "3"}]}`
+fn by_bank(matches: &[Match]) -> Value {
+    let mut banks: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for m in matches {
+        banks
+            .entry(m.bank.as_str())
+            .or_default()
+            .push(json!({ "bank_content_id": m.content_id, "distance": m.distance.to_string() }));
+    }
+    json!(banks)
+}
+
+async fn lookup_signal(
+    State(state): Shared,
+    Query(params): Query<LookupParams>,
+) -> Result<Json<Value>, ApiError> {
+    let hash = params.pdq()?;
+    let matches = state.matcher().lookup_pdq(&hash, &params.lookup());
+    Ok(Json(by_bank(&matches)))
+}
+
+async fn lookup_media(
+    State(state): Shared,
+    Query(params): Query<LookupParams>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let upload = read_upload(multipart).await?;
+    let matches = match hash_upload(&state, upload.bytes).await? {
+        Some(hash) => state.matcher().lookup_pdq(&hash, &params.lookup()),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "pdq": by_bank(&matches) })))
+}
+
+/// Like lookup, but regardless of enabled states and the coin flip.
+async fn raw_lookup(
+    State(state): Shared,
+    Query(params): Query<LookupParams>,
+) -> Result<Json<Value>, ApiError> {
+    let hash = params.pdq()?;
+    let lookup = Lookup {
+        banks: params.banks(),
+        include_disabled: true,
+        flip: 0.0,
+    };
+    let matches = state.matcher().lookup_pdq(&hash, &lookup);
+    let listed: Vec<Value> = if params.include_distance {
+        matches
+            .iter()
+            .map(|m| json!({ "bank_content_id": m.content_id, "distance": m.distance.to_string() }))
+            .collect()
+    } else {
+        matches.iter().map(|m| json!(m.content_id)).collect()
+    };
+    Ok(Json(json!({ "matches": listed })))
+}
+
+/// `{"pdq": ["<h1>", "<h2>"]}` → `{"pdq": [true, {"distance": 12}]}`
+async fn compare(Json(body): Json<BTreeMap<String, Vec<String>>>) -> Result<Json<Value>, ApiError> {
+    let mut answer = serde_json::Map::new();
+    for (signal_type, pair) in body {
+        if signal_type != "pdq" {
+            return Err(ApiError::bad_request(format!(
+                "unsupported signal type {signal_type:?}"
+            )));
+        }
+        let [a, b] = pair.as_slice() else {
+            return Err(ApiError::bad_request(
+                "compare takes exactly two signals per type",
+            ));
+        };
+        let parse = |s: &String| -> Result<PdqHash, ApiError> {
+            s.parse()
+                .map_err(|e| ApiError::bad_request(format!("bad pdq signal: {e}")))
+        };
+        let distance = parse(a)?.distance(&parse(b)?);
+        answer.insert(
+            signal_type,
+            json!([distance <= DEFAULT_PDQ_THRESHOLD, { "distance": distance }]),
+        );
+    }
+    Ok(Json(Value::Object(answer)))
+}
+
+async fn index_status(State(state): Shared) -> Json<Value> {
+    let size = state.matcher().pdq_len();
+    Json(json!({ "pdq": { "built_to": state.built_at, "present": true, "size": size } }))
+}
+
+// ---- banks -------------------------------------------------------------------------
+
+fn bank_json(bank: &Bank) -> Value {
+    let ratio = if bank.enabled { bank.enabled_ratio } else { 0.0 };
+    json!({ "matching_enabled_ratio": ratio, "name": bank.name })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankBody {
+    name: Option<String>,
+    enabled: Option<bool>,
+    enabled_ratio: Option<f64>,
+}
+
+impl BankBody {
+    fn ratio(&self) -> Result<Option<f64>, ApiError> {
+        match self.enabled_ratio {
+            Some(r) if !(0.0..=1.0).contains(&r) => {
+                Err(ApiError::bad_request("enabled_ratio must be within 0 and 1"))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+async fn list_banks(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let banks = blocking(move || Ok(state.store().banks()?)).await?;
+    Ok(Json(Value::Array(banks.iter().map(bank_json).collect())))
+}
+
+async fn create_bank(
+    State(state): Shared,
+    Json(body): Json<BankBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = BankName::new(body.name.as_deref().unwrap_or_default())?;
+    let ratio = body.ratio()?;
+    let bank = blocking(move || {
+        let bank = state.store().create_bank(
+            &name,
+            NewBank {
+                enabled: body.enabled.unwrap_or(true),
+                enabled_ratio: ratio.unwrap_or(1.0),
+                thresholds: BTreeMap::from([("pdq".to_string(), DEFAULT_PDQ_THRESHOLD)]),
+                ..NewBank::default()
+            },
+        )?;
+        state.matcher_mut().set_bank(&bank);
+        Ok(bank)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(bank_json(&bank))))
+}
+
+async fn get_bank(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let bank = blocking(move || Ok(state.store().bank(&name)?)).await?;
+    Ok(Json(bank_json(&bank)))
+}
+
+async fn update_bank(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<BankBody>,
+) -> Result<Json<Value>, ApiError> {
+    let update = BankUpdate {
+        name: body.name.as_deref().map(BankName::new).transpose()?,
+        enabled: body.enabled,
+        enabled_ratio: body.ratio()?,
+        ..BankUpdate::default()
+    };
+    let bank = blocking(move || {
+        let bank = state.store().update_bank(&name, update)?;
+        state.matcher_mut().set_bank(&bank);
+        Ok(bank)
+    })
+    .await?;
+    Ok(Json(bank_json(&bank)))
+}
+
+async fn delete_bank(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let mut store = state.store();
+        let bank = store.bank(&name)?;
+        store.delete_bank(&name)?;
+        state.matcher_mut().remove_bank(bank.id);
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({ "message": "Done" })))
+}
+
+// ---- content -----------------------------------------------------------------------
+
+/// Stores one piece of content with its PDQ hash and makes it matchable at once.
+fn store_content(
+    state: &AppState,
+    bank: &str,
+    hash: PdqHash,
+    note: String,
+    metadata: Value,
+) -> Result<Value, ApiError> {
+    let mut store = state.store();
+    let bank = store.bank(bank)?;
+    let external_id = metadata
+        .get("content_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut writer = store.content_writer(bank.name.as_str())?;
+    let id = writer.insert(&NewContent {
+        external_id,
+        note,
+        origin: "api".to_string(),
+        metadata: Some(metadata),
+        signals: vec![Signal {
+            signal_type: "pdq".to_string(),
+            value: hash.to_hex(),
+        }],
+        ..NewContent::default()
+    })?;
+    writer.commit()?;
+    state.matcher_mut().add_pdq(bank.id, id, hash)?;
+    Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
+}
+
+/// HMA's `note` is at most 255 characters; its metadata is a JSON object.
+fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value), ApiError> {
+    let note = fields.get("note").cloned().unwrap_or_default();
+    if note.chars().count() > 255 {
+        return Err(ApiError::bad_request("note is longer than 255 characters"));
+    }
+    let metadata = match fields.get("metadata") {
+        None => json!({}),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(object @ Value::Object(_)) => object,
+            Ok(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
+            Err(e) => return Err(ApiError::bad_request(format!("metadata is not JSON: {e}"))),
+        },
+    };
+    Ok((note, metadata))
+}
+
+async fn add_content(
+    State(state): Shared,
+    Path(name): Path<String>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let upload = read_upload(multipart).await?;
+    let (note, metadata) = note_and_metadata(&upload.fields)?;
+    let Some(hash) = hash_upload(&state, upload.bytes).await? else {
+        return Err(ApiError::bad_request(format!(
+            "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
+        )));
+    };
+    blocking(move || store_content(&state, &name, hash, note, metadata))
+        .await
+        .map(Json)
+}
+
+#[derive(Deserialize)]
+struct SignalBody {
+    pdq: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+async fn add_signal(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<SignalBody>,
+) -> Result<Json<Value>, ApiError> {
+    let value = body
+        .pdq
+        .ok_or_else(|| ApiError::bad_request("expected {\"pdq\": \"<hex>\"}"))?;
+    let signal = canonical_signal("pdq", &value).map_err(ApiError::bad_request)?;
+    let hash: PdqHash = signal
+        .value
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    if body.note.chars().count() > 255 {
+        return Err(ApiError::bad_request("note is longer than 255 characters"));
+    }
+    blocking(move || store_content(&state, &name, hash, body.note, json!({})))
+        .await
+        .map(Json)
+}
+
+/// `disabled_until` (RFC 3339) as HMA's `disable_until_ts`: 0 enabled, 1 disabled for
+/// good, otherwise the unix time it is disabled until.
+const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59Z";
+
+fn disable_until_ts(content: &Content) -> i64 {
+    match content.disabled_until.as_deref() {
+        None => 0,
+        Some(DISABLED_FOR_GOOD) => 1,
+        Some(text) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_or(1, |t| t.unix_timestamp()),
+    }
+}
+
+fn content_json(content: &Content, bank: &Bank, signals: bool, metadata: bool) -> Value {
+    let mut object = json!({
+        "bank": bank_json(bank),
+        "disable_until_ts": disable_until_ts(content),
+        "id": content.id,
+        "note": content.note,
+        "original_media_uri": null,
+    });
+    if metadata {
+        object["metadata"] = json!({
+            "collab": null,
+            "content_id": content.metadata.get("content_id").cloned().unwrap_or(Value::Null),
+            "content_uri": content.metadata.get("content_uri").cloned().unwrap_or(Value::Null),
+            "json": content.metadata.get("json").cloned().unwrap_or(Value::Null),
+        });
+    }
+    if signals {
+        let map: BTreeMap<&str, &str> = content
+            .signals
+            .iter()
+            .map(|s| (s.signal_type.as_str(), s.value.as_str()))
+            .collect();
+        object["signals"] = json!(map);
+    }
+    object
+}
+
+/// The content `id` of bank `name`, or 404.
+fn content_in_bank(state: &AppState, name: &str, id: ContentId) -> Result<(Content, Bank), ApiError> {
+    let store = state.store();
+    let bank = store.bank(name)?;
+    let content = store.content(id)?;
+    if content.bank != bank.name {
+        return Err(ApiError::not_found(format!("no content {id} in bank {name}")));
+    }
+    Ok((content, bank))
+}
+
+#[derive(Deserialize)]
+struct ContentParams {
+    #[serde(default)]
+    include_signals: bool,
+    #[serde(default = "yes")]
+    include_metadata: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn get_content(
+    State(state): Shared,
+    Path((name, id)): Path<(String, ContentId)>,
+    Query(params): Query<ContentParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (content, bank) = blocking(move || content_in_bank(&state, &name, id)).await?;
+    Ok(Json(content_json(
+        &content,
+        &bank,
+        params.include_signals,
+        params.include_metadata,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentBody {
+    disable_until_ts: Option<i64>,
+    note: Option<String>,
+}
+
+/// HMA refuses a disable time more than five years ahead.
+const MAX_DISABLE_SECONDS: i64 = 5 * 366 * 24 * 3600;
+
+async fn update_content(
+    State(state): Shared,
+    Path((name, id)): Path<(String, ContentId)>,
+    Json(body): Json<ContentBody>,
+) -> Result<Json<Value>, ApiError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let until: Option<Option<String>> = match body.disable_until_ts {
+        None => None,
+        Some(0) => Some(None),
+        Some(1) => Some(Some(DISABLED_FOR_GOOD.to_string())),
+        Some(ts) if ts > 1 && ts <= now + MAX_DISABLE_SECONDS => {
+            let at = time::OffsetDateTime::from_unix_timestamp(ts)
+                .map_err(|e| ApiError::bad_request(format!("bad disable_until_ts: {e}")))?;
+            Some(Some(
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| ApiError::bad_request(format!("bad disable_until_ts: {e}")))?,
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "disable_until_ts is 0 (enabled), 1 (disabled) or a unix time at most five years ahead",
+            ));
+        }
+    };
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 255) {
+        return Err(ApiError::bad_request("note is longer than 255 characters"));
+    }
+    let (content, bank) = blocking(move || {
+        content_in_bank(&state, &name, id)?;
+        {
+            let mut store = state.store();
+            if let Some(note) = &body.note {
+                store.set_content_note(id, note)?;
+            }
+            if let Some(until) = &until {
+                store.set_content_disabled_until(id, until.as_deref())?;
+            }
+        }
+        if let Some(until) = until {
+            state.matcher_mut().set_disabled_until(id, until);
+        }
+        content_in_bank(&state, &name, id)
+    })
+    .await?;
+    Ok(Json(content_json(&content, &bank, false, true)))
+}
+
+async fn delete_content(
+    State(state): Shared,
+    Path((name, id)): Path<(String, ContentId)>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let (_, bank) = content_in_bank(&state, &name, id)?;
+        let deleted = state.store().delete_content(id)?;
+        let mut matcher = state.matcher_mut();
+        for signal in deleted.signals.iter().filter(|s| s.signal_type == "pdq") {
+            if let Ok(hash) = signal.value.parse() {
+                matcher.remove_pdq(bank.id, id, hash);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({ "deleted": 1 })))
+}

@@ -1,0 +1,52 @@
+//! Cordon over HTTP.
+//!
+//! This crate owns the HTTP surface: the routes HMA 2.0 clients call (`/h`, `/m`, `/c`,
+//! same paths, parameters and response shapes, see `hma.rs`), API keys and roles on every
+//! route but `/status`, request limits, and graceful shutdown. It holds no business rules:
+//! matching, keys and storage are the engine's and the store's, called from here.
+
+mod auth;
+mod error;
+mod hma;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use state::AppState;
+
+/// Multipart framing and form fields around the media itself.
+const BODY_OVERHEAD: usize = 1 << 20;
+
+/// Every route, with its role checks.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = usize::try_from(state.limits.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(BODY_OVERHEAD);
+    Router::new()
+        .route("/status", get(|| async { "I-AM-ALIVE" }))
+        .merge(hma::routes(state.clone()))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::map_response(error::json_errors))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,61 @@
+//! What every request shares: the store, the live matcher, and how media is read.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cordon_engine::matcher::{Matcher, MatcherError};
+use cordon_signals::{DecodeLimits, PdqHasher};
+use cordon_store::Store;
+
+use crate::error::ApiError;
+
+pub struct AppState {
+    store: Mutex<Store>,
+    matcher: RwLock<Matcher>,
+    pub hasher: PdqHasher,
+    pub limits: DecodeLimits,
+    /// When the index was last built from the store (unix seconds).
+    pub built_at: i64,
+}
+
+impl AppState {
+    /// Opens the store in `data` and loads every bank into the matcher.
+    pub fn open(data: &Path, limits: DecodeLimits) -> Result<AppState, MatcherError> {
+        let store = Store::open(data)?;
+        let matcher = Matcher::load(&store)?;
+        Ok(AppState {
+            store: Mutex::new(store),
+            matcher: RwLock::new(matcher),
+            hasher: PdqHasher::default(),
+            limits,
+            built_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        })
+    }
+
+    /// The store. A poisoned lock (a panic while it was held) still holds a consistent
+    /// connection: SQLite rolls back whatever transaction was open.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn matcher(&self) -> RwLockReadGuard<'_, Matcher> {
+        self.matcher
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn matcher_mut(&self) -> RwLockWriteGuard<'_, Matcher> {
+        self.matcher
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs blocking work (SQLite, decoding, hashing) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}

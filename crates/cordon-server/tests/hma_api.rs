@@ -1,0 +1,431 @@
+//! The HMA-compatible API over real HTTP: a real server on a loopback port, a real client,
+//! a real SQLite file, the shared reference images.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cordon_engine::access::{Role, issue_key};
+use cordon_server::AppState;
+use cordon_signals::DecodeLimits;
+use cordon_store::Store;
+use reqwest::blocking::{Client, multipart};
+use serde_json::{Value, json};
+
+const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+fn image(relative: &str) -> PathBuf {
+    let shared = std::env::var_os("CORDON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    shared.join("testdata/pdq-reference/images").join(relative)
+}
+
+/// `hash` with its first `bits` bits flipped.
+fn flipped(hash: &str, bits: usize) -> String {
+    let mut nibbles: Vec<u8> = hash.chars().map(|c| c.to_digit(16).unwrap() as u8).collect();
+    for bit in 0..bits {
+        nibbles[bit / 4] ^= 1 << (bit % 4);
+    }
+    nibbles.iter().map(|n| format!("{n:x}")).collect()
+}
+
+/// A running server with an admin, a curator, a submitter and a revoked key.
+struct Server {
+    base: String,
+    admin: String,
+    curator: String,
+    submitter: String,
+    revoked: String,
+    client: Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let (admin, curator, submitter, revoked) = {
+            let mut store = Store::open(data.path()).unwrap();
+            let key = |store: &mut Store, name: &str, role| issue_key(store, name, role).unwrap().key;
+            let revoked = key(&mut store, "old", Role::Admin);
+            store.revoke_key("old").unwrap();
+            (
+                key(&mut store, "ops", Role::Admin),
+                key(&mut store, "trust-safety", Role::Curator),
+                key(&mut store, "platform", Role::Submitter),
+                revoked,
+            )
+        };
+        let state = Arc::new(AppState::open(data.path(), DecodeLimits::default()).unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, address) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready.send(listener.local_addr().unwrap()).unwrap();
+                cordon_server::serve(listener, state, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let address = address.recv().unwrap();
+        Server {
+            base: format!("http://{address}"),
+            admin,
+            curator,
+            submitter,
+            revoked,
+            client: Client::new(),
+            stop: Some(stop),
+            thread: Some(thread),
+            _data: data,
+        }
+    }
+
+    fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+
+    fn send(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+
+    fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, key, path, body)
+    }
+
+    fn upload(&self, key: &str, path: &str, file: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        let bytes = std::fs::read(image(file)).unwrap();
+        let mut form =
+            multipart::Form::new().part("photo", multipart::Part::bytes(bytes).file_name("upload.jpg"));
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn status_is_open_and_everything_else_needs_the_right_key() {
+    let server = Server::start();
+    let status = server
+        .client
+        .get(format!("{}/status", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 200);
+    assert_eq!(status.text().unwrap(), "I-AM-ALIVE");
+
+    let anonymous = server
+        .client
+        .get(format!("{}/c/banks", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let body: Value = anonymous.json().unwrap();
+    assert!(body["message"].as_str().unwrap().contains("API key"));
+
+    assert_eq!(server.get("ck_0000000000000000_00", "/c/banks").0, 401);
+    assert_eq!(server.get(&server.revoked, "/c/banks").0, 401);
+    let (code, body) = server.get(&server.submitter, "/c/banks");
+    assert_eq!(code, 403);
+    assert!(body["message"].as_str().unwrap().contains("needs curator"));
+    assert_eq!(server.get(&server.curator, "/c/banks").0, 200);
+    assert_eq!(server.get(&server.admin, "/c/banks").0, 200);
+    let lookup = format!("/m/lookup?signal_type=pdq&signal={BRIDGE}");
+    assert_eq!(server.get(&server.curator, &lookup).0, 403);
+    assert_eq!(server.get(&server.submitter, &lookup).0, 200);
+}
+
+#[test]
+fn hashing_answers_like_hma() {
+    let server = Server::start();
+    let (code, body) = server.upload(&server.submitter, "/h/hash", "misc-images/b.jpg", &[]);
+    assert_eq!(code, 200);
+    assert_eq!(body, json!({ "pdq": BRIDGE }));
+    // Quality below 50: HMA answers an empty hash.
+    let (code, body) = server.upload(&server.submitter, "/h/hash", "misc-images/small.jpg", &[]);
+    assert_eq!((code, body), (200, json!({ "pdq": "" })));
+    // Not an image.
+    let (code, body) = server.upload(&server.submitter, "/h/hash", "reg-test-input/haystack.txt", &[]);
+    assert_eq!(code, 415, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not an image"));
+    // No file.
+    let form = multipart::Form::new().text("note", "x");
+    let response = server
+        .client
+        .post(format!("{}/h/hash", server.base))
+        .bearer_auth(&server.submitter)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(response.json::<Value>().unwrap()["message"].is_string());
+}
+
+#[test]
+fn banks_are_curated_with_hma_shapes() {
+    let server = Server::start();
+    let (code, body) = server.post(&server.curator, "/c/banks", json!({ "name": "TVEC" }));
+    assert_eq!(
+        (code, body),
+        (201, json!({ "matching_enabled_ratio": 1.0, "name": "TVEC" }))
+    );
+    assert_eq!(
+        server
+            .post(&server.curator, "/c/banks", json!({ "name": "TVEC" }))
+            .0,
+        403
+    );
+    let (code, body) = server.post(&server.curator, "/c/banks", json!({ "name": "lower" }));
+    assert_eq!(code, 400);
+    assert!(body["message"].as_str().unwrap().contains("invalid bank name"));
+    server.post(
+        &server.curator,
+        "/c/banks",
+        json!({ "name": "HALF", "enabled_ratio": 0.5 }),
+    );
+    let (_, listed) = server.get(&server.curator, "/c/banks");
+    assert_eq!(
+        listed,
+        json!([{ "matching_enabled_ratio": 0.5, "name": "HALF" }, { "matching_enabled_ratio": 1.0, "name": "TVEC" }])
+    );
+    let (code, renamed) = server.send(
+        reqwest::Method::PUT,
+        &server.curator,
+        "/c/bank/HALF",
+        json!({ "name": "ROLLOUT", "enabled": false }),
+    );
+    assert_eq!(
+        (code, renamed),
+        (200, json!({ "matching_enabled_ratio": 0.0, "name": "ROLLOUT" }))
+    );
+    assert_eq!(server.get(&server.curator, "/c/bank/HALF").0, 404);
+    let (code, body) = server.send(
+        reqwest::Method::DELETE,
+        &server.curator,
+        "/c/bank/ROLLOUT",
+        json!({}),
+    );
+    assert_eq!((code, body), (200, json!({ "message": "Done" })));
+    assert_eq!(server.get(&server.curator, "/c/bank/ROLLOUT").0, 404);
+}
+
+#[test]
+fn added_hashes_match_the_very_next_request_and_disabled_content_stops_at_once() {
+    let server = Server::start();
+    server.post(&server.curator, "/c/banks", json!({ "name": "TVEC" }));
+    let (code, added) = server.post(&server.curator, "/c/bank/TVEC/signal", json!({ "pdq": BRIDGE }));
+    assert_eq!(code, 200);
+    let id = added["id"].as_i64().unwrap();
+    assert_eq!(added["signals"]["pdq"], BRIDGE);
+
+    let near = flipped(BRIDGE, 10);
+    let lookup = format!("/m/lookup?signal_type=pdq&signal={near}&bypass_coinflip=true");
+    let (_, found) = server.get(&server.submitter, &lookup);
+    assert_eq!(
+        found,
+        json!({ "TVEC": [{ "bank_content_id": id, "distance": "10" }] })
+    );
+    let far = format!("/m/lookup?signal_type=pdq&signal={}", flipped(BRIDGE, 32));
+    assert_eq!(server.get(&server.submitter, &far).1, json!({}));
+
+    // The uploaded repost matches too.
+    let (_, by_media) = server.upload(&server.submitter, "/m/lookup", "bridge-mods/blur-a-lot.jpg", &[]);
+    assert_eq!(by_media["pdq"]["TVEC"][0]["bank_content_id"], id);
+
+    // Disabled: gone from lookup at once, still in raw_lookup; enabled again: back.
+    let path = format!("/c/bank/TVEC/content/{id}");
+    let (code, content) = server.send(
+        reqwest::Method::PUT,
+        &server.curator,
+        &path,
+        json!({ "disable_until_ts": 1 }),
+    );
+    assert_eq!((code, content["disable_until_ts"].clone()), (200, json!(1)));
+    assert_eq!(server.get(&server.submitter, &lookup).1, json!({}));
+    let raw = format!("/m/raw_lookup?signal_type=pdq&signal={near}&include_distance=true");
+    assert_eq!(
+        server.get(&server.submitter, &raw).1,
+        json!({ "matches": [{ "bank_content_id": id, "distance": "10" }] })
+    );
+    server.send(
+        reqwest::Method::PUT,
+        &server.curator,
+        &path,
+        json!({ "disable_until_ts": 0 }),
+    );
+    assert_eq!(
+        server.get(&server.submitter, &lookup).1["TVEC"][0]["bank_content_id"],
+        id
+    );
+
+    // Deleted: gone.
+    let (code, deleted) = server.send(reqwest::Method::DELETE, &server.curator, &path, json!({}));
+    assert_eq!((code, deleted), (200, json!({ "deleted": 1 })));
+    assert_eq!(server.get(&server.submitter, &lookup).1, json!({}));
+    assert_eq!(server.get(&server.curator, &path).0, 404);
+}
+
+#[test]
+fn content_uploads_keep_their_metadata() {
+    let server = Server::start();
+    server.post(&server.curator, "/c/banks", json!({ "name": "TVEC" }));
+    let metadata = r#"{"content_id":"post-123","content_uri":"https://example.org/p/123","json":{"k":1}}"#;
+    let (code, added) = server.upload(
+        &server.curator,
+        "/c/bank/TVEC/content",
+        "misc-images/b.jpg",
+        &[("metadata", metadata), ("note", "first")],
+    );
+    assert_eq!(code, 200, "{added}");
+    assert_eq!(added["signals"]["pdq"], BRIDGE);
+    let path = format!("/c/bank/TVEC/content/{}?include_signals=true", added["id"]);
+    let (_, content) = server.get(&server.curator, &path);
+    let mut keys: Vec<&String> = content.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "bank",
+            "disable_until_ts",
+            "id",
+            "metadata",
+            "note",
+            "original_media_uri",
+            "signals"
+        ]
+    );
+    assert_eq!(content["metadata"]["content_id"], "post-123");
+    assert_eq!(content["metadata"]["json"], json!({ "k": 1 }));
+    assert_eq!(content["note"], "first");
+    assert_eq!(content["signals"], json!({ "pdq": BRIDGE }));
+    // A low-quality image is refused, not stored as noise.
+    let (code, body) = server.upload(
+        &server.curator,
+        "/c/bank/TVEC/content",
+        "misc-images/small.jpg",
+        &[],
+    );
+    assert_eq!(code, 400);
+    assert!(body["message"].as_str().unwrap().contains("quality"));
+    let (code, _) = server.upload(
+        &server.curator,
+        "/c/bank/TVEC/content",
+        "misc-images/b.jpg",
+        &[("metadata", "[1]")],
+    );
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn compare_and_index_status() {
+    let server = Server::start();
+    let near = flipped(BRIDGE, 12);
+    let (code, body) = server.post(&server.submitter, "/m/compare", json!({ "pdq": [BRIDGE, near] }));
+    assert_eq!((code, body), (200, json!({ "pdq": [true, { "distance": 12 }] })));
+    let far = flipped(BRIDGE, 40);
+    assert_eq!(
+        server
+            .post(&server.submitter, "/m/compare", json!({ "pdq": [BRIDGE, far] }))
+            .1,
+        json!({ "pdq": [false, { "distance": 40 }] })
+    );
+    let (_, status) = server.get(&server.submitter, "/m/index/status");
+    assert_eq!(status["pdq"]["present"], true);
+    assert_eq!(status["pdq"]["size"], 0);
+    assert!(status["pdq"]["built_to"].as_i64().unwrap() > 1_700_000_000);
+}
+
+#[test]
+fn malformed_requests_get_a_4xx_json_message_and_the_server_lives_on() {
+    let server = Server::start();
+    let raw = |method: reqwest::Method, path: &str, body: &'static str| {
+        let response = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .bearer_auth(&server.admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        let code = response.status().as_u16();
+        let body: Value = response.json().unwrap();
+        (code, body)
+    };
+    for (method, path, body) in [
+        (reqwest::Method::POST, "/c/banks", "{not json"),
+        (reqwest::Method::POST, "/c/banks", r#"{"name": 5}"#),
+        (
+            reqwest::Method::POST,
+            "/c/banks",
+            r#"{"name": "OK", "colour": "red"}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/c/banks",
+            r#"{"name": "OK", "enabled_ratio": 7}"#,
+        ),
+        (reqwest::Method::POST, "/m/compare", r#"{"pdq": ["abc"]}"#),
+        (reqwest::Method::POST, "/m/compare", r#"{"pdq": ["zz", "yy"]}"#),
+        (reqwest::Method::GET, "/m/lookup?signal_type=pdq&signal=123", ""),
+        (reqwest::Method::GET, "/m/lookup?signal_type=md5&signal=123", ""),
+        (reqwest::Method::GET, "/m/lookup", ""),
+        (reqwest::Method::GET, "/c/bank/NOPE/content/abc", ""),
+        (
+            reqwest::Method::PUT,
+            "/c/bank/NOPE/content/1",
+            r#"{"disable_until_ts": -5}"#,
+        ),
+        (reqwest::Method::GET, "/no/such/route", ""),
+    ] {
+        let (code, body) = raw(method.clone(), path, body);
+        assert!((400..500).contains(&code), "{method} {path}: {code} {body}");
+        assert!(body["message"].is_string(), "{method} {path}: {body}");
+    }
+    assert_eq!(
+        server
+            .client
+            .get(format!("{}/status", server.base))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}

@@ -1,0 +1,74 @@
+//! `cordon serve`: the HTTP API on the embedded store.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use cordon_server::AppState;
+use cordon_signals::DecodeLimits;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Refuse images with more pixels than this.
+    #[arg(long, default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
+    max_pixels: u64,
+    /// Refuse uploads larger than this many bytes.
+    #[arg(long, default_value_t = DecodeLimits::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+    max_bytes: u64,
+}
+
+pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
+    let limits = DecodeLimits {
+        max_bytes: args.max_bytes,
+        max_pixels: args.max_pixels,
+    };
+    let state = AppState::open(data, limits).with_context(|| format!("loading {}", data.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        eprintln!(
+            "cordon: serving {} on http://{} ({} PDQ hashes loaded)",
+            data.display(),
+            listener.local_addr()?,
+            state.matcher().pdq_len()
+        );
+        cordon_server::serve(listener, Arc::new(state), shutdown_signal())
+            .await
+            .context("serving")?;
+        eprintln!("cordon: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the server then finishes the requests in flight.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
