@@ -58,6 +58,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Hash(args) => hash::run(args),
@@ -83,4 +84,21 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .chain()
         .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Media work allocates and frees buffers of megabytes for every image (decoder working
+/// memory, pixels). By default glibc gives those back to the kernel at once and faults
+/// fresh zeroed pages in for the next image; keeping freed memory for reuse instead saves
+/// a fifth of decoding time on a stream of photos.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const KEEP: libc::c_int = 256 << 20;
+        // SAFETY: mallopt only tunes the allocator; called first thing, before any thread
+        // is started. A failure leaves the defaults, which are merely slower.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP);
+        }
+    }
 }
