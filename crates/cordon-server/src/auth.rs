@@ -10,14 +10,14 @@ use axum::response::Response;
 use cordon_engine::access::{Role, check_key};
 
 use crate::error::ApiError;
-use crate::state::{AppState, blocking};
+use crate::state::{AppState, Caller, blocking};
 
 /// Lets a request through if it carries a valid key whose role allows `needed`:
 /// 401 without a (valid) key, 403 with a key of the wrong role.
 pub async fn require(
     needed: Role,
     State(state): State<Arc<AppState>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let presented = request
@@ -42,6 +42,9 @@ pub async fn require(
             StatusCode::FORBIDDEN,
             format!("key {} has role {role}; this route needs {needed}", key.name),
         )),
-        Some(_) => Ok(next.run(request).await),
+        Some((key, _)) => {
+            request.extensions_mut().insert(Caller(key.name));
+            Ok(next.run(request).await)
+        }
     }
 }

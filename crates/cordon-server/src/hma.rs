@@ -14,7 +14,7 @@ use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use cordon_engine::access::Role;
 use cordon_engine::hash_list::canonical_signal;
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::state::{AppState, blocking};
+use crate::state::{AppState, Caller, blocking};
 
 type Shared = State<Arc<AppState>>;
 
@@ -325,12 +325,13 @@ async fn list_banks(State(state): Shared) -> Result<Json<Value>, ApiError> {
 
 async fn create_bank(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<BankBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = BankName::new(body.name.as_deref().unwrap_or_default())?;
     let ratio = body.ratio()?;
     let bank = blocking(move || {
-        let bank = state.store().create_bank(
+        let bank = state.store_as(&caller).create_bank(
             &name,
             NewBank {
                 enabled: body.enabled.unwrap_or(true),
@@ -353,6 +354,7 @@ async fn get_bank(State(state): Shared, Path(name): Path<String>) -> Result<Json
 
 async fn update_bank(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(body): Json<BankBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -363,7 +365,7 @@ async fn update_bank(
         ..BankUpdate::default()
     };
     let bank = blocking(move || {
-        let bank = state.store().update_bank(&name, update)?;
+        let bank = state.store_as(&caller).update_bank(&name, update)?;
         state.matcher_mut().set_bank(&bank);
         Ok(bank)
     })
@@ -371,9 +373,13 @@ async fn update_bank(
     Ok(Json(bank_json(&bank)))
 }
 
-async fn delete_bank(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn delete_bank(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     blocking(move || {
-        let mut store = state.store();
+        let mut store = state.store_as(&caller);
         let bank = store.bank(&name)?;
         store.delete_bank(&name)?;
         state.matcher_mut().remove_bank(bank.id);
@@ -388,12 +394,13 @@ async fn delete_bank(State(state): Shared, Path(name): Path<String>) -> Result<J
 /// Stores one piece of content with its PDQ hash and makes it matchable at once.
 fn store_content(
     state: &AppState,
+    caller: &Caller,
     bank: &str,
     hash: PdqHash,
     note: String,
     metadata: Value,
 ) -> Result<Value, ApiError> {
-    let mut store = state.store();
+    let mut store = state.store_as(caller);
     let bank = store.bank(bank)?;
     let external_id = metadata
         .get("content_id")
@@ -435,6 +442,7 @@ fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value
 
 async fn add_content(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
@@ -445,7 +453,7 @@ async fn add_content(
             "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
         )));
     };
-    blocking(move || store_content(&state, &name, hash, note, metadata))
+    blocking(move || store_content(&state, &caller, &name, hash, note, metadata))
         .await
         .map(Json)
 }
@@ -459,6 +467,7 @@ struct SignalBody {
 
 async fn add_signal(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Json(body): Json<SignalBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -473,7 +482,7 @@ async fn add_signal(
     if body.note.chars().count() > 255 {
         return Err(ApiError::bad_request("note is longer than 255 characters"));
     }
-    blocking(move || store_content(&state, &name, hash, body.note, json!({})))
+    blocking(move || store_content(&state, &caller, &name, hash, body.note, json!({})))
         .await
         .map(Json)
 }
@@ -567,6 +576,7 @@ const MAX_DISABLE_SECONDS: i64 = 5 * 366 * 24 * 3600;
 
 async fn update_content(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path((name, id)): Path<(String, ContentId)>,
     Json(body): Json<ContentBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -595,7 +605,7 @@ async fn update_content(
     let (content, bank) = blocking(move || {
         content_in_bank(&state, &name, id)?;
         {
-            let mut store = state.store();
+            let mut store = state.store_as(&caller);
             if let Some(note) = &body.note {
                 store.set_content_note(id, note)?;
             }
@@ -614,11 +624,12 @@ async fn update_content(
 
 async fn delete_content(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path((name, id)): Path<(String, ContentId)>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let (_, bank) = content_in_bank(&state, &name, id)?;
-        let deleted = state.store().delete_content(id)?;
+        let deleted = state.store_as(&caller).delete_content(id)?;
         let mut matcher = state.matcher_mut();
         for signal in deleted.signals.iter().filter(|s| s.signal_type == "pdq") {
             if let Ok(hash) = signal.value.parse() {

@@ -9,6 +9,10 @@ use cordon_store::Store;
 
 use crate::error::ApiError;
 
+/// The name of the key a request came with, put on the request by the key check.
+#[derive(Clone, Debug)]
+pub struct Caller(pub String);
+
 pub struct AppState {
     store: Mutex<Store>,
     matcher: RwLock<Matcher>,
@@ -36,6 +40,13 @@ impl AppState {
     /// connection: SQLite rolls back whatever transaction was open.
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The store, with changes recorded in the audit log under `caller`'s name.
+    pub fn store_as(&self, caller: &Caller) -> MutexGuard<'_, Store> {
+        let mut store = self.store();
+        store.set_actor(format!("key:{}", caller.0));
+        store
     }
 
     pub fn matcher(&self) -> RwLockReadGuard<'_, Matcher> {

@@ -39,7 +39,7 @@ struct Server {
     client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Server {
@@ -82,7 +82,7 @@ impl Server {
             client: Client::new(),
             stop: Some(stop),
             thread: Some(thread),
-            _data: data,
+            data,
         }
     }
 
@@ -244,6 +244,20 @@ fn banks_are_curated_with_hma_shapes() {
     );
     assert_eq!((code, body), (200, json!({ "message": "Done" })));
     assert_eq!(server.get(&server.curator, "/c/bank/ROLLOUT").0, 404);
+
+    // Every change is in the audit log under the key that made it.
+    let store = Store::open(server.data.path()).unwrap();
+    let entries = store.audit_entries(0).unwrap();
+    let by_curator: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor == "key:trust-safety")
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(
+        by_curator,
+        ["bank.created", "bank.created", "bank.updated", "bank.deleted"]
+    );
+    assert!(store.verify_audit().unwrap().problem.is_none());
 }
 
 #[test]

@@ -5,11 +5,13 @@
 //! schema migrations applied on open. It stores and returns facts; it makes no decisions
 //! (what matches, what a policy does) and computes no signals.
 
+mod audit;
 mod error;
 mod migrations;
 mod model;
 mod sqlite;
 
+pub use audit::{AuditCheck, AuditEntry};
 pub use error::StoreError;
 pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,

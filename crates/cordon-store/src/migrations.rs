@@ -57,6 +57,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE bank ADD COLUMN enabled_ratio REAL NOT NULL DEFAULT 1.0;
     ALTER TABLE content ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
     ",
+    // 3: the audit log, append-only.
+    "
+    CREATE TABLE audit (
+        seq    INTEGER PRIMARY KEY,
+        at     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        event  TEXT NOT NULL,
+        data   TEXT NOT NULL,
+        hash   BLOB NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
 
+use crate::audit::{self, AuditCheck, AuditEntry};
 use crate::migrations::migrate;
 use crate::model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
@@ -14,6 +16,8 @@ use crate::{DATABASE_FILE, StoreError, now_rfc3339};
 /// A connection to the embedded store.
 pub struct Store {
     conn: Connection,
+    /// Who the audit log names for the changes made through this connection.
+    actor: String,
 }
 
 fn labels_to_json(labels: &[String]) -> String {
@@ -59,7 +63,26 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&mut conn, path)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            actor: "unknown".to_string(),
+        })
+    }
+
+    /// Names who makes the following changes, in the audit log: `key:<name>`,
+    /// `cli:<user>`.
+    pub fn set_actor(&mut self, actor: impl Into<String>) {
+        self.actor = actor.into();
+    }
+
+    /// Audit entries after `since`, oldest first.
+    pub fn audit_entries(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::entries(&self.conn, since)
+    }
+
+    /// Checks the audit log's hash chain from its first entry.
+    pub fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
+        audit::verify(&self.conn)
     }
 
     // ---- banks ---------------------------------------------------------------------
@@ -88,6 +111,13 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         write_thresholds(&tx, id, &new.thresholds)?;
+        audit::append(
+            &tx,
+            &self.actor,
+            "bank.created",
+            json!({ "bank": name.as_str(), "enabled": new.enabled, "enabled_ratio": new.enabled_ratio,
+                    "thresholds": new.thresholds, "labels": new.labels }),
+        )?;
         tx.commit()?;
         self.bank(name.as_str())
     }
@@ -114,6 +144,11 @@ impl Store {
 
     pub fn update_bank(&mut self, name: &str, update: BankUpdate) -> Result<Bank, StoreError> {
         let bank = self.bank(name)?;
+        let changes = json!({
+            "name": update.name.as_ref().map(BankName::as_str), "description": update.description,
+            "labels": update.labels, "enabled": update.enabled, "enabled_ratio": update.enabled_ratio,
+            "thresholds": update.thresholds,
+        });
         let tx = self.conn.transaction()?;
         if let Some(description) = update.description {
             tx.execute(
@@ -161,6 +196,12 @@ impl Store {
             tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", [bank.id])?;
             write_thresholds(&tx, bank.id, &thresholds)?;
         }
+        audit::append(
+            &tx,
+            &self.actor,
+            "bank.updated",
+            json!({ "bank": bank.name.as_str(), "now": name, "changes": changes }),
+        )?;
         tx.commit()?;
         self.bank(&name)
     }
@@ -173,6 +214,12 @@ impl Store {
         tx.execute("DELETE FROM signal WHERE bank_id = ?1", [bank.id])?;
         let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", [bank.id])?;
         tx.execute("DELETE FROM bank WHERE id = ?1", [bank.id])?;
+        audit::append(
+            &tx,
+            &self.actor,
+            "bank.deleted",
+            json!({ "bank": name, "content_deleted": content }),
+        )?;
         tx.commit()?;
         Ok(content as u64)
     }
@@ -195,8 +242,12 @@ impl Store {
         Ok(ContentWriter {
             tx,
             bank_id: bank.id,
+            bank: bank.name.to_string(),
+            actor: self.actor.clone(),
             created_at: now_rfc3339(),
             written: 0,
+            first_id: None,
+            last_id: None,
         })
     }
 
@@ -262,13 +313,21 @@ impl Store {
         id: ContentId,
         until: Option<&str>,
     ) -> Result<(), StoreError> {
-        let changed = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
             "UPDATE content SET disabled_until = ?1 WHERE id = ?2",
             params![until, id],
         )?;
         if changed == 0 {
             return Err(StoreError::NoSuchContent(id));
         }
+        audit::append(
+            &tx,
+            &self.actor,
+            "content.disabled_until",
+            json!({ "content_id": id, "until": until }),
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -278,18 +337,28 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM signal WHERE content_id = ?1", [id])?;
         tx.execute("DELETE FROM content WHERE id = ?1", [id])?;
+        audit::append(
+            &tx,
+            &self.actor,
+            "content.deleted",
+            json!({ "content_id": id, "bank": content.bank.as_str(), "signals": content.signals }),
+        )?;
         tx.commit()?;
         Ok(content)
     }
 
     pub fn set_content_note(&mut self, id: ContentId, note: &str) -> Result<(), StoreError> {
-        if self
-            .conn
-            .execute("UPDATE content SET note = ?1 WHERE id = ?2", params![note, id])?
-            == 0
-        {
+        let tx = self.conn.transaction()?;
+        if tx.execute("UPDATE content SET note = ?1 WHERE id = ?2", params![note, id])? == 0 {
             return Err(StoreError::NoSuchContent(id));
         }
+        audit::append(
+            &tx,
+            &self.actor,
+            "content.note",
+            json!({ "content_id": id, "note": note }),
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -310,10 +379,18 @@ impl Store {
         if taken.is_some() {
             return Err(StoreError::KeyExists(name.to_string()));
         }
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO api_key (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, name, role, secret_hash, now_rfc3339()],
         )?;
+        audit::append(
+            &tx,
+            &self.actor,
+            "key.created",
+            json!({ "key": name, "id": id, "role": role }),
+        )?;
+        tx.commit()?;
         self.keys()?
             .into_iter()
             .find(|k| k.id == id)
@@ -361,10 +438,15 @@ impl Store {
     }
 
     pub fn revoke_key(&mut self, name: &str) -> Result<ApiKey, StoreError> {
-        let changed = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
             "UPDATE api_key SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL",
             params![now_rfc3339(), name],
         )?;
+        if changed > 0 {
+            audit::append(&tx, &self.actor, "key.revoked", json!({ "key": name }))?;
+        }
+        tx.commit()?;
         let key = self.keys()?.into_iter().find(|k| k.name == name);
         match (changed, key) {
             (_, Some(key)) => Ok(key),
@@ -460,8 +542,12 @@ fn write_thresholds(
 pub struct ContentWriter<'s> {
     tx: rusqlite::Transaction<'s>,
     bank_id: i64,
+    bank: String,
+    actor: String,
     created_at: String,
     written: u64,
+    first_id: Option<ContentId>,
+    last_id: Option<ContentId>,
 }
 
 impl ContentWriter<'_> {
@@ -495,11 +581,21 @@ impl ContentWriter<'_> {
             ])?;
         }
         self.written += 1;
+        self.first_id.get_or_insert(content_id);
+        self.last_id = Some(content_id);
         Ok(content_id)
     }
 
     /// Makes everything written visible at once; returns how much content that was.
     pub fn commit(self) -> Result<u64, StoreError> {
+        if self.written > 0 {
+            audit::append(
+                &self.tx,
+                &self.actor,
+                "content.added",
+                json!({ "bank": self.bank, "count": self.written, "first_id": self.first_id, "last_id": self.last_id }),
+            )?;
+        }
         self.tx.commit()?;
         Ok(self.written)
     }

@@ -139,3 +139,96 @@ fn disabled_content_and_banks_are_not_matchable() {
         .unwrap();
     assert!(seen.is_empty());
 }
+
+#[test]
+fn every_change_is_audited_in_an_unbroken_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.set_actor("key:ops");
+    bank(&mut store, "AUDITED");
+    let mut writer = store.content_writer("AUDITED").unwrap();
+    let id = writer
+        .insert(&NewContent {
+            signals: vec![pdq(&"03".repeat(32))],
+            ..NewContent::default()
+        })
+        .unwrap();
+    writer.commit().unwrap();
+    store
+        .set_content_disabled_until(id, Some("9999-01-01T00:00:00Z"))
+        .unwrap();
+    store.delete_content(id).unwrap();
+    store
+        .create_key("0011223344556677", "svc", "submitter", &[0; 32])
+        .unwrap();
+    store.revoke_key("svc").unwrap();
+    store.delete_bank("AUDITED").unwrap();
+    // A failed change leaves no entry.
+    assert!(store.delete_bank("AUDITED").is_err());
+
+    let events: Vec<String> = store
+        .audit_entries(0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "bank.created",
+            "content.added",
+            "content.disabled_until",
+            "content.deleted",
+            "key.created",
+            "key.revoked",
+            "bank.deleted"
+        ]
+    );
+    let entries = store.audit_entries(0).unwrap();
+    assert!(entries.iter().all(|e| e.actor == "key:ops"));
+    assert_eq!(entries[1].data["count"], 1);
+    let check = store.verify_audit().unwrap();
+    assert_eq!((check.entries, check.problem.clone()), (7, None));
+    assert_eq!(check.head, entries[6].hash);
+}
+
+#[test]
+fn the_audit_log_refuses_edits_and_verify_finds_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        for name in ["A", "B", "C", "D"] {
+            bank(&mut store, name);
+        }
+    }
+    let path = dir.path().join(cordon_store::DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Through SQL the log is append-only.
+    let refused = conn.execute("UPDATE audit SET actor = 'someone' WHERE seq = 2", []);
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+    assert!(conn.execute("DELETE FROM audit WHERE seq = 2", []).is_err());
+
+    // Someone with the file drops the guards and rewrites an entry: the chain shows it.
+    conn.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        .unwrap();
+    conn.execute("UPDATE audit SET data = '{\"bank\":\"X\"}' WHERE seq = 2", [])
+        .unwrap();
+    let check = Store::open(dir.path()).unwrap().verify_audit().unwrap();
+    assert_eq!(check.broken_at, Some(2));
+    assert!(check.problem.unwrap().contains("changed"));
+
+    // Or removes one.
+    let dir2 = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir2.path()).unwrap();
+        for name in ["A", "B", "C"] {
+            bank(&mut store, name);
+        }
+    }
+    let conn = rusqlite::Connection::open(dir2.path().join(cordon_store::DATABASE_FILE)).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2;")
+        .unwrap();
+    let check = Store::open(dir2.path()).unwrap().verify_audit().unwrap();
+    assert_eq!(check.broken_at, Some(3));
+    assert!(check.problem.unwrap().contains("missing"));
+}

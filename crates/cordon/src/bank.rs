@@ -133,8 +133,7 @@ struct BankLine<'a> {
 }
 
 pub fn run(command: BankCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let mut store =
-        Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
+    let mut store = crate::open_store(data)?;
     match command {
         BankCommand::Create(args) => create(&mut store, args),
         BankCommand::List(args) => {

@@ -3,10 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use cordon_engine::access::{Role, issue_key};
-use cordon_store::Store;
 
 use crate::report::{self, Format};
 
@@ -42,8 +40,7 @@ pub struct RevokeArgs {
 }
 
 pub fn run(command: KeysCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let mut store =
-        Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
+    let mut store = crate::open_store(data)?;
     match command {
         KeysCommand::Create(args) => {
             let issued = issue_key(&mut store, &args.name, args.role)?;

@@ -4,6 +4,7 @@
 //! names are part of the interface), or a human table with `--format text`. Progress goes
 //! to stderr, and only when stderr is a terminal.
 
+mod audit;
 mod bank;
 mod bench;
 mod hash;
@@ -52,6 +53,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Read and verify the append-only audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Measure Cordon's own speed (for the side-by-side benchmarks in bench/).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Match(args) => matching::run(args, &cli.data),
         Command::Serve(args) => serve::run(args, &cli.data),
         Command::Keys(command) => keys::run(command, &cli.data),
+        Command::Audit(command) => audit::run(command, &cli.data),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {
@@ -101,4 +106,14 @@ fn keep_freed_memory() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP);
         }
     }
+}
+
+/// Opens the store in the data folder; changes made through it are audited as `cli:<user>`.
+fn open_store(data: &std::path::Path) -> anyhow::Result<cordon_store::Store> {
+    use anyhow::Context;
+    let mut store = cordon_store::Store::open(data)
+        .with_context(|| format!("opening the data folder {}", data.display()))?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+    store.set_actor(format!("cli:{user}"));
+    Ok(store)
 }

@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use clap::Args;
 use cordon_engine::matcher::{Match, Matcher};
 use cordon_signals::{PdqHash, pdq::QUALITY_THRESHOLD};
-use cordon_store::Store;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -113,7 +112,7 @@ pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
         bail!("--dihedral needs images: the variants are derived from the image's DCT, not from a hash");
     }
     let started = Instant::now();
-    let store = Store::open(data).with_context(|| format!("opening the data folder {}", data.display()))?;
+    let store = crate::open_store(data)?;
     let matcher = Matcher::load(&store).context("loading the banks")?;
     drop(store);
     let loaded = started.elapsed();

@@ -452,3 +452,17 @@ fn keys_are_printed_once_listed_without_secrets_and_revoked() {
     let revoked = ok_lines(&cordon_in(data.path(), &["keys", "revoke", "ts-team"], None));
     assert!(revoked[0]["revoked_at"].is_string());
 }
+
+#[test]
+fn audit_verify_checks_the_chain_of_cli_changes() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    import(data.path(), "TVEC", &format!("pdq {BRIDGE}\n"));
+    let check = ok_lines(&cordon_in(data.path(), &["audit", "verify"], None));
+    assert_eq!(check[0]["entries"], 2);
+    assert!(check[0]["problem"].is_null());
+    let entries = ok_lines(&cordon_in(data.path(), &["audit", "list"], None));
+    assert_eq!(entries[0]["event"], "bank.created");
+    assert_eq!(entries[1]["event"], "content.added");
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("cli:"));
+}

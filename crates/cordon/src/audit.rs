@@ -1,0 +1,51 @@
+//! `cordon audit`: read and check the append-only audit log.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::report::{self, Format};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain: every entry unchanged, none missing.
+    Verify,
+    /// Print entries, oldest first.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only entries after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    since: i64,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn run(command: AuditCommand, data: &Path) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(data)?;
+    match command {
+        AuditCommand::Verify => {
+            let check = store.verify_audit()?;
+            report::json_line(&check)?;
+            Ok(if check.problem.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditCommand::List(args) => {
+            for entry in store.audit_entries(args.since)? {
+                report::line(args.format, &entry, || {
+                    format!(
+                        "{:>6} {} {:<20} {:<24} {}",
+                        entry.seq, entry.at, entry.actor, entry.event, entry.data
+                    )
+                })?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
