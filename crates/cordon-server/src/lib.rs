@@ -2,12 +2,14 @@
 //!
 //! This crate owns the HTTP surface: the routes HMA 2.0 clients call (`/h`, `/m`, `/c`,
 //! same paths, parameters and response shapes, see `hma.rs`), API keys and roles on every
-//! route but `/status`, request limits, and graceful shutdown. It holds no business rules:
+//! route but `/status` and `/metrics`, Prometheus metrics, request limits, and graceful
+//! shutdown. It holds no business rules:
 //! matching, keys and storage are the engine's and the store's, called from here.
 
 mod auth;
 mod error;
 mod hma;
+mod metrics;
 mod state;
 
 use std::net::SocketAddr;
@@ -31,9 +33,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .saturating_add(BODY_OVERHEAD);
     Router::new()
         .route("/status", get(|| async { "I-AM-ALIVE" }))
+        .route("/metrics", get(metrics::serve))
         .merge(hma::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

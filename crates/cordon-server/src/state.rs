@@ -8,6 +8,7 @@ use cordon_signals::{DecodeLimits, PdqHasher};
 use cordon_store::Store;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// The name of the key a request came with, put on the request by the key check.
 #[derive(Clone, Debug)]
@@ -20,6 +21,7 @@ pub struct AppState {
     pub limits: DecodeLimits,
     /// When the index was last built from the store (unix seconds).
     pub built_at: i64,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             hasher: PdqHasher::default(),
             limits,
             built_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            metrics: Metrics::default(),
         })
     }
 

@@ -443,3 +443,43 @@ fn malformed_requests_get_a_4xx_json_message_and_the_server_lives_on() {
         200
     );
 }
+
+#[test]
+fn metrics_count_requests_by_route_template() {
+    let server = Server::start();
+    server.post(&server.curator, "/c/banks", json!({ "name": "TVEC" }));
+    for id in [1, 2, 3] {
+        server.get(&server.curator, &format!("/c/bank/TVEC/content/{id}"));
+    }
+    let lookup = format!("/m/lookup?signal_type=pdq&signal={BRIDGE}");
+    server.get(&server.submitter, &lookup);
+    let response = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "open without a key");
+    let text = response.text().unwrap();
+    assert!(
+        text.contains("# TYPE cordon_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"cordon_http_requests_total{route="/c/bank/{name}/content/{id}",method="GET",status="404"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cordon_http_requests_total{route="/m/lookup",method="GET",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cordon_http_request_duration_seconds_count{route="/c/banks"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cordon_index_hashes{signal_type="pdq"} 0"#),
+        "{text}"
+    );
+}

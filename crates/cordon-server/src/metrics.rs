@@ -1,0 +1,125 @@
+//! `/metrics` in the Prometheus text format: requests and latencies by route, and the
+//! size of the match index.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Latency {
+    /// Requests at or under each bucket's bound (not cumulative; summed when rendered).
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters kept since the server started.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latencies: Mutex<BTreeMap<String, Latency>>,
+}
+
+impl Metrics {
+    fn record(&self, route: String, method: String, status: u16, seconds: f64) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((route.clone(), method, status)).or_insert(0) += 1;
+        drop(requests);
+        let mut latencies = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        let latency = latencies.entry(route).or_default();
+        if let Some(bucket) = BUCKETS.iter().position(|&bound| seconds <= bound) {
+            latency.buckets[bucket] += 1;
+        }
+        latency.count += 1;
+        latency.sum += seconds;
+    }
+
+    fn render(&self, index_hashes: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP cordon_http_requests_total HTTP requests by route, method and status."
+        );
+        let _ = writeln!(out, "# TYPE cordon_http_requests_total counter");
+        for ((route, method, status), count) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter()
+        {
+            let _ = writeln!(
+                out,
+                "cordon_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cordon_http_request_duration_seconds Time to answer, by route."
+        );
+        let _ = writeln!(out, "# TYPE cordon_http_request_duration_seconds histogram");
+        for (route, latency) in self.latencies.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(latency.buckets) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "cordon_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "cordon_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                latency.count
+            );
+            let _ = writeln!(
+                out,
+                "cordon_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                latency.sum
+            );
+            let _ = writeln!(
+                out,
+                "cordon_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                latency.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cordon_index_hashes Hashes in the in-memory match index."
+        );
+        let _ = writeln!(out, "# TYPE cordon_index_hashes gauge");
+        let _ = writeln!(out, "cordon_index_hashes{{signal_type=\"pdq\"}} {index_hashes}");
+        out
+    }
+}
+
+/// Times every request and counts it under its route template (never the raw path, whose
+/// ids would make a series per request).
+pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.record(
+        route,
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+pub async fn serve(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(state.matcher().pdq_len());
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
