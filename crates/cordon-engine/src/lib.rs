@@ -9,3 +9,4 @@
 pub mod access;
 pub mod hash_list;
 pub mod matcher;
+pub mod policy;

@@ -69,6 +69,7 @@ pub struct Match {
 /// What matching needs to know of a bank.
 struct BankState {
     name: BankName,
+    labels: Vec<String>,
     pdq_threshold: u32,
     enabled: bool,
     enabled_ratio: f64,
@@ -78,6 +79,7 @@ impl BankState {
     fn of(bank: &Bank) -> BankState {
         BankState {
             name: bank.name.clone(),
+            labels: bank.labels.clone(),
             pdq_threshold: bank
                 .thresholds
                 .get("pdq")
@@ -169,6 +171,15 @@ impl Matcher {
     pub fn set_bank(&mut self, bank: &Bank) {
         self.banks.insert(bank.id, BankState::of(bank));
         self.pdq_radius = self.banks.values().map(|b| b.pdq_threshold).max().unwrap_or(0);
+    }
+
+    /// The labels of the bank named `name` (none for an unknown bank).
+    pub fn bank_labels(&self, name: &str) -> Vec<String> {
+        self.banks
+            .values()
+            .find(|b| b.name.as_str() == name)
+            .map(|b| b.labels.clone())
+            .unwrap_or_default()
     }
 
     /// Forgets a bank: its entries stop matching at once (and leave the index when it is

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
+use crate::upload::read_upload;
 
 type Shared = State<Arc<AppState>>;
 
@@ -62,52 +63,6 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 // ---- media -------------------------------------------------------------------------
 
-/// A multipart upload as HMA sends it: one file whose field name is its content type
-/// (`photo`), and optional text fields.
-struct Upload {
-    bytes: Bytes,
-    fields: BTreeMap<String, String>,
-}
-
-async fn read_upload(mut multipart: Multipart) -> Result<Upload, ApiError> {
-    let mut file: Option<Bytes> = None;
-    let mut fields = BTreeMap::new();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        match name.as_str() {
-            "photo" => {
-                if file.is_some() {
-                    return Err(ApiError::bad_request("exactly one file is expected"));
-                }
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
-                file = Some(bytes);
-            }
-            "video" => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "video is not supported yet; send a photo",
-                ));
-            }
-            _ => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("reading field {name}: {e}")))?;
-                fields.insert(name, text);
-            }
-        }
-    }
-    let bytes = file.ok_or_else(|| ApiError::bad_request("expected one file in a field named `photo`"))?;
-    Ok(Upload { bytes, fields })
-}
-
 /// Decodes and hashes an upload off the async workers. `None` for an image whose PDQ
 /// quality is too low to match on.
 async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHash>, ApiError> {
@@ -122,7 +77,7 @@ async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHa
 
 /// `POST /h/hash`: `{"pdq": "<hex>"}`, or `""` for a low-quality image, as HMA answers.
 async fn hash_media(State(state): Shared, multipart: Multipart) -> Result<Json<Value>, ApiError> {
-    let upload = read_upload(multipart).await?;
+    let upload = read_upload(multipart, "photo").await?;
     let hash = hash_upload(&state, upload.bytes).await?;
     Ok(Json(
         json!({ "pdq": hash.map(|h| h.to_hex()).unwrap_or_default() }),
@@ -229,7 +184,7 @@ async fn lookup_media(
     Query(params): Query<LookupParams>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = read_upload(multipart).await?;
+    let upload = read_upload(multipart, "photo").await?;
     let matches = match hash_upload(&state, upload.bytes).await? {
         Some(hash) => state.matcher().lookup_pdq(&hash, &params.lookup()),
         None => Vec::new(),
@@ -446,7 +401,7 @@ async fn add_content(
     Path(name): Path<String>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = read_upload(multipart).await?;
+    let upload = read_upload(multipart, "photo").await?;
     let (note, metadata) = note_and_metadata(&upload.fields)?;
     let Some(hash) = hash_upload(&state, upload.bytes).await? else {
         return Err(ApiError::bad_request(format!(
@@ -489,7 +444,7 @@ async fn add_signal(
 
 /// `disabled_until` (RFC 3339) as HMA's `disable_until_ts`: 0 enabled, 1 disabled for
 /// good, otherwise the unix time it is disabled until.
-const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59Z";
+const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59.999Z";
 
 fn disable_until_ts(content: &Content) -> i64 {
     match content.disabled_until.as_deref() {
@@ -588,10 +543,7 @@ async fn update_content(
         Some(ts) if ts > 1 && ts <= now + MAX_DISABLE_SECONDS => {
             let at = time::OffsetDateTime::from_unix_timestamp(ts)
                 .map_err(|e| ApiError::bad_request(format!("bad disable_until_ts: {e}")))?;
-            Some(Some(
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .map_err(|e| ApiError::bad_request(format!("bad disable_until_ts: {e}")))?,
-            ))
+            Some(Some(cordon_store::format_time(at)))
         }
         Some(_) => {
             return Err(ApiError::bad_request(

@@ -7,10 +7,13 @@
 //! matching, keys and storage are the engine's and the store's, called from here.
 
 mod auth;
+mod delivery;
 mod error;
 mod hma;
 mod metrics;
+mod native;
 mod state;
+mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use axum::middleware;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use delivery::signature;
 pub use state::AppState;
 
 /// Multipart framing and form fields around the media itself.
@@ -35,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(|| async { "I-AM-ALIVE" }))
         .route("/metrics", get(metrics::serve))
         .merge(hma::routes(state.clone()))
+        .merge(native::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
@@ -47,10 +52,14 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    // Deliveries pending from before a restart go out as soon as the worker starts.
+    let worker = tokio::spawn(delivery::deliver_forever(state.clone()));
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    worker.abort();
+    served
 }

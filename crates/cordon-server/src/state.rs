@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cordon_engine::matcher::{Matcher, MatcherError};
+use cordon_engine::policy::Policy;
 use cordon_signals::{DecodeLimits, PdqHasher};
 use cordon_store::Store;
 
@@ -22,11 +23,15 @@ pub struct AppState {
     /// When the index was last built from the store (unix seconds).
     pub built_at: i64,
     pub metrics: Metrics,
+    /// Rules and webhooks, from `cordon.toml`.
+    pub policy: Policy,
+    /// Wakes the webhook worker when decisions are written.
+    pub deliveries: tokio::sync::Notify,
 }
 
 impl AppState {
     /// Opens the store in `data` and loads every bank into the matcher.
-    pub fn open(data: &Path, limits: DecodeLimits) -> Result<AppState, MatcherError> {
+    pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, MatcherError> {
         let store = Store::open(data)?;
         let matcher = Matcher::load(&store)?;
         Ok(AppState {
@@ -36,6 +41,8 @@ impl AppState {
             limits,
             built_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             metrics: Metrics::default(),
+            policy,
+            deliveries: tokio::sync::Notify::new(),
         })
     }
 

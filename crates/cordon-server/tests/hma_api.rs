@@ -57,7 +57,8 @@ impl Server {
                 revoked,
             )
         };
-        let state = Arc::new(AppState::open(data.path(), DecodeLimits::default()).unwrap());
+        let state =
+            Arc::new(AppState::open(data.path(), DecodeLimits::default(), Default::default()).unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, address) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {

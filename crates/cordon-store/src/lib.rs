@@ -10,6 +10,7 @@ mod error;
 mod migrations;
 mod model;
 mod sqlite;
+mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
 pub use error::StoreError;
@@ -17,17 +18,28 @@ pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
 };
 pub use sqlite::{ContentWriter, Store};
+pub use submissions::{NewDecision, NewSubmission, OutboxRow, Recorded};
 
 /// The file inside the data folder that holds the embedded store.
 pub const DATABASE_FILE: &str = "cordon.sqlite3";
 
-/// The current time as RFC 3339 text (UTC, milliseconds), the form every timestamp is
-/// stored in, so that text order is time order.
+/// The current time as RFC 3339 text, UTC, always with three decimals
+/// (`2026-11-29T18:00:00.000Z`): one fixed width, so that text order is time order.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+/// `at` in the stored timestamp form (see [`now_rfc3339`]).
+pub fn format_time(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }

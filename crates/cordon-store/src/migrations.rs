@@ -72,6 +72,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     ",
+    // 4: submissions, their decisions, and the webhook outbox.
+    "
+    CREATE TABLE submission (
+        id          INTEGER PRIMARY KEY,
+        content_id  TEXT NOT NULL UNIQUE,
+        account_id  TEXT NOT NULL,
+        source_url  TEXT,
+        posted_at   TEXT,
+        metadata    TEXT NOT NULL DEFAULT '{}',
+        received_at TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        response    TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE decision (
+        id            INTEGER PRIMARY KEY,
+        submission_id INTEGER NOT NULL REFERENCES submission(id),
+        action        TEXT NOT NULL,
+        rule          TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        actor         TEXT NOT NULL,
+        created_at    TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        decision_id     INTEGER NOT NULL REFERENCES decision(id),
+        webhook         TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        delivered_at    TEXT,
+        last_error      TEXT
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
+    ",
 ];
 
 /// Brings the database up to the newest schema.

@@ -75,6 +75,18 @@ impl Store {
         self.actor = actor.into();
     }
 
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn connection_ref(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Audit entries after `since`, oldest first.
     pub fn audit_entries(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
         audit::entries(&self.conn, since)

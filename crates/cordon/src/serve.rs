@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use cordon_engine::policy::Policy;
 use cordon_server::AppState;
 use cordon_signals::DecodeLimits;
 
@@ -18,6 +19,9 @@ pub struct ServeArgs {
     /// Refuse images with more pixels than this.
     #[arg(long, default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
+    /// Rules and webhooks (see cordon.example.toml); without it nothing is decided.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Refuse uploads larger than this many bytes.
     #[arg(long, default_value_t = DecodeLimits::DEFAULT_MAX_BYTES, value_name = "BYTES")]
     max_bytes: u64,
@@ -28,7 +32,12 @@ pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
         max_bytes: args.max_bytes,
         max_pixels: args.max_pixels,
     };
-    let state = AppState::open(data, limits).with_context(|| format!("loading {}", data.display()))?;
+    let policy = match &args.config {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    let state =
+        AppState::open(data, limits, policy).with_context(|| format!("loading {}", data.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,283 @@
+//! Policies: which matches lead to which actions, and where decisions are delivered.
+//!
+//! Read from `cordon.toml` (see `cordon.example.toml` at the repository root). A rule
+//! names banks (or bank labels), the largest distance it acts on, and its actions; every
+//! match a rule covers yields one decision per action, each with its rule and reason.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use cordon_store::NewDecision;
+use serde::Deserialize;
+
+use crate::matcher::Match;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// What a decision does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Take the content down.
+    Remove,
+    /// Put it before a person.
+    Review,
+    /// Count a strike against the account.
+    Strike,
+    /// Suspend the account on sight.
+    SuspendAccount,
+    /// Tell the platform, take nothing down.
+    Notify,
+}
+
+impl Action {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Remove => "remove",
+            Action::Review => "review",
+            Action::Strike => "strike",
+            Action::SuspendAccount => "suspend_account",
+            Action::Notify => "notify",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Cordon-Signature` header.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    /// Banks this rule covers, by name.
+    #[serde(default)]
+    pub banks: Vec<String>,
+    /// Or banks carrying any of these labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The largest distance acted on (each bank's own threshold still applies first).
+    pub max_distance: Option<u32>,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Strikes {
+    pub warn_at: u32,
+    pub suspend_at: u32,
+    pub window_days: u32,
+}
+
+/// A whole policy file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    pub strikes: Option<Strikes>,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Policy::parse(&text).map_err(|message| PolicyError::Invalid { path: name, message })
+    }
+
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut names = BTreeSet::new();
+        for webhook in &policy.webhooks {
+            if !names.insert(&webhook.name) {
+                return Err(format!("webhook {:?} is defined twice", webhook.name));
+            }
+            if !webhook.url.starts_with("http://") {
+                return Err(format!(
+                    "webhook {:?}: url {:?} must be http:// (https delivery is not built yet)",
+                    webhook.name, webhook.url
+                ));
+            }
+            if webhook.secret.len() < 8 {
+                return Err(format!(
+                    "webhook {:?}: the secret needs at least 8 characters",
+                    webhook.name
+                ));
+            }
+        }
+        for rule in &policy.rules {
+            if rule.banks.is_empty() && rule.labels.is_empty() {
+                return Err(format!("rule {:?} names no banks and no labels", rule.name));
+            }
+            if rule.actions.is_empty() {
+                return Err(format!("rule {:?} has no actions", rule.name));
+            }
+        }
+        if let Some(strikes) = &policy.strikes
+            && (strikes.suspend_at == 0 || strikes.window_days == 0)
+        {
+            return Err("strikes: suspend_at and window_days must be at least 1".to_string());
+        }
+        Ok(policy)
+    }
+
+    /// The decisions the rules take on `matches`: per action, the first rule (in file
+    /// order) that covers the nearest match, with a reason naming it.
+    pub fn decide(&self, matches: &[Match], labels_of: impl Fn(&str) -> Vec<String>) -> Vec<NewDecision> {
+        let mut decided: Vec<(Action, NewDecision)> = Vec::new();
+        for rule in &self.rules {
+            let covered = matches.iter().filter(|m| {
+                let in_bank = rule.banks.iter().any(|b| b == m.bank.as_str());
+                let labelled = !rule.labels.is_empty()
+                    && labels_of(m.bank.as_str()).iter().any(|l| rule.labels.contains(l));
+                (in_bank || labelled) && rule.max_distance.is_none_or(|max| m.distance <= max)
+            });
+            let Some(nearest) = covered.min_by_key(|m| m.distance) else {
+                continue;
+            };
+            for action in &rule.actions {
+                if decided.iter().any(|(a, _)| a == action) {
+                    continue;
+                }
+                decided.push((
+                    *action,
+                    NewDecision {
+                        action: action.name().to_string(),
+                        rule: rule.name.clone(),
+                        reason: format!(
+                            "matched {} content {} at PDQ distance {} ({}), rule {}",
+                            nearest.bank, nearest.content_id, nearest.distance, nearest.transform, rule.name
+                        ),
+                    },
+                ));
+            }
+        }
+        decided.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_store::BankName;
+
+    fn hit(bank: &str, distance: u32) -> Match {
+        Match {
+            bank: BankName::new(bank).unwrap(),
+            content_id: 7,
+            signal_type: "pdq",
+            distance,
+            transform: "original",
+        }
+    }
+
+    const POLICY: &str = r#"
+        [[webhooks]]
+        name = "platform"
+        url = "http://127.0.0.1:9000/hook"
+        secret = "change-me"
+
+        [[rules]]
+        name = "known-tvec"
+        banks = ["TVEC"]
+        max_distance = 31
+        actions = ["remove", "strike"]
+
+        [[rules]]
+        name = "graphic"
+        labels = ["graphic-violence"]
+        max_distance = 20
+        actions = ["review", "remove"]
+
+        [strikes]
+        warn_at = 1
+        suspend_at = 3
+        window_days = 90
+    "#;
+
+    #[test]
+    fn rules_turn_matches_into_decisions_with_reasons() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let labels = |bank: &str| {
+            if bank == "GORE" {
+                vec!["graphic-violence".to_string()]
+            } else {
+                vec![]
+            }
+        };
+        let decisions = policy.decide(&[hit("TVEC", 12)], labels);
+        let actions: Vec<&str> = decisions.iter().map(|d| d.action.as_str()).collect();
+        assert_eq!(actions, ["remove", "strike"]);
+        assert!(decisions[0].reason.contains("TVEC content 7 at PDQ distance 12"));
+        assert_eq!(decisions[0].rule, "known-tvec");
+
+        let by_label = policy.decide(&[hit("GORE", 20)], labels);
+        assert_eq!(
+            by_label.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(),
+            ["review", "remove"]
+        );
+        assert!(
+            policy.decide(&[hit("GORE", 21)], labels).is_empty(),
+            "over the rule's distance"
+        );
+        assert!(policy.decide(&[hit("OTHER", 0)], labels).is_empty());
+        assert!(policy.decide(&[], labels).is_empty());
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_the_reason() {
+        for (text, words) in [
+            ("[[rules]]\nname = \"x\"\nactions = [\"remove\"]\n", "no banks"),
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"A\"]\nactions = []\n",
+                "no actions",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"A\"]\nactions = [\"explode\"]\n",
+                "unknown variant",
+            ),
+            (
+                "[[webhooks]]\nname = \"w\"\nurl = \"ftp://x\"\nsecret = \"12345678\"\n",
+                "http://",
+            ),
+            (
+                "[[webhooks]]\nname = \"w\"\nurl = \"http://x\"\nsecret = \"1\"\n",
+                "secret",
+            ),
+            ("colour = 1\n", "unknown field"),
+            ("[[rules]\n", "TOML parse error"),
+        ] {
+            let error = Policy::parse(text).unwrap_err();
+            assert!(error.contains(words), "{text:?}: {error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod example {
+    /// The commented example at the repository root must stay a valid policy.
+    #[test]
+    fn the_example_policy_parses() {
+        let text = include_str!("../../../cordon.example.toml");
+        let policy = super::Policy::parse(text).unwrap();
+        assert_eq!(policy.rules.len(), 2);
+        assert_eq!(policy.webhooks[0].name, "platform");
+    }
+}

@@ -1,0 +1,136 @@
+//! Delivers the webhook outbox: every decision is POSTed to every configured webhook,
+//! signed, and retried with exponential backoff until the receiver answers 2xx. Rows are
+//! only marked delivered after a 2xx, so a crash at any point means a later retry, never a
+//! lost decision (receivers dedupe on the `Idempotency-Key` header).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::state::{AppState, blocking};
+
+/// How long one delivery may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two tries.
+const MAX_BACKOFF_SECONDS: i64 = 3600;
+/// How often the outbox is looked at when nothing wakes the worker.
+const POLL: Duration = Duration::from_millis(500);
+
+/// `sha256=<hex HMAC-SHA256 of body with secret>`, the `X-Cordon-Signature` header.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Seconds to wait after the `attempts`-th failed try: 1, 2, 4, ... up to an hour.
+fn backoff(attempts: i64) -> i64 {
+    1i64.checked_shl(attempts.clamp(0, 12) as u32)
+        .unwrap_or(MAX_BACKOFF_SECONDS)
+        .min(MAX_BACKOFF_SECONDS)
+}
+
+/// Runs until the process ends.
+pub async fn deliver_forever(state: Arc<AppState>) {
+    let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("cordon: webhook delivery disabled: {error}");
+            return;
+        }
+    };
+    loop {
+        let worked = deliver_due(&state, &client).await;
+        if !worked {
+            tokio::select! {
+                () = state.deliveries.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+/// Tries every due delivery once; returns whether there were any.
+async fn deliver_due(state: &Arc<AppState>, client: &reqwest::Client) -> bool {
+    let reader = state.clone();
+    let due =
+        match blocking(move || Ok(reader.store().due_deliveries(&cordon_store::now_rfc3339(), 64)?)).await {
+            Ok(due) => due,
+            Err(error) => {
+                eprintln!("cordon: reading the outbox: {}", error.message);
+                return false;
+            }
+        };
+    let any = !due.is_empty();
+    for row in due {
+        let outcome = match state.policy.webhooks.iter().find(|w| w.name == row.webhook) {
+            None => Err(format!("webhook {} is no longer configured", row.webhook)),
+            Some(webhook) => {
+                let sent = client
+                    .post(&webhook.url)
+                    .header("content-type", "application/json")
+                    .header(
+                        "x-cordon-signature",
+                        signature(&webhook.secret, row.payload.as_bytes()),
+                    )
+                    .header("idempotency-key", &row.idempotency_key)
+                    .body(row.payload.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => Ok(()),
+                    Ok(response) => Err(format!("{} answered {}", webhook.url, response.status())),
+                    Err(error) => Err(format!("{}: {error}", webhook.url)),
+                }
+            }
+        };
+        let writer = state.clone();
+        let (id, attempts) = (row.id, row.attempts);
+        let recorded = blocking(move || {
+            let mut store = writer.store();
+            store.set_actor("cordon:delivery");
+            match outcome {
+                Ok(()) => store.mark_delivered(id)?,
+                Err(error) => {
+                    let next =
+                        time::OffsetDateTime::now_utc() + time::Duration::seconds(backoff(attempts + 1));
+                    store.mark_failed(id, &error, &cordon_store::format_time(next))?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = recorded {
+            eprintln!("cordon: recording a delivery: {}", error.message);
+        }
+    }
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!((1..=4).map(backoff).collect::<Vec<_>>(), [2, 4, 8, 16]);
+        assert_eq!(backoff(40), MAX_BACKOFF_SECONDS);
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_in_hex() {
+        // RFC 4231 test case 2.
+        let mac = signature("Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            mac,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

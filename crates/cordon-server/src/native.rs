@@ -1,0 +1,228 @@
+//! Cordon's own API, `/v1`: submissions in, decisions out.
+//!
+//! `POST /v1/submissions` hashes the upload, matches it, applies the policy and answers
+//! synchronously; the decisions and their webhook deliveries are written in one
+//! transaction, and a retry with the same `content_id` gets the first answer back with
+//! nothing done twice. Errors here are `{"error": {"code", "message"}}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cordon_engine::access::Role;
+use cordon_engine::matcher::Match;
+use cordon_signals::decode;
+use cordon_signals::pdq::QUALITY_THRESHOLD;
+use cordon_store::{NewSubmission, Recorded};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::{AppState, Caller, blocking};
+use crate::upload::{Upload, read_upload};
+
+type Shared = State<Arc<AppState>>;
+
+/// Longest platform id accepted for content and accounts.
+const MAX_ID_LEN: usize = 256;
+
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let submitter = Router::new()
+        .route("/v1/submissions", post(submit))
+        .route("/v1/submissions/{id}", get(get_submission))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            |s: Shared, r: Request, n: Next| auth::require(Role::Submitter, s, r, n),
+        ));
+    let admin = Router::new()
+        .route("/v1/outbox", get(outbox))
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            |s: Shared, r: Request, n: Next| auth::require(Role::Admin, s, r, n),
+        ));
+    submitter
+        .merge(admin)
+        .route_layer(middleware::map_response(native_errors))
+}
+
+/// Rewrites `{"message": m}` errors (from the key check, or any handler here) as
+/// `{"error": {"code": ..., "message": m}}`.
+async fn native_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media",
+        s if s.is_client_error() => "invalid_request",
+        _ => "internal",
+    };
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+fn platform_id(fields: &BTreeMap<String, String>, name: &str) -> Result<String, ApiError> {
+    let value = fields
+        .get(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("the field `{name}` is required")))?;
+    if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` must be at most {MAX_ID_LEN} bytes without control characters"
+        )));
+    }
+    Ok(value)
+}
+
+fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
+    let posted_at = match form.fields.get("posted_at") {
+        None => None,
+        Some(text) => {
+            let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| ApiError::bad_request(format!("`posted_at` is not RFC 3339: {e}")))?;
+            Some(cordon_store::format_time(at))
+        }
+    };
+    let metadata = match form.fields.get("metadata") {
+        None => json!({}),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(object @ Value::Object(_)) => object,
+            Ok(_) => return Err(ApiError::bad_request("`metadata` must be a JSON object")),
+            Err(e) => return Err(ApiError::bad_request(format!("`metadata` is not JSON: {e}"))),
+        },
+    };
+    let source_url = form.fields.get("source_url").cloned();
+    if source_url.as_ref().is_some_and(|u| u.len() > 2048) {
+        return Err(ApiError::bad_request("`source_url` is longer than 2048 bytes"));
+    }
+    let digest = Sha256::digest(&form.bytes);
+    Ok(NewSubmission {
+        content_id: platform_id(&form.fields, "content_id")?,
+        account_id: platform_id(&form.fields, "account_id")?,
+        source_url,
+        posted_at,
+        metadata,
+        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        size: form.bytes.len() as u64,
+    })
+}
+
+fn match_json(m: &Match) -> Value {
+    json!({
+        "bank": m.bank, "content_id": m.content_id, "signal_type": m.signal_type,
+        "distance": m.distance, "transform": m.transform,
+    })
+}
+
+async fn submit(
+    State(state): Shared,
+    axum::Extension(caller): axum::Extension<Caller>,
+    multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let form = read_upload(multipart, "media").await?;
+    let submission = new_submission(&form)?;
+    let answer = blocking(move || {
+        // A retry decodes, matches and decides nothing again: it gets the first answer.
+        if let Some((id, response)) = state.store().submission_by_content_id(&submission.content_id)? {
+            return Ok(Recorded::Repeat { id, response });
+        }
+        let image = decode(&form.bytes, &state.limits)?;
+        let digest = state.hasher.hash(&image);
+        let hash = digest.hash.to_hex();
+        let matches = if digest.quality >= QUALITY_THRESHOLD {
+            state.matcher().match_pdq(&digest.hash)
+        } else {
+            Vec::new()
+        };
+        let decisions = {
+            let matcher = state.matcher();
+            state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
+        };
+        let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
+        let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
+        let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
+            json!({
+                "event": "decision",
+                "idempotency_key": format!("decision-{decision_id}"),
+                "decision": { "id": decision_id, "action": decision.action, "rule": decision.rule,
+                              "reason": decision.reason },
+                "submission": { "id": submission_id, "content_id": submission.content_id,
+                                "account_id": submission.account_id, "source_url": submission.source_url,
+                                "posted_at": submission.posted_at, "sha256": submission.sha256 },
+                "account": { "id": submission.account_id },
+                "matches": matches_json,
+            })
+            .to_string()
+        };
+        let response = |submission_id: i64, decision_ids: &[i64]| {
+            let decisions_json: Vec<Value> = decisions
+                .iter()
+                .zip(decision_ids)
+                .map(|(d, id)| json!({ "id": id, "action": d.action, "rule": d.rule, "reason": d.reason }))
+                .collect();
+            json!({
+                "id": submission_id,
+                "content_id": submission.content_id,
+                "signals": { "pdq": hash },
+                "quality": digest.quality,
+                "matches": matches_json,
+                "decisions": decisions_json,
+            })
+            .to_string()
+        };
+        let recorded = state.store_as(&caller).record_submission(
+            &submission,
+            &decisions,
+            &webhooks,
+            payload,
+            response,
+        )?;
+        if let Recorded::New { .. } = recorded {
+            state.deliveries.notify_one();
+        }
+        Ok(recorded)
+    })
+    .await?;
+    let (status, body) = match answer {
+        Recorded::New { response, .. } => (StatusCode::CREATED, response),
+        Recorded::Repeat { response, .. } => (StatusCode::OK, response),
+    };
+    Ok((status, [("content-type", "application/json")], body).into_response())
+}
+
+async fn get_submission(State(state): Shared, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let response = blocking(move || Ok(state.store().submission_response(id)?)).await?;
+    match response {
+        Some(body) => Ok(([("content-type", "application/json")], body).into_response()),
+        None => Err(ApiError::not_found(format!("no submission {id}"))),
+    }
+}
+
+/// Deliveries not made yet: `pending` (never tried) and `failed` (tried, waiting to retry).
+async fn outbox(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let rows = blocking(move || Ok(state.store().pending_deliveries()?)).await?;
+    let (failed, pending): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.attempts > 0);
+    Ok(Json(json!({ "pending": pending, "failed": failed })))
+}

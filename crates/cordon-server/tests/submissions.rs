@@ -1,0 +1,302 @@
+//! `/v1/submissions` end to end: a real Cordon server, a real webhook receiver on another
+//! loopback port, real SQLite, real photos.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cordon_engine::access::{Role, issue_key};
+use cordon_engine::policy::Policy;
+use cordon_server::AppState;
+use cordon_signals::DecodeLimits;
+use cordon_store::{BankName, NewBank, NewContent, Signal, Store};
+use reqwest::blocking::{Client, multipart};
+use serde_json::Value;
+
+const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+const SECRET: &str = "change-me-please";
+
+fn image(relative: &str) -> PathBuf {
+    let shared = std::env::var_os("CORDON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    shared.join("testdata/pdq-reference/images").join(relative)
+}
+
+/// What the webhook receiver saw: headers and body of each POST.
+type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
+
+/// Runs `future` on its own runtime thread; returns its address.
+fn spawn_server(app: axum::Router) -> String {
+    let (ready, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", address.recv().unwrap())
+}
+
+/// A receiver that answers 500 to the first `failures` POSTs, then 200.
+fn receiver(failures: usize) -> (String, Received) {
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    let count = Arc::new(Mutex::new(0usize));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            let count = count.clone();
+            async move {
+                let mut n = count.lock().unwrap();
+                *n += 1;
+                if *n <= failures {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                seen.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    (spawn_server(app), received)
+}
+
+struct Cordon {
+    base: String,
+    key: String,
+    client: Client,
+    _data: tempfile::TempDir,
+}
+
+fn start(hook: &str) -> Cordon {
+    let data = tempfile::tempdir().unwrap();
+    let key = {
+        let mut store = Store::open(data.path()).unwrap();
+        let bank = BankName::new("TVEC").unwrap();
+        store
+            .create_bank(
+                &bank,
+                NewBank {
+                    labels: vec!["tvec".to_string()],
+                    ..NewBank::default()
+                },
+            )
+            .unwrap();
+        let mut writer = store.content_writer("TVEC").unwrap();
+        writer
+            .insert(&NewContent {
+                signals: vec![Signal {
+                    signal_type: "pdq".to_string(),
+                    value: BRIDGE.to_string(),
+                }],
+                ..NewContent::default()
+            })
+            .unwrap();
+        writer.commit().unwrap();
+        issue_key(&mut store, "platform", Role::Submitter).unwrap().key
+    };
+    let policy = Policy::parse(&format!(
+        r#"
+        [[webhooks]]
+        name = "platform"
+        url = "{hook}/hook"
+        secret = "{SECRET}"
+
+        [[rules]]
+        name = "known-tvec"
+        banks = ["TVEC"]
+        max_distance = 31
+        actions = ["remove", "strike"]
+        "#
+    ))
+    .unwrap();
+    let state = Arc::new(AppState::open(data.path(), DecodeLimits::default(), policy).unwrap());
+    let (ready, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            cordon_server::serve(listener, state, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    Cordon {
+        base: format!("http://{}", address.recv().unwrap()),
+        key,
+        client: Client::new(),
+        _data: data,
+    }
+}
+
+impl Cordon {
+    fn submit(&self, file: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        let bytes = std::fs::read(image(file)).unwrap();
+        let mut form = multipart::Form::new().part("media", multipart::Part::bytes(bytes).file_name("x.jpg"));
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let response = self
+            .client
+            .post(format!("{}/v1/submissions", self.base))
+            .bearer_auth(&self.key)
+            .multipart(form)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+}
+
+fn wait_for(received: &Received, count: usize, within: Duration) -> Vec<(BTreeMap<String, String>, String)> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if received.lock().unwrap().len() >= count {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    received.lock().unwrap().clone()
+}
+
+#[test]
+fn a_known_photo_is_decided_and_delivered_signed_once() {
+    let (hook, received) = receiver(0);
+    let cordon = start(&hook);
+    let fields = [
+        ("content_id", "post-1"),
+        ("account_id", "acct-9"),
+        ("posted_at", "2026-11-29T10:00:00+01:00"),
+    ];
+    let (code, answer) = cordon.submit("bridge-mods/blur-a-lot.jpg", &fields);
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["matches"][0]["bank"], "TVEC");
+    let actions: Vec<&str> = answer["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["remove", "strike"]);
+    assert!(
+        answer["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("TVEC")
+    );
+
+    let deliveries = wait_for(&received, 2, Duration::from_secs(10));
+    assert_eq!(deliveries.len(), 2);
+    for (headers, body) in &deliveries {
+        assert_eq!(
+            headers["x-cordon-signature"],
+            cordon_server::signature(SECRET, body.as_bytes())
+        );
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload["submission"]["content_id"], "post-1");
+        assert_eq!(payload["account"]["id"], "acct-9");
+        assert_eq!(payload["decision"]["rule"], "known-tvec");
+        assert!(headers["idempotency-key"].starts_with("decision-"));
+    }
+
+    // A retry: the first answer, nothing decided or delivered again.
+    let (code, again) = cordon.submit("bridge-mods/blur-a-lot.jpg", &fields);
+    assert_eq!((code, &again), (200, &answer));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(received.lock().unwrap().len(), 2);
+
+    // The stored answer, by id.
+    let by_id: Value = cordon
+        .client
+        .get(format!("{}/v1/submissions/{}", cordon.base, answer["id"]))
+        .bearer_auth(&cordon.key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_id, answer);
+}
+
+#[test]
+fn an_unknown_photo_is_not_acted_on() {
+    let (hook, received) = receiver(0);
+    let cordon = start(&hook);
+    let (code, answer) = cordon.submit(
+        "reg-test-input/labelme-subset/q0122.jpg",
+        &[("content_id", "post-2"), ("account_id", "acct-1")],
+    );
+    assert_eq!(code, 201);
+    assert!(answer["matches"].as_array().unwrap().is_empty());
+    assert!(answer["decisions"].as_array().unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(received.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_receiver_gets_the_decision_on_a_retry() {
+    let (hook, received) = receiver(1);
+    let cordon = start(&hook);
+    let (code, _) = cordon.submit(
+        "misc-images/b.jpg",
+        &[("content_id", "post-3"), ("account_id", "a")],
+    );
+    assert_eq!(code, 201);
+    // The first try fails; the retry comes after the two-second backoff.
+    let deliveries = wait_for(&received, 2, Duration::from_secs(15));
+    assert_eq!(deliveries.len(), 2, "both decisions delivered after a retry");
+}
+
+#[test]
+fn bad_submissions_get_native_json_errors() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    for (file, fields, status, code) in [
+        ("misc-images/b.jpg", vec![("account_id", "a")], 400, "bad_request"),
+        ("misc-images/b.jpg", vec![("content_id", "c")], 400, "bad_request"),
+        (
+            "misc-images/b.jpg",
+            vec![
+                ("content_id", "c"),
+                ("account_id", "a"),
+                ("posted_at", "yesterday"),
+            ],
+            400,
+            "bad_request",
+        ),
+        (
+            "misc-images/b.jpg",
+            vec![("content_id", "c"), ("account_id", "a"), ("metadata", "[1]")],
+            400,
+            "bad_request",
+        ),
+        (
+            "reg-test-input/haystack.txt",
+            vec![("content_id", "c"), ("account_id", "a")],
+            415,
+            "unsupported_media",
+        ),
+    ] {
+        let (got, body) = cordon.submit(file, &fields);
+        assert_eq!(got, status, "{fields:?}: {body}");
+        assert_eq!(body["error"]["code"], code, "{fields:?}: {body}");
+        assert!(body["error"]["message"].is_string());
+    }
+    let anonymous = cordon
+        .client
+        .post(format!("{}/v1/submissions", cordon.base))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(
+        anonymous.json::<Value>().unwrap()["error"]["code"],
+        "unauthorized"
+    );
+}

@@ -1,0 +1,225 @@
+//! Submissions (every upload is a sighting), the decisions taken on them, and the webhook
+//! outbox, written together: a decision and its deliveries land in one transaction, so a
+//! crash can lose neither.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::sqlite::Store;
+use crate::{StoreError, audit, now_rfc3339};
+
+/// An upload as the platform describes it.
+#[derive(Clone, Debug, Default)]
+pub struct NewSubmission {
+    /// The platform's id for the content: a retry with the same id is the same submission.
+    pub content_id: String,
+    pub account_id: String,
+    pub source_url: Option<String>,
+    pub posted_at: Option<String>,
+    pub metadata: serde_json::Value,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A decision to record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewDecision {
+    pub action: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+/// What `record_submission` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new submission, with the response stored for retries.
+    New { id: i64, response: String },
+    /// The content id was seen before: its first response, and nothing done again.
+    Repeat { id: i64, response: String },
+}
+
+/// A webhook delivery waiting or done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub decision_id: i64,
+    pub webhook: String,
+    #[serde(skip)]
+    pub payload: String,
+    pub idempotency_key: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Records a submission, its decisions and one outbox row per decision and webhook, in
+    /// one transaction. `payload(submission_id, decision_id, decision)` renders a
+    /// delivery's body; `response(submission_id, decision_ids)` renders the answer kept
+    /// for retries. A content id seen before records nothing and returns the first answer.
+    pub fn record_submission(
+        &mut self,
+        submission: &NewSubmission,
+        decisions: &[NewDecision],
+        webhooks: &[String],
+        payload: impl Fn(i64, i64, &NewDecision) -> String,
+        response: impl FnOnce(i64, &[i64]) -> String,
+    ) -> Result<Recorded, StoreError> {
+        let actor = self.actor().to_string();
+        let tx = self.connection().transaction()?;
+        let seen: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, response FROM submission WHERE content_id = ?1",
+                [&submission.content_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, response)) = seen {
+            return Ok(Recorded::Repeat { id, response });
+        }
+        let now = now_rfc3339();
+        tx.execute(
+            "INSERT INTO submission (content_id, account_id, source_url, posted_at, metadata, received_at,
+                                     sha256, size, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '')",
+            params![
+                submission.content_id,
+                submission.account_id,
+                submission.source_url,
+                submission.posted_at,
+                submission.metadata.to_string(),
+                now,
+                submission.sha256,
+                submission.size as i64
+            ],
+        )?;
+        let submission_id = tx.last_insert_rowid();
+        let mut decision_ids = Vec::new();
+        for decision in decisions {
+            tx.execute(
+                "INSERT INTO decision (submission_id, action, rule, reason, actor, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'automatic', ?5)",
+                params![
+                    submission_id,
+                    decision.action,
+                    decision.rule,
+                    decision.reason,
+                    now
+                ],
+            )?;
+            let decision_id = tx.last_insert_rowid();
+            decision_ids.push(decision_id);
+            audit::append(
+                &tx,
+                &actor,
+                "decision.made",
+                json!({ "decision_id": decision_id, "submission_id": submission_id,
+                        "content_id": submission.content_id, "account_id": submission.account_id,
+                        "action": decision.action, "rule": decision.rule, "reason": decision.reason }),
+            )?;
+            let body = payload(submission_id, decision_id, decision);
+            for webhook in webhooks {
+                tx.execute(
+                    "INSERT INTO outbox (decision_id, webhook, payload, idempotency_key, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        decision_id,
+                        webhook,
+                        body,
+                        format!("decision-{decision_id}-{webhook}"),
+                        now
+                    ],
+                )?;
+            }
+        }
+        let response = response(submission_id, &decision_ids);
+        tx.execute(
+            "UPDATE submission SET response = ?1 WHERE id = ?2",
+            params![response, submission_id],
+        )?;
+        tx.commit()?;
+        Ok(Recorded::New {
+            id: submission_id,
+            response,
+        })
+    }
+
+    /// The submission with the platform's `content_id`, and its stored answer.
+    pub fn submission_by_content_id(&self, content_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .connection_ref()
+            .query_row(
+                "SELECT id, response FROM submission WHERE content_id = ?1",
+                [content_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The stored answer to submission `id`.
+    pub fn submission_response(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection_ref()
+            .query_row("SELECT response FROM submission WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Deliveries due at `now`, oldest first.
+    pub fn due_deliveries(&self, now: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows(
+            "WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            params![now, limit as i64],
+        )
+    }
+
+    /// Deliveries not yet made (including those that failed and wait for a retry).
+    pub fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows("WHERE delivered_at IS NULL ORDER BY id LIMIT ?1", params![10_000])
+    }
+
+    fn outbox_rows(&self, filter: &str, values: impl rusqlite::Params) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, decision_id, webhook, payload, idempotency_key, attempts, next_attempt_at, delivered_at,
+                    last_error FROM outbox {filter}"
+        );
+        let mut statement = self.connection_ref().prepare(&sql)?;
+        let rows = statement.query_map(values, |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                decision_id: r.get(1)?,
+                webhook: r.get(2)?,
+                payload: r.get(3)?,
+                idempotency_key: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                delivered_at: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn mark_delivered(&mut self, id: i64) -> Result<(), StoreError> {
+        let actor = self.actor().to_string();
+        let tx = self.connection().transaction()?;
+        tx.execute(
+            "UPDATE outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL WHERE id = ?2",
+            params![now_rfc3339(), id],
+        )?;
+        audit::append(&tx, &actor, "delivery.done", json!({ "outbox_id": id }))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&mut self, id: i64, error: &str, next_attempt_at: &str) -> Result<(), StoreError> {
+        self.connection_ref().execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2 WHERE id = ?3",
+            params![error, next_attempt_at, id],
+        )?;
+        Ok(())
+    }
+}
