@@ -54,7 +54,7 @@ fn receive_on(port: u16) -> Arc<Mutex<Vec<String>>> {
 }
 
 fn serve(data: &Path, port: u16, config: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
@@ -72,6 +72,8 @@ fn serve(data: &Path, port: u16, config: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("cordon serve did not come up on port {port}");
 }
 
