@@ -30,6 +30,8 @@ struct Latency {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latencies: Mutex<BTreeMap<String, Latency>>,
+    /// Submissions, matched submissions, and decisions by action.
+    submissions: Mutex<(u64, u64, BTreeMap<String, u64>)>,
 }
 
 impl Metrics {
@@ -46,7 +48,17 @@ impl Metrics {
         latency.sum += seconds;
     }
 
-    fn render(&self, index_hashes: usize) -> String {
+    /// Counts a new submission, whether it matched, and the actions decided on it.
+    pub fn record_submission<'a>(&self, matched: bool, actions: impl Iterator<Item = &'a str>) {
+        let mut counts = self.submissions.lock().unwrap_or_else(|p| p.into_inner());
+        counts.0 += 1;
+        counts.1 += u64::from(matched);
+        for action in actions {
+            *counts.2.entry(action.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    fn render(&self, index_hashes: usize, outbox_depth: u64) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -90,6 +102,30 @@ impl Metrics {
                 latency.count
             );
         }
+        let (submissions, matched, actions) = &*self.submissions.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            out,
+            "# HELP cordon_submissions_total Submissions received (retries not counted)."
+        );
+        let _ = writeln!(out, "# TYPE cordon_submissions_total counter");
+        let _ = writeln!(out, "cordon_submissions_total {submissions}");
+        let _ = writeln!(
+            out,
+            "# HELP cordon_matched_submissions_total Submissions that matched a bank."
+        );
+        let _ = writeln!(out, "# TYPE cordon_matched_submissions_total counter");
+        let _ = writeln!(out, "cordon_matched_submissions_total {matched}");
+        let _ = writeln!(out, "# HELP cordon_decisions_total Decisions taken, by action.");
+        let _ = writeln!(out, "# TYPE cordon_decisions_total counter");
+        for (action, count) in actions {
+            let _ = writeln!(out, "cordon_decisions_total{{action=\"{action}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cordon_outbox_pending Webhook deliveries not yet made."
+        );
+        let _ = writeln!(out, "# TYPE cordon_outbox_pending gauge");
+        let _ = writeln!(out, "cordon_outbox_pending {outbox_depth}");
         let _ = writeln!(
             out,
             "# HELP cordon_index_hashes Hashes in the in-memory match index."
@@ -120,6 +156,10 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
 }
 
 pub async fn serve(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.render(state.matcher().pdq_len());
+    let reader = state.clone();
+    let depth = crate::state::blocking(move || Ok(reader.store().pending_delivery_count()?))
+        .await
+        .unwrap_or(0);
+    let text = state.metrics.render(state.matcher().pdq_len(), depth);
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

@@ -200,6 +200,9 @@ async fn submit(
             response,
         )?;
         if let Recorded::New { .. } = recorded {
+            state
+                .metrics
+                .record_submission(!matches.is_empty(), decisions.iter().map(|d| d.action.as_str()));
             state.deliveries.notify_one();
         }
         Ok(recorded)

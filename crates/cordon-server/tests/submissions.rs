@@ -223,6 +223,21 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
         .json()
         .unwrap();
     assert_eq!(by_id, answer);
+
+    // Counted once, retry or not.
+    let metrics = cordon
+        .client
+        .get(format!("{}/metrics", cordon.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("cordon_submissions_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("cordon_decisions_total{action=\"remove\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cordon_outbox_pending 0\n"), "{metrics}");
 }
 
 #[test]

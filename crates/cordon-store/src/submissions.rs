@@ -181,6 +181,15 @@ impl Store {
         self.outbox_rows("WHERE delivered_at IS NULL ORDER BY id LIMIT ?1", params![10_000])
     }
 
+    /// How many deliveries are not yet made.
+    pub fn pending_delivery_count(&self) -> Result<u64, StoreError> {
+        Ok(self.connection_ref().query_row(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     fn outbox_rows(&self, filter: &str, values: impl rusqlite::Params) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT id, decision_id, webhook, payload, idempotency_key, attempts, next_attempt_at, delivered_at,
