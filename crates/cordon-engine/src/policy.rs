@@ -70,6 +70,8 @@ pub struct Rule {
     /// The largest distance acted on (each bank's own threshold still applies first).
     pub max_distance: Option<u32>,
     pub actions: Vec<Action>,
+    /// How much a strike of this rule counts (1 unless said).
+    pub strike_weight: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -165,11 +167,57 @@ impl Policy {
                             "matched {} content {} at PDQ distance {} ({}), rule {}",
                             nearest.bank, nearest.content_id, nearest.distance, nearest.transform, rule.name
                         ),
+                        strike: (*action == Action::Strike)
+                            .then(|| (rule.strike_weight.unwrap_or(1), String::new())),
                     },
                 ));
             }
         }
         decided.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+impl Policy {
+    /// Days a strike counts when the policy has no `[strikes]` section.
+    pub const DEFAULT_STRIKE_DAYS: u32 = 90;
+
+    /// Dates the strikes among `decisions` (they expire after the window) and, when they
+    /// bring the account's live strike weight (`active_weight` before them) to
+    /// `suspend_at`, adds the suspension, saying why.
+    pub fn apply_strikes(
+        &self,
+        decisions: &mut Vec<NewDecision>,
+        active_weight: u64,
+        now: time::OffsetDateTime,
+    ) {
+        let days = self
+            .strikes
+            .as_ref()
+            .map_or(Self::DEFAULT_STRIKE_DAYS, |s| s.window_days);
+        let expires = cordon_store::format_time(now + time::Duration::days(i64::from(days)));
+        let mut total = active_weight;
+        for decision in decisions.iter_mut() {
+            if let Some((weight, expiry)) = decision.strike.as_mut() {
+                *expiry = expires.clone();
+                total += u64::from(*weight);
+            }
+        }
+        let Some(strikes) = &self.strikes else { return };
+        let striking = decisions.iter().any(|d| d.strike.is_some());
+        let suspended = decisions
+            .iter()
+            .any(|d| d.action == Action::SuspendAccount.name());
+        if striking && !suspended && total >= u64::from(strikes.suspend_at) {
+            decisions.push(NewDecision {
+                action: Action::SuspendAccount.name().to_string(),
+                rule: "strikes".to_string(),
+                reason: format!(
+                    "{total} strikes within {} days reach the suspension threshold of {}",
+                    strikes.window_days, strikes.suspend_at
+                ),
+                strike: None,
+            });
+        }
     }
 }
 
@@ -239,6 +287,24 @@ mod tests {
         );
         assert!(policy.decide(&[hit("OTHER", 0)], labels).is_empty());
         assert!(policy.decide(&[], labels).is_empty());
+        assert_eq!(decisions[1].strike, Some((1, String::new())));
+    }
+
+    #[test]
+    fn the_strike_that_reaches_suspend_at_suspends_and_says_why() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut first = policy.decide(&[hit("TVEC", 3)], |_| vec![]);
+        policy.apply_strikes(&mut first, 0, now);
+        assert_eq!(first.len(), 2, "one strike of three: no suspension");
+        assert!(
+            first[1].strike.as_ref().unwrap().1.starts_with("2027-"),
+            "expires after 90 days"
+        );
+        let mut third = policy.decide(&[hit("TVEC", 3)], |_| vec![]);
+        policy.apply_strikes(&mut third, 2, now);
+        assert_eq!(third.last().unwrap().action, "suspend_account");
+        assert!(third.last().unwrap().reason.contains("3 strikes within 90 days"));
     }
 
     #[test]

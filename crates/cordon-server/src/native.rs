@@ -36,6 +36,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let submitter = Router::new()
         .route("/v1/submissions", post(submit))
         .route("/v1/submissions/{id}", get(get_submission))
+        .route("/v1/accounts/{account_id}", get(get_account))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             |s: Shared, r: Request, n: Next| auth::require(Role::Submitter, s, r, n),
@@ -156,10 +157,17 @@ async fn submit(
         } else {
             Vec::new()
         };
-        let decisions = {
+        let mut decisions = {
             let matcher = state.matcher();
             state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
         };
+        // The store stays locked from reading the account's strikes to recording the new
+        // ones, so two uploads of one account cannot both miss the suspension threshold.
+        let mut store = state.store_as(&caller);
+        let active = store.active_strike_weight(&submission.account_id, &cordon_store::now_rfc3339())?;
+        state
+            .policy
+            .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
         let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
         let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
         let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
@@ -192,13 +200,7 @@ async fn submit(
             })
             .to_string()
         };
-        let recorded = state.store_as(&caller).record_submission(
-            &submission,
-            &decisions,
-            &webhooks,
-            payload,
-            response,
-        )?;
+        let recorded = store.record_submission(&submission, &decisions, &webhooks, payload, response)?;
         if let Recorded::New { .. } = recorded {
             state
                 .metrics
@@ -228,4 +230,16 @@ async fn outbox(State(state): Shared) -> Result<Json<Value>, ApiError> {
     let rows = blocking(move || Ok(state.store().pending_deliveries()?)).await?;
     let (failed, pending): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.attempts > 0);
     Ok(Json(json!({ "pending": pending, "failed": failed })))
+}
+
+/// An account: `active` or `suspended` (and why), live strikes, decision history.
+async fn get_account(State(state): Shared, Path(account_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let lookup = account_id.clone();
+    let account = blocking(move || Ok(state.store().account(&lookup)?)).await?;
+    match account {
+        Some(account) => Ok(Json(json!(account))),
+        None => Err(ApiError::not_found(format!(
+            "no submissions from account {account_id}"
+        ))),
+    }
 }

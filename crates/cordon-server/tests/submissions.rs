@@ -115,6 +115,11 @@ fn start(hook: &str) -> Cordon {
         banks = ["TVEC"]
         max_distance = 31
         actions = ["remove", "strike"]
+
+        [strikes]
+        warn_at = 1
+        suspend_at = 2
+        window_days = 30
         "#
     ))
     .unwrap();
@@ -314,4 +319,60 @@ fn bad_submissions_get_native_json_errors() {
         anonymous.json::<Value>().unwrap()["error"]["code"],
         "unauthorized"
     );
+}
+
+#[test]
+fn the_second_strike_suspends_the_account_and_the_account_says_why() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    let account = |id: &str| -> (u16, Value) {
+        let response = cordon
+            .client
+            .get(format!("{}/v1/accounts/{id}", cordon.base))
+            .bearer_auth(&cordon.key)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    };
+    assert_eq!(account("acct-7").0, 404);
+    let (_, first) = cordon.submit(
+        "misc-images/b.jpg",
+        &[("content_id", "p1"), ("account_id", "acct-7")],
+    );
+    assert_eq!(first["decisions"].as_array().unwrap().len(), 2);
+    let (_, state) = account("acct-7");
+    assert_eq!(
+        (state["state"].clone(), state["strike_weight"].clone()),
+        (Value::from("active"), Value::from(1))
+    );
+
+    let (_, second) = cordon.submit(
+        "bridge-mods/blur-a-lot.jpg",
+        &[("content_id", "p2"), ("account_id", "acct-7")],
+    );
+    let actions: Vec<&str> = second["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["remove", "strike", "suspend_account"]);
+    let (code, state) = account("acct-7");
+    assert_eq!(code, 200);
+    assert_eq!(state["state"], "suspended");
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 strikes within 30 days"),
+        "{state}"
+    );
+    assert_eq!(state["strike_weight"], 2);
+    assert_eq!(state["history"].as_array().unwrap().len(), 5);
+    // Another account is untouched.
+    cordon.submit(
+        "misc-images/b.jpg",
+        &[("content_id", "p3"), ("account_id", "acct-8")],
+    );
+    assert_eq!(account("acct-8").1["state"], "active");
 }

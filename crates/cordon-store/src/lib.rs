@@ -18,7 +18,7 @@ pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
 };
 pub use sqlite::{ContentWriter, Store};
-pub use submissions::{NewDecision, NewSubmission, OutboxRow, Recorded};
+pub use submissions::{Account, NewDecision, NewSubmission, OutboxRow, Recorded, StrikeRow};
 
 /// The file inside the data folder that holds the embedded store.
 pub const DATABASE_FILE: &str = "cordon.sqlite3";

@@ -108,6 +108,24 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
     ",
+    // 5: accounts and their strikes.
+    "
+    CREATE TABLE account (
+        id         TEXT PRIMARY KEY,
+        state      TEXT NOT NULL DEFAULT 'active',
+        reason     TEXT,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE strike (
+        id          INTEGER PRIMARY KEY,
+        account_id  TEXT NOT NULL,
+        decision_id INTEGER NOT NULL REFERENCES decision(id),
+        weight      INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX strike_by_account ON strike(account_id, expires_at);
+    ",
 ];
 
 /// Brings the database up to the newest schema.

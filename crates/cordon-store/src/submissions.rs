@@ -28,6 +28,32 @@ pub struct NewDecision {
     pub action: String,
     pub rule: String,
     pub reason: String,
+    /// For a strike: its weight and when it expires; for a suspension: the account
+    /// becomes suspended.
+    #[serde(skip)]
+    pub strike: Option<(u32, String)>,
+}
+
+/// An account as the platform and the reviewers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: String,
+    /// `active` or `suspended`.
+    pub state: String,
+    pub reason: Option<String>,
+    /// Strikes not yet expired, and their summed weight.
+    pub active_strikes: Vec<StrikeRow>,
+    pub strike_weight: u64,
+    /// Every decision on the account's submissions, newest first.
+    pub history: Vec<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StrikeRow {
+    pub decision_id: i64,
+    pub weight: i64,
+    pub created_at: String,
+    pub expires_at: String,
 }
 
 /// What `record_submission` did.
@@ -119,6 +145,20 @@ impl Store {
                         "content_id": submission.content_id, "account_id": submission.account_id,
                         "action": decision.action, "rule": decision.rule, "reason": decision.reason }),
             )?;
+            if let Some((weight, expires_at)) = &decision.strike {
+                tx.execute(
+                    "INSERT INTO strike (account_id, decision_id, weight, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![submission.account_id, decision_id, weight, now, expires_at],
+                )?;
+            }
+            if decision.action == "suspend_account" {
+                tx.execute(
+                    "INSERT INTO account (id, state, reason, updated_at) VALUES (?1, 'suspended', ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET state = 'suspended', reason = ?2, updated_at = ?3",
+                    params![submission.account_id, decision.reason, now],
+                )?;
+            }
             let body = payload(submission_id, decision_id, decision);
             for webhook in webhooks {
                 tx.execute(
@@ -156,6 +196,73 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    /// The summed weight of `account_id`'s strikes that have not expired at `now`.
+    pub fn active_strike_weight(&self, account_id: &str, now: &str) -> Result<u64, StoreError> {
+        Ok(self.connection_ref().query_row(
+            "SELECT coalesce(sum(weight), 0) FROM strike WHERE account_id = ?1 AND expires_at > ?2",
+            params![account_id, now],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// An account's state, live strikes and history (`None` if Cordon never saw it).
+    pub fn account(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
+        let conn = self.connection_ref();
+        let known: i64 = conn.query_row(
+            "SELECT count(*) FROM submission WHERE account_id = ?1",
+            [account_id],
+            |r| r.get(0),
+        )?;
+        if known == 0 {
+            return Ok(None);
+        }
+        let (state, reason): (String, Option<String>) = conn
+            .query_row(
+                "SELECT state, reason FROM account WHERE id = ?1",
+                [account_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or(("active".to_string(), None));
+        let now = now_rfc3339();
+        let mut statement = conn.prepare(
+            "SELECT decision_id, weight, created_at, expires_at FROM strike
+             WHERE account_id = ?1 AND expires_at > ?2 ORDER BY id",
+        )?;
+        let active_strikes: Vec<StrikeRow> = statement
+            .query_map(params![account_id, now], |r| {
+                Ok(StrikeRow {
+                    decision_id: r.get(0)?,
+                    weight: r.get(1)?,
+                    created_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut statement = conn.prepare(
+            "SELECT d.id, d.action, d.rule, d.reason, d.created_at, s.content_id
+             FROM decision d JOIN submission s ON s.id = d.submission_id
+             WHERE s.account_id = ?1 ORDER BY d.id DESC LIMIT 1000",
+        )?;
+        let history = statement
+            .query_map([account_id], |r| {
+                Ok(json!({
+                    "decision_id": r.get::<_, i64>(0)?, "action": r.get::<_, String>(1)?,
+                    "rule": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
+                    "at": r.get::<_, String>(4)?, "content_id": r.get::<_, String>(5)?,
+                }))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Account {
+            id: account_id.to_string(),
+            state,
+            reason,
+            strike_weight: active_strikes.iter().map(|s| s.weight.max(0) as u64).sum(),
+            active_strikes,
+            history,
+        }))
     }
 
     /// The stored answer to submission `id`.
