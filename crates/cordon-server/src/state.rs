@@ -27,6 +27,8 @@ pub struct AppState {
     pub policy: Policy,
     /// Wakes the webhook worker when decisions are written.
     pub deliveries: tokio::sync::Notify,
+    /// Log every request as a JSON line on stderr.
+    pub log_requests: bool,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             deliveries: tokio::sync::Notify::new(),
+            log_requests: false,
         })
     }
 

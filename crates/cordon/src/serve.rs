@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// Refuse images with more pixels than this.
     #[arg(long, default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
+    /// Do not log each request (one JSON line on stderr with its request id).
+    #[arg(long)]
+    quiet: bool,
     /// Rules and webhooks (see cordon.example.toml); without it nothing is decided.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
