@@ -305,6 +305,52 @@ impl Matcher {
 mod tests {
     use super::*;
 
+    use cordon_store::{BankUpdate, NewBank, NewContent, Signal};
+
+    #[test]
+    fn disabled_content_and_banks_stop_matching_and_expired_disables_lapse() {
+        let mut store = Store::open_in_memory().unwrap();
+        let name = BankName::new("LIVE").unwrap();
+        store.create_bank(&name, NewBank::default()).unwrap();
+        let hash = |byte: &str| byte.repeat(32);
+        let mut writer = store.content_writer("LIVE").unwrap();
+        let mut add = |value: String| {
+            writer
+                .insert(&NewContent {
+                    signals: vec![Signal {
+                        signal_type: "pdq".to_string(),
+                        value,
+                    }],
+                    ..NewContent::default()
+                })
+                .unwrap()
+        };
+        let (a, b) = (add(hash("01")), add(hash("02")));
+        writer.commit().unwrap();
+        store
+            .set_content_disabled_until(a, Some("9999-01-01T00:00:00.000Z"))
+            .unwrap();
+        store
+            .set_content_disabled_until(b, Some("2000-01-01T00:00:00.000Z"))
+            .unwrap();
+        let matcher = Matcher::load(&store).unwrap();
+        let found = |m: &Matcher, value: String| m.match_pdq(&value.parse().unwrap()).len();
+        assert_eq!(found(&matcher, hash("01")), 0, "disabled until 9999");
+        assert_eq!(found(&matcher, hash("02")), 1, "disabled until 2000: lapsed");
+        let bank = store
+            .update_bank(
+                "LIVE",
+                BankUpdate {
+                    enabled: Some(false),
+                    ..BankUpdate::default()
+                },
+            )
+            .unwrap();
+        let mut matcher = matcher;
+        matcher.set_bank(&bank);
+        assert_eq!(found(&matcher, hash("02")), 0, "bank disabled");
+    }
+
     #[test]
     fn entry_keys_round_trip_and_refuse_what_does_not_fit() {
         let key = EntryKey {

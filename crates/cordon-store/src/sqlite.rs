@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in the data folder.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -498,41 +498,6 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         Ok(disabled)
-    }
-
-    /// Every signal of `signal_type` that can match now: its bank is enabled and its
-    /// content is not disabled. One scan of the signal table.
-    pub fn for_each_matchable_signal(
-        &self,
-        signal_type: &str,
-        mut visit: impl FnMut(SignalRow),
-    ) -> Result<(), StoreError> {
-        let enabled: HashSet<i64> = self
-            .conn
-            .prepare("SELECT id FROM bank WHERE enabled = 1")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let disabled: HashSet<ContentId> = self
-            .conn
-            .prepare("SELECT id FROM content WHERE disabled_until IS NOT NULL AND disabled_until > ?1")?
-            .query_map([now_rfc3339()], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut statement = self
-            .conn
-            .prepare("SELECT content_id, bank_id, value FROM signal WHERE signal_type = ?1")?;
-        let mut rows = statement.query([signal_type])?;
-        while let Some(row) = rows.next()? {
-            let content_id: ContentId = row.get(0)?;
-            let bank_id: i64 = row.get(1)?;
-            if enabled.contains(&bank_id) && !disabled.contains(&content_id) {
-                visit(SignalRow {
-                    content_id,
-                    bank_id,
-                    value: row.get(2)?,
-                });
-            }
-        }
-        Ok(())
     }
 }
 

@@ -70,7 +70,7 @@ fn an_uncommitted_writer_leaves_nothing_behind() {
     let id = store.bank("ATOMIC").unwrap().id;
     assert_eq!(store.content_count(id).unwrap(), 0);
     let mut rows = 0;
-    store.for_each_matchable_signal("pdq", |_| rows += 1).unwrap();
+    store.for_each_signal("pdq", |_| rows += 1).unwrap();
     assert_eq!(rows, 0);
 
     let mut writer = store.content_writer("ATOMIC").unwrap();
@@ -89,7 +89,7 @@ fn an_uncommitted_writer_leaves_nothing_behind() {
 }
 
 #[test]
-fn disabled_content_and_banks_are_not_matchable() {
+fn signals_and_disabled_times_are_listed_for_the_matcher() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     bank(&mut store, "LIVE");
@@ -108,36 +108,23 @@ fn disabled_content_and_banks_are_not_matchable() {
         .unwrap();
     writer.commit().unwrap();
     store
-        .set_content_disabled_until(a, Some("9999-01-01T00:00:00Z"))
+        .set_content_disabled_until(a, Some("9999-01-01T00:00:00.000Z"))
         .unwrap();
+    // Every signal is listed (the matcher checks states at match time) ...
     let mut seen = Vec::new();
     store
-        .for_each_matchable_signal("pdq", |row| seen.push(row.content_id))
+        .for_each_signal("pdq", |row| seen.push((row.content_id, row.value)))
         .unwrap();
-    assert_eq!(seen, vec![b]);
-    // A disabled-until time in the past has expired.
-    store
-        .set_content_disabled_until(a, Some("2000-01-01T00:00:00Z"))
-        .unwrap();
-    seen.clear();
-    store
-        .for_each_matchable_signal("pdq", |row| seen.push(row.content_id))
-        .unwrap();
-    assert_eq!(seen, vec![a, b]);
-    store
-        .update_bank(
-            "LIVE",
-            cordon_store::BankUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    seen.clear();
-    store
-        .for_each_matchable_signal("pdq", |row| seen.push(row.content_id))
-        .unwrap();
-    assert!(seen.is_empty());
+    assert_eq!(seen, vec![(a, "01".repeat(32)), (b, "02".repeat(32))]);
+    // ... with the disabled-until times beside them.
+    let disabled = store.disabled_content().unwrap();
+    assert_eq!(
+        disabled.get(&a).map(String::as_str),
+        Some("9999-01-01T00:00:00.000Z")
+    );
+    assert!(!disabled.contains_key(&b));
+    store.set_content_disabled_until(a, None).unwrap();
+    assert!(store.disabled_content().unwrap().is_empty());
 }
 
 #[test]
