@@ -203,7 +203,7 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
     for (headers, body) in &deliveries {
         assert_eq!(
             headers["x-cordon-signature"],
-            cordon_server::signature(SECRET, body.as_bytes())
+            cordon_server::signature(SECRET, body.as_bytes()).unwrap()
         );
         let payload: Value = serde_json::from_str(body).unwrap();
         assert_eq!(payload["submission"]["content_id"], "post-1");
