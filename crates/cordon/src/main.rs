@@ -93,12 +93,12 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// Media work allocates and frees buffers of megabytes for every image (decoder working
 /// memory, pixels). By default glibc gives those back to the kernel at once and faults
-/// fresh zeroed pages in for the next image; keeping freed memory for reuse instead saves
-/// a fifth of decoding time on a stream of photos.
+/// fresh zeroed pages in for the next image; keeping freed memory (up to 64 MiB per
+/// allocator arena) for reuse instead saves a fifth of decoding time on a stream of photos.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        const KEEP: libc::c_int = 256 << 20;
+        const KEEP: libc::c_int = 64 << 20;
         // SAFETY: mallopt only tunes the allocator; called first thing, before any thread
         // is started. A failure leaves the defaults, which are merely slower.
         unsafe {

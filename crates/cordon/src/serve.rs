@@ -41,7 +41,11 @@ pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
     };
     let state =
         AppState::open(data, limits, policy).with_context(|| format!("loading {}", data.display()))?;
+    // Decoding and hashing are CPU-bound: more blocking threads than a few per core only
+    // add memory (each keeps its own allocator arena), not speed.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(cores * 4)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
