@@ -44,6 +44,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(DecodeLimits::default())
+    }
+
+    fn start_with(limits: DecodeLimits) -> Server {
         let data = tempfile::tempdir().unwrap();
         let (admin, curator, submitter, revoked) = {
             let mut store = Store::open(data.path()).unwrap();
@@ -57,8 +61,7 @@ impl Server {
                 revoked,
             )
         };
-        let state =
-            Arc::new(AppState::open(data.path(), DecodeLimits::default(), Default::default()).unwrap());
+        let state = Arc::new(AppState::open(data.path(), limits, Default::default()).unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, address) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -483,4 +486,49 @@ fn metrics_count_requests_by_route_template() {
         text.contains(r#"cordon_index_hashes{signal_type="pdq"} 0"#),
         "{text}"
     );
+}
+
+#[test]
+fn oversized_uploads_are_refused_with_413_and_a_json_message() {
+    let server = Server::start_with(DecodeLimits {
+        max_bytes: 300_000,
+        max_pixels: 100_000,
+    });
+    // Within the body limit but over the media limit: the decoder refuses it.
+    let (code, body) = server.upload(&server.submitter, "/h/hash", "misc-images/b.jpg", &[]);
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("over the limit"),
+        "{body}"
+    );
+    // Over the pixel limit, read from the header.
+    let (code, body) = server.upload(
+        &server.submitter,
+        "/h/hash",
+        "reg-test-input/labelme-subset/q0122.jpg",
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = server.upload(
+        &server.submitter,
+        "/h/hash",
+        "bridge-mods/shrink-a-little.jpg",
+        &[],
+    );
+    assert_eq!(code, 413, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("pixels"), "{body}");
+    // Over the body limit itself (media limit plus 1 MiB of form): refused before parsing.
+    let form = multipart::Form::new().part(
+        "photo",
+        multipart::Part::bytes(vec![0u8; 2 << 20]).file_name("big.jpg"),
+    );
+    let response = server
+        .client
+        .post(format!("{}/h/hash", server.base))
+        .bearer_auth(&server.submitter)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert!(response.json::<Value>().unwrap()["message"].is_string());
 }
