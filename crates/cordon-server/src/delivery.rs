@@ -1,5 +1,5 @@
 //! Delivers the webhook outbox: every decision is POSTed to every configured webhook,
-//! signed, and retried with exponential backoff until the receiver answers 2xx. Rows are
+//! signed, a few at a time, and retried with exponential backoff until the receiver answers 2xx. Rows are
 //! only marked delivered after a 2xx, so a crash at any point means a later retry, never a
 //! lost decision (receivers dedupe on the `Idempotency-Key` header).
 
@@ -15,6 +15,8 @@ use crate::state::{AppState, blocking};
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two tries.
 const MAX_BACKOFF_SECONDS: i64 = 3600;
+/// Deliveries in flight at once.
+const CONCURRENT: usize = 8;
 /// How often the outbox is looked at when nothing wakes the worker.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -69,49 +71,58 @@ async fn deliver_due(state: &Arc<AppState>, client: &reqwest::Client) -> bool {
             }
         };
     let any = !due.is_empty();
+    // Several at once, so that one slow receiver does not hold up every other delivery.
+    let mut running = tokio::task::JoinSet::new();
     for row in due {
-        let outcome = match state.policy.webhooks.iter().find(|w| w.name == row.webhook) {
-            None => Err(format!("webhook {} is no longer configured", row.webhook)),
-            Some(webhook) => {
-                let sent = client
-                    .post(&webhook.url)
-                    .header("content-type", "application/json")
-                    .header(
-                        "x-cordon-signature",
-                        signature(&webhook.secret, row.payload.as_bytes()).unwrap_or_default(),
-                    )
-                    .header("idempotency-key", &row.idempotency_key)
-                    .body(row.payload.clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) if response.status().is_success() => Ok(()),
-                    Ok(response) => Err(format!("{} answered {}", webhook.url, response.status())),
-                    Err(error) => Err(format!("{}: {error}", webhook.url)),
-                }
-            }
-        };
-        let writer = state.clone();
-        let (id, attempts) = (row.id, row.attempts);
-        let recorded = blocking(move || {
-            let mut store = writer.store();
-            store.set_actor("cordon:delivery");
-            match outcome {
-                Ok(()) => store.mark_delivered(id)?,
-                Err(error) => {
-                    let next =
-                        time::OffsetDateTime::now_utc() + time::Duration::seconds(backoff(attempts + 1));
-                    store.mark_failed(id, &error, &cordon_store::format_time(next))?;
-                }
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(error) = recorded {
-            eprintln!("cordon: recording a delivery: {}", error.message);
+        if running.len() >= CONCURRENT {
+            running.join_next().await;
         }
+        running.spawn(deliver_one(state.clone(), client.clone(), row));
     }
+    while running.join_next().await.is_some() {}
     any
+}
+
+/// Sends one delivery and records the outcome.
+async fn deliver_one(state: Arc<AppState>, client: reqwest::Client, row: cordon_store::OutboxRow) {
+    let outcome = match state.policy.webhooks.iter().find(|w| w.name == row.webhook) {
+        None => Err(format!("webhook {} is no longer configured", row.webhook)),
+        Some(webhook) => {
+            let sent = client
+                .post(&webhook.url)
+                .header("content-type", "application/json")
+                .header(
+                    "x-cordon-signature",
+                    signature(&webhook.secret, row.payload.as_bytes()).unwrap_or_default(),
+                )
+                .header("idempotency-key", &row.idempotency_key)
+                .body(row.payload.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(format!("{} answered {}", webhook.url, response.status())),
+                Err(error) => Err(format!("{}: {error}", webhook.url)),
+            }
+        }
+    };
+    let (id, attempts) = (row.id, row.attempts);
+    let recorded = blocking(move || {
+        let mut store = state.store();
+        store.set_actor("cordon:delivery");
+        match outcome {
+            Ok(()) => store.mark_delivered(id)?,
+            Err(error) => {
+                let next = time::OffsetDateTime::now_utc() + time::Duration::seconds(backoff(attempts + 1));
+                store.mark_failed(id, &error, &cordon_store::format_time(next))?;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(error) = recorded {
+        eprintln!("cordon: recording a delivery: {}", error.message);
+    }
 }
 
 #[cfg(test)]
