@@ -414,15 +414,7 @@ impl Store {
             .conn
             .prepare("SELECT id, name, role, created_at, revoked_at FROM api_key ORDER BY name")?;
         let keys = statement
-            .query_map([], |r| {
-                Ok(ApiKey {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    role: r.get(2)?,
-                    created_at: r.get(3)?,
-                    revoked_at: r.get(4)?,
-                })
-            })?
+            .query_map([], api_key_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(keys)
     }
@@ -434,18 +426,7 @@ impl Store {
             .prepare_cached(
                 "SELECT id, name, role, created_at, revoked_at, secret_hash FROM api_key WHERE id = ?1",
             )?
-            .query_row([id], |r| {
-                Ok((
-                    ApiKey {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        role: r.get(2)?,
-                        created_at: r.get(3)?,
-                        revoked_at: r.get(4)?,
-                    },
-                    r.get(5)?,
-                ))
-            })
+            .query_row([id], |r| Ok((api_key_from_row(r)?, r.get(5)?)))
             .optional()?)
     }
 
@@ -499,6 +480,17 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(disabled)
     }
+}
+
+/// An `api_key` row whose first five columns are id, name, role, created_at, revoked_at.
+fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        created_at: r.get(3)?,
+        revoked_at: r.get(4)?,
+    })
 }
 
 fn write_thresholds(
