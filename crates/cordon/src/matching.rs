@@ -139,14 +139,26 @@ fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::R
     let hasher = args.media.hasher();
     let work = |input: &Input| {
         let image = args.media.decode(input)?;
-        let hashes = hasher.hash_dihedral(&image);
-        let low_quality = hashes.quality < args.min_quality;
-        let matches = match (low_quality, args.dihedral) {
-            (true, _) => Vec::new(),
-            (false, true) => matcher.match_pdq_dihedral(&hashes),
-            (false, false) => matcher.match_pdq(&hashes.original().hash),
-        };
-        Ok((hashes.quality, low_quality, matches))
+        // The seven other variants only when they are matched.
+        if args.dihedral {
+            let hashes = hasher.hash_dihedral(&image);
+            let low_quality = hashes.quality < args.min_quality;
+            let matches = if low_quality {
+                Vec::new()
+            } else {
+                matcher.match_pdq_dihedral(&hashes)
+            };
+            Ok((hashes.quality, low_quality, matches))
+        } else {
+            let digest = hasher.hash(&image);
+            let low_quality = digest.quality < args.min_quality;
+            let matches = if low_quality {
+                Vec::new()
+            } else {
+                matcher.match_pdq(&digest.hash)
+            };
+            Ok((digest.quality, low_quality, matches))
+        }
     };
     media::run_in_order(&inputs, threads, "images", work, |path, result| {
         let line = match result {
