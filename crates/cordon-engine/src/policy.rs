@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use cordon_store::NewDecision;
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::matcher::Match;
@@ -82,6 +83,82 @@ pub struct Strikes {
     pub window_days: u32,
 }
 
+/// Which media may be fetched by URL (HMA's `?url=` parameters). Off unless hosts are
+/// listed: a server that fetches whatever it is told is a door into the network behind it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchPolicy {
+    /// Host names media may come from: `media.example.com`, `*.example.com` for its
+    /// subdomains, or `*` for any host. Even then, loopback, private, link-local and
+    /// cloud-metadata addresses are refused, after DNS and after every redirect.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Address ranges fetched despite that rule (`10.1.2.0/24`, `127.0.0.1`): for an
+    /// internal media mirror, or a test server on loopback.
+    #[serde(default, deserialize_with = "address_ranges")]
+    pub allow_addresses: Vec<IpNet>,
+    /// Give up on a download after this many seconds (10 unless said).
+    pub timeout_seconds: Option<u32>,
+}
+
+impl FetchPolicy {
+    pub const DEFAULT_TIMEOUT_SECONDS: u32 = 10;
+
+    /// Whether media may be fetched from `host` (a name or an address, as in a URL).
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allow_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*") {
+                Some("") => true,
+                Some(suffix) => host.ends_with(suffix) && host.len() > suffix.len(),
+                None => host == *allowed,
+            })
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        let seconds = self.timeout_seconds.unwrap_or(Self::DEFAULT_TIMEOUT_SECONDS);
+        std::time::Duration::from_secs(u64::from(seconds))
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        for host in &mut self.allow_hosts {
+            let valid = host == "*"
+                || host.strip_prefix("*.").unwrap_or(host).split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':' || c == '_')
+                });
+            if !valid {
+                return Err(format!(
+                    "fetch.allow_hosts: {host:?} is not a host name (write `media.example.com`, \
+                     `*.example.com` or `*`, without scheme, port or path)"
+                ));
+            }
+            *host = host.to_ascii_lowercase();
+        }
+        if self.timeout_seconds == Some(0) {
+            return Err("fetch.timeout_seconds must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// `"10.0.0.0/8"` or a bare address, which stands for itself alone.
+fn address_ranges<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{text:?} is not an address or a range like 10.0.0.0/8"))
+                })
+        })
+        .collect()
+}
+
 /// A whole policy file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +168,8 @@ pub struct Policy {
     #[serde(default)]
     pub rules: Vec<Rule>,
     pub strikes: Option<Strikes>,
+    #[serde(default)]
+    pub fetch: FetchPolicy,
 }
 
 impl Policy {
@@ -105,15 +184,16 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        policy.fetch.check()?;
         let mut names = BTreeSet::new();
         for webhook in &policy.webhooks {
             if !names.insert(&webhook.name) {
                 return Err(format!("webhook {:?} is defined twice", webhook.name));
             }
-            if !webhook.url.starts_with("http://") {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
                 return Err(format!(
-                    "webhook {:?}: url {:?} must be http:// (https delivery is not built yet)",
+                    "webhook {:?}: url {:?} must be http:// or https://",
                     webhook.name, webhook.url
                 ));
             }
@@ -308,6 +388,29 @@ mod tests {
     }
 
     #[test]
+    fn fetching_is_off_unless_hosts_are_listed() {
+        let off = Policy::parse("").unwrap().fetch;
+        assert!(!off.allows_host("example.com"));
+        let fetch = Policy::parse(
+            "[fetch]\nallow_hosts = [\"Media.Example.com\", \"*.cdn.example.net\"]\n\
+             allow_addresses = [\"127.0.0.1\", \"10.1.0.0/16\"]\n",
+        )
+        .unwrap()
+        .fetch;
+        assert!(fetch.allows_host("media.example.com"));
+        assert!(fetch.allows_host("MEDIA.example.com."));
+        assert!(!fetch.allows_host("evil-media.example.com"));
+        assert!(fetch.allows_host("a.b.cdn.example.net"));
+        assert!(!fetch.allows_host("cdn.example.net"));
+        assert!(!fetch.allows_host("xcdn.example.net"));
+        assert_eq!(fetch.allow_addresses.len(), 2);
+        assert!(fetch.allow_addresses[0].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert_eq!(fetch.timeout().as_secs(), 10);
+        let any = Policy::parse("[fetch]\nallow_hosts = [\"*\"]\n").unwrap().fetch;
+        assert!(any.allows_host("anything.example"));
+    }
+
+    #[test]
     fn bad_policies_are_refused_with_the_reason() {
         for (text, words) in [
             ("[[rules]]\nname = \"x\"\nactions = [\"remove\"]\n", "no banks"),
@@ -329,6 +432,13 @@ mod tests {
             ),
             ("colour = 1\n", "unknown field"),
             ("[[rules]\n", "TOML parse error"),
+            (
+                "[fetch]\nallow_hosts = [\"https://media.example.com/\"]\n",
+                "is not a host name",
+            ),
+            ("[fetch]\nallow_addresses = [\"10.0.0.0/33\"]\n", "not an address"),
+            ("[fetch]\nallow_addresses = [\"localhost\"]\n", "not an address"),
+            ("[fetch]\ntimeout_seconds = 0\n", "at least 1"),
         ] {
             let error = Policy::parse(text).unwrap_err();
             assert!(error.contains(words), "{text:?}: {error}");
@@ -345,5 +455,6 @@ mod example {
         let policy = super::Policy::parse(text).unwrap();
         assert_eq!(policy.rules.len(), 2);
         assert_eq!(policy.webhooks[0].name, "platform");
+        assert!(policy.fetch.allows_host("media.example.com"));
     }
 }

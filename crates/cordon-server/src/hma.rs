@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::routing::{get, post};
@@ -33,7 +33,7 @@ type Shared = State<Arc<AppState>>;
 
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let submitter = Router::new()
-        .route("/h/hash", post(hash_media))
+        .route("/h/hash", get(hash_url).post(hash_media))
         .route("/m/lookup", get(lookup_signal).post(lookup_media))
         .route("/m/raw_lookup", get(raw_lookup))
         .route("/m/compare", post(compare))
@@ -79,9 +79,60 @@ async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHa
 async fn hash_media(State(state): Shared, multipart: Multipart) -> Result<Json<Value>, ApiError> {
     let upload = read_upload(multipart, "photo").await?;
     let hash = hash_upload(&state, upload.bytes).await?;
-    Ok(Json(
-        json!({ "pdq": hash.map(|h| h.to_hex()).unwrap_or_default() }),
-    ))
+    Ok(Json(hash_json(hash)))
+}
+
+fn hash_json(hash: Option<PdqHash>) -> Value {
+    json!({ "pdq": hash.map(|h| h.to_hex()).unwrap_or_default() })
+}
+
+/// HMA's parameters for media given by URL.
+#[derive(Deserialize)]
+struct UrlParams {
+    url: Option<String>,
+    content_type: Option<String>,
+    types: Option<String>,
+}
+
+impl UrlParams {
+    /// The URL, once the content and signal types asked for are ones Cordon computes.
+    fn url(&self) -> Result<Option<&str>, ApiError> {
+        let Some(url) = self.url.as_deref() else {
+            return Ok(None);
+        };
+        match self.content_type.as_deref() {
+            None | Some("photo") => {}
+            Some("video") => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "video is not supported yet; send a photo",
+                ));
+            }
+            Some(other) => return Err(ApiError::bad_request(format!("unknown content_type {other:?}"))),
+        }
+        if let Some(types) = &self.types
+            && let Some(other) = types.split(',').map(str::trim).find(|t| *t != "pdq")
+        {
+            return Err(ApiError::bad_request(format!(
+                "unsupported signal type {other:?} (supported: pdq)"
+            )));
+        }
+        Ok(Some(url))
+    }
+
+    /// The PDQ hash of the media at the URL.
+    async fn hash(&self, state: &Arc<AppState>) -> Result<Option<PdqHash>, ApiError> {
+        let url = self
+            .url()?
+            .ok_or_else(|| ApiError::bad_request("url is required"))?;
+        let bytes = state.fetcher.fetch(url).await?;
+        hash_upload(state, bytes).await
+    }
+}
+
+/// `GET /h/hash?url=`: hashes media fetched from an allowed host.
+async fn hash_url(State(state): Shared, Query(params): Query<UrlParams>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(hash_json(params.hash(&state).await?)))
 }
 
 // ---- matching ----------------------------------------------------------------------
@@ -90,7 +141,6 @@ async fn hash_media(State(state): Shared, multipart: Multipart) -> Result<Json<V
 struct LookupParams {
     signal_type: Option<String>,
     signal: Option<String>,
-    url: Option<String>,
     banks: Option<String>,
     seed: Option<u64>,
     #[serde(default)]
@@ -124,11 +174,6 @@ impl LookupParams {
 
     /// The PDQ hash in `signal_type` + `signal`.
     fn pdq(&self) -> Result<PdqHash, ApiError> {
-        if self.url.is_some() {
-            return Err(ApiError::bad_request(
-                "looking up by url is not supported: Cordon does not fetch remote media; upload it",
-            ));
-        }
         let (Some(signal_type), Some(signal)) = (&self.signal_type, &self.signal) else {
             return Err(ApiError::bad_request("signal_type and signal are required"));
         };
@@ -170,10 +215,20 @@ fn by_bank(matches: &[Match]) -> Value {
     json!(banks)
 }
 
+/// `GET /m/lookup`: by `signal_type` + `signal`, or by `url` (then answered per signal
+/// type, as HMA does).
 async fn lookup_signal(
     State(state): Shared,
     Query(params): Query<LookupParams>,
+    Query(media): Query<UrlParams>,
 ) -> Result<Json<Value>, ApiError> {
+    if media.url()?.is_some() {
+        let matches = match media.hash(&state).await? {
+            Some(hash) => state.matcher().lookup_pdq(&hash, &params.lookup()),
+            None => Vec::new(),
+        };
+        return Ok(Json(json!({ "pdq": by_bank(&matches) })));
+    }
     let hash = params.pdq()?;
     let matches = state.matcher().lookup_pdq(&hash, &params.lookup());
     Ok(Json(by_bank(&matches)))
@@ -395,15 +450,26 @@ fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value
     Ok((note, metadata))
 }
 
+/// `POST /c/bank/<name>/content`: a multipart upload, or `?url=` for media fetched from
+/// an allowed host.
 async fn add_content(
     State(state): Shared,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    multipart: Multipart,
+    Query(media): Query<UrlParams>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = read_upload(multipart, "photo").await?;
-    let (note, metadata) = note_and_metadata(&upload.fields)?;
-    let Some(hash) = hash_upload(&state, upload.bytes).await? else {
+    let (hash, note, metadata) = if media.url()?.is_some() {
+        (media.hash(&state).await?, String::new(), json!({}))
+    } else {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("expected a multipart upload or ?url=: {e}")))?;
+        let upload = read_upload(multipart, "photo").await?;
+        let (note, metadata) = note_and_metadata(&upload.fields)?;
+        (hash_upload(&state, upload.bytes).await?, note, metadata)
+    };
+    let Some(hash) = hash else {
         return Err(ApiError::bad_request(format!(
             "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
         )));

@@ -9,6 +9,7 @@
 mod auth;
 mod delivery;
 mod error;
+mod fetch;
 mod hma;
 mod metrics;
 mod native;

@@ -9,6 +9,7 @@ use cordon_signals::{DecodeLimits, PdqHasher};
 use cordon_store::Store;
 
 use crate::error::ApiError;
+use crate::fetch::MediaFetcher;
 use crate::metrics::Metrics;
 
 /// The name of the key a request came with, put on the request by the key check.
@@ -29,13 +30,26 @@ pub struct AppState {
     pub deliveries: tokio::sync::Notify,
     /// Log every request as a JSON line on stderr.
     pub log_requests: bool,
+    /// Media by URL, from the hosts `[fetch]` allows.
+    pub fetcher: MediaFetcher,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Matcher(#[from] MatcherError),
+    #[error("{0}")]
+    Fetcher(String),
 }
 
 impl AppState {
     /// Opens the store in `data` and loads every bank into the matcher.
-    pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, MatcherError> {
-        let store = Store::open(data)?;
+    pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
+        let store = Store::open(data).map_err(MatcherError::from)?;
         let matcher = Matcher::load(&store)?;
+        let fetcher =
+            MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
         Ok(AppState {
             store: Mutex::new(store),
             matcher: RwLock::new(matcher),
@@ -46,6 +60,7 @@ impl AppState {
             policy,
             deliveries: tokio::sync::Notify::new(),
             log_requests: false,
+            fetcher,
         })
     }
 

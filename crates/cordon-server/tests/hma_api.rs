@@ -1,33 +1,16 @@
 //! The HMA-compatible API over real HTTP: a real server on a loopback port, a real client,
 //! a real SQLite file, the shared reference images.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use cordon_engine::access::{Role, issue_key};
+use cordon_engine::policy::Policy;
 use cordon_server::AppState;
 use cordon_signals::DecodeLimits;
 use cordon_store::Store;
+use cordon_testkit::{BRIDGE, flipped, reference_image as image, serve_in_background};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
-
-const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
-
-fn image(relative: &str) -> PathBuf {
-    let shared = std::env::var_os("CORDON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("testdata/pdq-reference/images").join(relative)
-}
-
-/// `hash` with its first `bits` bits flipped.
-fn flipped(hash: &str, bits: usize) -> String {
-    let mut nibbles: Vec<u8> = hash.chars().map(|c| c.to_digit(16).unwrap() as u8).collect();
-    for bit in 0..bits {
-        nibbles[bit / 4] ^= 1 << (bit % 4);
-    }
-    nibbles.iter().map(|n| format!("{n:x}")).collect()
-}
 
 /// A running server with an admin, a curator, a submitter and a revoked key.
 struct Server {
@@ -48,6 +31,10 @@ impl Server {
     }
 
     fn start_with(limits: DecodeLimits) -> Server {
+        Server::start_with_policy(limits, Policy::default())
+    }
+
+    fn start_with_policy(limits: DecodeLimits, policy: Policy) -> Server {
         let data = tempfile::tempdir().unwrap();
         let (admin, curator, submitter, revoked) = {
             let mut store = Store::open(data.path()).unwrap();
@@ -61,7 +48,7 @@ impl Server {
                 revoked,
             )
         };
-        let state = Arc::new(AppState::open(data.path(), limits, Default::default()).unwrap());
+        let state = Arc::new(AppState::open(data.path(), limits, policy).unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, address) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -517,4 +504,181 @@ fn oversized_uploads_are_refused_with_413_and_a_json_message() {
     );
     assert_eq!(code, 413, "{body}");
     assert!(body["message"].as_str().unwrap().contains("pixels"), "{body}");
+}
+
+/// A media host on loopback: the bridge photo, a redirect to it, a redirect to another
+/// loopback address, and a 404. Returns `http://127.0.0.1:PORT`.
+fn media_host() -> String {
+    let bridge = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let app = axum::Router::new()
+        .route("/b.jpg", axum::routing::get(move || async move { bridge }))
+        .route(
+            "/moved",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/b.jpg") }),
+        )
+        .route(
+            "/inside",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("http://127.0.0.2:9/b.jpg") }),
+        );
+    format!("http://{}", serve_in_background(app))
+}
+
+/// A raw TCP peer that answers each connection with `answer` (and then holds it open for
+/// a while, so a peer that sends nothing looks like a stalled server).
+fn raw_peer(answer: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(&answer);
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+fn loopback_fetching() -> Policy {
+    Policy::parse(
+        "[fetch]\nallow_hosts = [\"127.0.0.1\", \"127.0.0.2\"]\nallow_addresses = [\"127.0.0.1\"]\n\
+         timeout_seconds = 1\n",
+    )
+    .unwrap()
+}
+
+fn message(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
+    let host = media_host();
+    let server = Server::start_with_policy(DecodeLimits::default(), loopback_fetching());
+    let url = format!("{host}/b.jpg");
+    let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={url}"));
+    assert_eq!((code, body), (200, json!({ "pdq": BRIDGE })));
+    let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={host}/moved"));
+    assert_eq!(
+        (code, body),
+        (200, json!({ "pdq": BRIDGE })),
+        "a redirect on the same host"
+    );
+
+    let (code, body) = server.get(&server.submitter, &format!("/m/lookup?url={url}"));
+    assert_eq!((code, body), (200, json!({ "pdq": {} })));
+    assert_eq!(
+        server
+            .post(&server.curator, "/c/banks", json!({ "name": "TVEC" }))
+            .0,
+        201
+    );
+    let (code, added) = server.post(
+        &server.curator,
+        &format!("/c/bank/TVEC/content?url={url}"),
+        json!(null),
+    );
+    assert_eq!(code, 200, "{added}");
+    assert_eq!(added["signals"]["pdq"], BRIDGE);
+    let (code, body) = server.get(&server.submitter, &format!("/m/lookup?url={url}"));
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        json!({ "pdq": { "TVEC": [{ "bank_content_id": added["id"], "distance": "0" }] } })
+    );
+    let (code, body) = server.get(
+        &server.submitter,
+        &format!("/h/hash?url={url}&content_type=video"),
+    );
+    assert_eq!(code, 415, "{body}");
+}
+
+#[test]
+fn media_by_url_never_reaches_inside_addresses() {
+    let host = media_host();
+    let server = Server::start_with_policy(DecodeLimits::default(), loopback_fetching());
+    let port = host.rsplit(':').next().unwrap();
+    for (url, words) in [
+        (format!("{host}/inside"), "127.0.0.2 is a loopback address"),
+        (
+            format!("http://127.0.0.2:{port}/b.jpg"),
+            "127.0.0.2 is a loopback address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "not in [fetch] allow_hosts",
+        ),
+        (
+            format!("http://media.example.invalid:{port}/b.jpg"),
+            "not in [fetch] allow_hosts",
+        ),
+        ("file:///etc/passwd".to_string(), "only http and https"),
+        ("not a url".to_string(), "bad url"),
+    ] {
+        let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={url}"));
+        assert_eq!(code, 400, "{url}: {body}");
+        assert!(message(&body).contains(words), "{url}: {body}");
+    }
+
+    // Any host allowed, no address exceptions: a name resolving to loopback is refused
+    // after DNS, and so is the metadata address.
+    let any_host = Policy::parse("[fetch]\nallow_hosts = [\"*\"]\n").unwrap();
+    let open = Server::start_with_policy(DecodeLimits::default(), any_host);
+    for (url, words) in [
+        (format!("http://localhost:{port}/b.jpg"), "loopback address"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "cloud metadata",
+        ),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/b.jpg"),
+            "loopback address",
+        ),
+    ] {
+        let (code, body) = open.get(&open.submitter, &format!("/m/lookup?url={url}"));
+        assert_eq!(code, 400, "{url}: {body}");
+        assert!(message(&body).contains(words), "{url}: {body}");
+    }
+
+    // Without [fetch], nothing is fetched.
+    let closed = Server::start();
+    let (code, body) = closed.get(&closed.submitter, &format!("/h/hash?url={host}/b.jpg"));
+    assert_eq!(code, 400, "{body}");
+    assert!(message(&body).contains("off on this server"), "{body}");
+}
+
+#[test]
+fn media_by_url_is_bounded_in_bytes_and_time() {
+    let limits = DecodeLimits {
+        max_bytes: 1_000_000,
+        ..DecodeLimits::default()
+    };
+    let server = Server::start_with_policy(limits, loopback_fetching());
+    // No Content-Length: the cap is enforced on what arrives.
+    let mut endless = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n".to_vec();
+    endless.resize(endless.len() + 3_000_000, 0xff);
+    let big = raw_peer(endless);
+    let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={big}/big.jpg"));
+    assert_eq!(code, 413, "{body}");
+    assert!(message(&body).contains("larger than 1000000 bytes"), "{body}");
+
+    let stalled = raw_peer(Vec::new());
+    let started = std::time::Instant::now();
+    let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={stalled}/b.jpg"));
+    assert_eq!(code, 504, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let host = media_host();
+    let (code, body) = server.get(&server.submitter, &format!("/h/hash?url={host}/missing.jpg"));
+    assert_eq!(code, 502, "{body}");
+    assert!(message(&body).contains("404"), "{body}");
 }

@@ -2,7 +2,6 @@
 //! loopback port, real SQLite, real photos.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,35 +10,14 @@ use cordon_engine::policy::Policy;
 use cordon_server::AppState;
 use cordon_signals::DecodeLimits;
 use cordon_store::{BankName, NewBank, NewContent, Signal, Store};
+use cordon_testkit::{BRIDGE, reference_image as image, serve_in_background};
 use reqwest::blocking::{Client, multipart};
 use serde_json::Value;
 
-const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 const SECRET: &str = "change-me-please";
-
-fn image(relative: &str) -> PathBuf {
-    let shared = std::env::var_os("CORDON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("testdata/pdq-reference/images").join(relative)
-}
 
 /// What the webhook receiver saw: headers and body of each POST.
 type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
-
-/// Runs `future` on its own runtime thread; returns its address.
-fn spawn_server(app: axum::Router) -> String {
-    let (ready, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ready.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{}", address.recv().unwrap())
-}
 
 /// A receiver that answers 500 to the first `failures` POSTs, then 200.
 fn receiver(failures: usize) -> (String, Received) {
@@ -66,7 +44,7 @@ fn receiver(failures: usize) -> (String, Received) {
             }
         }),
     );
-    (spawn_server(app), received)
+    (format!("http://{}", serve_in_background(app)), received)
 }
 
 struct Cordon {

@@ -5,19 +5,8 @@ mod common;
 use std::path::Path;
 
 use common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
+use cordon_testkit::{BRIDGE, flipped};
 use serde_json::Value;
-
-/// The reference hash of bridge-1 (full-resolution family).
-const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
-
-/// `hash` with its first `bits` bits flipped.
-fn flipped(hash: &str, bits: usize) -> String {
-    let mut nibbles: Vec<u8> = hash.chars().map(|c| c.to_digit(16).unwrap() as u8).collect();
-    for bit in 0..bits {
-        nibbles[bit / 4] ^= 1 << (bit % 4);
-    }
-    nibbles.iter().map(|n| format!("{n:x}")).collect()
-}
 
 fn create(data: &Path, name: &str, extra: &[&str]) {
     let mut args = vec!["bank", "create", name];

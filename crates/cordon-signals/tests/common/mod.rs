@@ -2,23 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use cordon_signals::{DecodeLimits, DecodedImage, PdqHash};
 
-/// `$CORDON_SHARED/testdata/pdq-reference`, or the `shared/` folder beside the checkout.
-pub fn reference_dir() -> PathBuf {
-    let shared = std::env::var_os("CORDON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = shared.join("testdata/pdq-reference");
-    assert!(
-        dir.join("README.md").is_file(),
-        "reference vectors not found at {}; set CORDON_SHARED to the shared/ folder",
-        dir.display()
-    );
-    dir
-}
+pub use cordon_testkit::reference_dir;
 
 /// Rows of a CSV file with a header, as maps from column name to value. The reference
 /// CSVs hold no quoted commas.

@@ -2,23 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub fn reference_dir() -> PathBuf {
-    let shared = std::env::var_os("CORDON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = shared.join("testdata/pdq-reference");
-    assert!(dir.is_dir(), "reference vectors not found at {}", dir.display());
-    dir
-}
-
-pub fn image(relative: &str) -> PathBuf {
-    reference_dir().join("images").join(relative)
-}
+pub use cordon_testkit::{reference_dir, reference_image as image};
 
 /// The reference value of `column` for `path` in one of the expected CSV files.
 pub fn expected(csv: &str, path: &str, column: &str) -> String {

@@ -1,0 +1,59 @@
+//! What Cordon's test suites share, and nothing else: where the reference data lives, hash
+//! fixtures, and a way to run an HTTP app on a loopback port. A dev-dependency only; no
+//! product code may depend on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The reference PDQ hash of `images/misc-images/b.jpg` (bridge-1), full-resolution family.
+pub const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+/// `$CORDON_SHARED/testdata/pdq-reference`, or the `shared/` folder beside the checkout.
+pub fn reference_dir() -> PathBuf {
+    let shared = std::env::var_os("CORDON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = shared.join("testdata/pdq-reference");
+    assert!(
+        dir.join("README.md").is_file(),
+        "reference vectors not found at {}; set CORDON_SHARED to the shared/ folder",
+        dir.display()
+    );
+    dir
+}
+
+/// A reference image, by its path under `images/`.
+pub fn reference_image(relative: &str) -> PathBuf {
+    reference_dir().join("images").join(relative)
+}
+
+/// `hash` (64 hex digits) with its first `bits` bits flipped.
+pub fn flipped(hash: &str, bits: usize) -> String {
+    let mut nibbles: Vec<u32> = hash
+        .chars()
+        .map(|c| c.to_digit(16).unwrap_or_else(|| panic!("{hash:?} is not hex")))
+        .collect();
+    for bit in 0..bits {
+        nibbles[bit / 4] ^= 1 << (bit % 4);
+    }
+    nibbles.iter().map(|n| format!("{n:x}")).collect()
+}
+
+/// Serves `app` on a loopback port from its own thread and runtime, for as long as the
+/// test process lives.
+pub fn serve_in_background(app: axum::Router) -> SocketAddr {
+    let (ready, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            ready
+                .send(listener.local_addr().expect("its address"))
+                .expect("the test waits");
+            axum::serve(listener, app).await.expect("serving");
+        });
+    });
+    address.recv().expect("the server thread started")
+}
