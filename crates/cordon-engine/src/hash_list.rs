@@ -19,13 +19,13 @@ use std::fmt;
 use std::io::{BufRead, Write};
 use std::rc::Rc;
 
-use cordon_signals::PdqHash;
+use cordon_signals::SignalType;
 use cordon_store::{Content, NewContent, Signal};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// The signal types a hash list may hold.
-pub const SIGNAL_TYPES: &[&str] = &["pdq"];
+pub const SIGNAL_TYPES: &[&str] = &["pdq", "features"];
 
 /// Longest label, external id and note accepted.
 const MAX_LABEL_LEN: usize = 100;
@@ -74,21 +74,16 @@ impl fmt::Display for EntryError {
 
 /// Checks a signal and returns its canonical text form.
 pub fn canonical_signal(signal_type: &str, value: &str) -> Result<Signal, String> {
-    match signal_type {
-        "pdq" => {
-            let hash: PdqHash = value
-                .parse()
-                .map_err(|e| format!("bad pdq signal {value:?}: {e}"))?;
-            Ok(Signal {
-                signal_type: "pdq".to_string(),
-                value: hash.to_hex(),
-            })
-        }
-        other => Err(format!(
-            "unsupported signal type {other:?} (Cordon reads: {})",
+    let Some(known) = SignalType::from_name(signal_type) else {
+        return Err(format!(
+            "unsupported signal type {signal_type:?} (Cordon reads: {})",
             SIGNAL_TYPES.join(", ")
-        )),
-    }
+        ));
+    };
+    Ok(Signal {
+        signal_type: known.name().to_string(),
+        value: known.canonical(value)?,
+    })
 }
 
 /// Checks metadata limits; labels may not hold `;` (the CSV separator) or control

@@ -6,8 +6,13 @@
 //! clock, so the same bytes always give the same signals, and every other stage can trust
 //! that a hash computed here is the hash the reference computes.
 
+pub mod features;
 pub mod media;
 pub mod pdq;
+pub mod region;
+mod signal_type;
 
 pub use media::{DecodeError, DecodeLimits, DecodedImage, ImageFormat, PixelLayout, decode};
 pub use pdq::{Dihedral, DihedralHashes, PdqDigest, PdqFamily, PdqHash, PdqHasher};
+pub use region::{Region, trim_borders};
+pub use signal_type::SignalType;

@@ -8,6 +8,18 @@ use std::path::PathBuf;
 /// The reference PDQ hash of `images/misc-images/b.jpg` (bridge-1), full-resolution family.
 pub const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 
+/// Real photos among the reference images, under `images/`: each a different scene.
+pub const DISTINCT_PHOTOS: [&str; 8] = [
+    "misc-images/b.jpg",
+    "reg-test-input/labelme-subset/q0003.jpg",
+    "reg-test-input/labelme-subset/q0004.jpg",
+    "reg-test-input/labelme-subset/q0122.jpg",
+    "reg-test-input/labelme-subset/q0291.jpg",
+    "reg-test-input/labelme-subset/q0746.jpg",
+    "reg-test-input/labelme-subset/q1050.jpg",
+    "reg-test-input/labelme-subset/q2821.jpg",
+];
+
 /// `$CORDON_SHARED/testdata/pdq-reference`, or the `shared/` folder beside the checkout.
 pub fn reference_dir() -> PathBuf {
     let shared = std::env::var_os("CORDON_SHARED")

@@ -7,6 +7,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod eval;
 mod hash;
 mod inputs;
 mod keys;
@@ -56,6 +57,8 @@ enum Command {
     /// Read and verify the append-only audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Measure how well each signal matches transformed reposts of a corpus of images.
+    Eval(eval::EvalArgs),
     /// Measure Cordon's own speed (for the side-by-side benchmarks in bench/).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args, &cli.data),
         Command::Keys(command) => keys::run(command, &cli.data),
         Command::Audit(command) => audit::run(command, &cli.data),
+        Command::Eval(args) => eval::run(args),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {

@@ -182,3 +182,69 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
     }
     rgb
 }
+
+/// Encodes packed 8-bit RGB pixels as a baseline JPEG at `quality` (1..=100) with 4:2:0
+/// chroma, the way platforms re-encode uploads; `cordon eval` uses it to make reposts.
+/// Failures reuse [`DecodeError`] (a JPEG `CorruptFormat` or `Unsupported`) so the crate
+/// keeps one error type.
+pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, DecodeError> {
+    let expected = (width as usize)
+        .checked_mul(height as usize)
+        .and_then(|n| n.checked_mul(3));
+    if width == 0 || height == 0 || expected != Some(rgb.len()) {
+        return Err(corrupt(format!(
+            "{} bytes of pixels do not make a {width}x{height} RGB image",
+            rgb.len()
+        )));
+    }
+    let (Ok(c_width), Ok(c_height)) = (c_int::try_from(width), c_int::try_from(height)) else {
+        return Err(DecodeError::Unsupported {
+            format: ImageFormat::Jpeg,
+            detail: format!("{width}x{height} is too large to encode"),
+        });
+    };
+    if !(1..=100).contains(&quality) {
+        return Err(DecodeError::Unsupported {
+            format: ImageFormat::Jpeg,
+            detail: format!("quality {quality} (1 to 100)"),
+        });
+    }
+    // SAFETY: tj3Init has no preconditions; a null result is handled, and `Handle`
+    // destroys the compressor once, on every path.
+    let raw = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_COMPRESS as c_int) };
+    if raw.is_null() {
+        return Err(corrupt("cannot start the JPEG encoder".to_string()));
+    }
+    let handle = Handle(raw);
+    handle.set(tj::TJPARAM_TJPARAM_QUALITY, c_int::from(quality))?;
+    handle.set(tj::TJPARAM_TJPARAM_SUBSAMP, tj::TJSAMP_TJSAMP_420 as c_int)?;
+    let mut out: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: `rgb` holds width * height * 3 bytes, which is what TurboJPEG reads for
+    // TJPF_RGB with pitch 0 (tightly packed rows); `out` starts null, so TurboJPEG
+    // allocates the output buffer itself and reports its length in `size`.
+    let status = unsafe {
+        tj::tj3Compress8(
+            handle.0,
+            rgb.as_ptr(),
+            c_width,
+            0,
+            c_height,
+            tj::TJPF_TJPF_RGB as c_int,
+            &mut out,
+            &mut size,
+        )
+    };
+    let result = if status != 0 || out.is_null() {
+        Err(corrupt(handle.message()))
+    } else {
+        // SAFETY: on success `out` points to `size` bytes written by TurboJPEG; they are
+        // copied before the buffer is freed below.
+        Ok(unsafe { std::slice::from_raw_parts(out, size as usize) }.to_vec())
+    };
+    if !out.is_null() {
+        // SAFETY: `out` was allocated by TurboJPEG and is freed once, here.
+        unsafe { tj::tj3Free(out.cast()) };
+    }
+    result
+}

@@ -21,6 +21,8 @@ mod jpeg;
 mod raster;
 mod webp;
 
+pub use jpeg::encode_jpeg;
+
 use std::fmt;
 
 /// How the pixels of a [`DecodedImage`] are laid out.

@@ -1,0 +1,108 @@
+//! Search over the local-feature sets of bank images: every set that verifies against a
+//! query's set (at least [`MIN_INLIERS`] keypoint pairs agreeing on one transformation).
+//!
+//! Each stored descriptor goes into a [`PdqIndex`] (descriptors are 256-bit, like PDQ
+//! hashes) under its set and keypoint. A query's descriptors are searched at
+//! [`PAIR_RADIUS`], the same radius [`verify`] pairs within, so a set with fewer than
+//! [`MIN_INLIERS`] query descriptors near it cannot verify and is skipped; the sets left
+//! are verified in full. The result is exactly what verifying the query against every
+//! stored set would give.
+
+use std::collections::HashMap;
+
+use cordon_signals::PdqHash;
+use cordon_signals::features::{FeatureSet, MIN_INLIERS, PAIR_RADIUS, verify};
+
+use crate::{EntryId, Hit, PdqIndex};
+
+/// Keypoint numbers take the low bits of a descriptor's entry id; the set's slot the rest.
+const KEYPOINT_BITS: u32 = 16;
+
+/// A stored set that verified against a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeatureHit {
+    pub id: EntryId,
+    /// Keypoint pairs agreeing on the transformation.
+    pub inliers: u32,
+}
+
+/// An exact, live index of local-feature sets.
+#[derive(Default)]
+pub struct FeatureIndex {
+    descriptors: PdqIndex,
+    /// Slot -> the caller's id and the set (`None` once removed; slots are not reused).
+    sets: Vec<Option<(EntryId, FeatureSet)>>,
+    slots: HashMap<EntryId, usize>,
+}
+
+impl FeatureIndex {
+    pub fn new() -> Self {
+        FeatureIndex::default()
+    }
+
+    /// How many sets are stored.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Stores `features` under `id`, replacing what `id` held.
+    pub fn insert(&mut self, id: EntryId, features: FeatureSet) {
+        self.remove(id);
+        let slot = self.sets.len();
+        for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
+            let entry = ((slot as u64) << KEYPOINT_BITS) | keypoint as u64;
+            self.descriptors.insert(PdqHash::from_words(*descriptor), entry);
+        }
+        self.sets.push(Some((id, features)));
+        self.slots.insert(id, slot);
+    }
+
+    /// Removes the set stored under `id`; false if there was none.
+    pub fn remove(&mut self, id: EntryId) -> bool {
+        let Some(slot) = self.slots.remove(&id) else {
+            return false;
+        };
+        if let Some((_, features)) = self.sets[slot].take() {
+            for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
+                let entry = ((slot as u64) << KEYPOINT_BITS) | keypoint as u64;
+                self.descriptors.remove(PdqHash::from_words(*descriptor), entry);
+            }
+        }
+        true
+    }
+
+    /// Every stored set that verifies against `query`, most inliers first.
+    pub fn search(&self, query: &FeatureSet) -> Vec<FeatureHit> {
+        // For each set, how many query descriptors have some descriptor of it in range.
+        let mut near: HashMap<usize, u32> = HashMap::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut slots_hit: Vec<usize> = Vec::new();
+        for descriptor in &query.descriptors {
+            hits.clear();
+            self.descriptors
+                .search(&PdqHash::from_words(*descriptor), PAIR_RADIUS, &mut hits);
+            slots_hit.clear();
+            slots_hit.extend(hits.iter().map(|hit| (hit.id >> KEYPOINT_BITS) as usize));
+            slots_hit.sort_unstable();
+            slots_hit.dedup();
+            for &slot in &slots_hit {
+                *near.entry(slot).or_default() += 1;
+            }
+        }
+        let mut found: Vec<FeatureHit> = near
+            .into_iter()
+            .filter(|&(_, count)| count >= MIN_INLIERS)
+            .filter_map(|(slot, _)| {
+                let (id, features) = self.sets[slot].as_ref()?;
+                let inliers = verify(query, features).inliers;
+                (inliers >= MIN_INLIERS).then_some(FeatureHit { id: *id, inliers })
+            })
+            .collect();
+        found.sort_by(|a, b| b.inliers.cmp(&a.inliers).then(a.id.cmp(&b.id)));
+        found
+    }
+}

@@ -1,0 +1,175 @@
+//! Geometric verification: do the descriptor pairs of two images agree on one shift,
+//! scale and rotation? Pairs between unrelated pictures point every which way; pairs
+//! between a picture and its repost line up, however much was cropped or covered.
+
+use super::FeatureSet;
+use super::describe::distance;
+
+/// A descriptor pair is considered only when its descriptors are within this many bits
+/// (an index can then find every candidate with an exact radius search)...
+pub const PAIR_RADIUS: u32 = 31;
+/// ...and clearly closer than the runner-up (Lowe's ratio test, as 4/5).
+const RATIO_NUMERATOR: u32 = 4;
+const RATIO_DENOMINATOR: u32 = 5;
+/// How far (working-copy pixels of the bank image) a mapped keypoint may land from its pair.
+const INLIER_RADIUS: f32 = 6.0;
+/// How far (radians) a pair's own rotation may be from the transformation's.
+const ANGLE_TOLERANCE: f32 = 0.5;
+/// Hypotheses tried; fixed, and drawn from a fixed sequence, so results are repeatable.
+const ITERATIONS: usize = 400;
+/// Scale changes beyond these bounds are not reposts (and are usually degenerate fits).
+const MIN_SCALE: f32 = 0.2;
+const MAX_SCALE: f32 = 5.0;
+
+/// What [`verify`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Verification {
+    /// Descriptor pairs that passed the distance and ratio tests.
+    pub pairs: u32,
+    /// Pairs that agree with the best transformation.
+    pub inliers: u32,
+    /// The transformation from query to bank coordinates: scale and rotation (radians).
+    pub scale: f32,
+    pub rotation: f32,
+}
+
+/// Pairs `query`'s descriptors with `bank`'s and counts the pairs that agree on one
+/// similarity transformation.
+pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
+    let pairs = pair_up(query, bank);
+    let mut best = Verification {
+        pairs: pairs.len() as u32,
+        ..Verification::default()
+    };
+    if pairs.len() < 3 {
+        return best;
+    }
+    // Each pair: query position, bank position, and the turn from query to bank
+    // keypoint as a unit vector (so agreement needs no trigonometry per hypothesis).
+    let pairs: Vec<Pair> = pairs
+        .iter()
+        .map(|&(q, b)| {
+            let (qk, bk) = (query.keypoints[q], bank.keypoints[b]);
+            let (sin, cos) = (bk.angle - qk.angle).sin_cos();
+            Pair {
+                query: (qk.x, qk.y),
+                bank: (bk.x, bk.y),
+                turn: (cos, sin),
+            }
+        })
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut pick = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for _ in 0..ITERATIONS {
+        let (a, b) = (pick(pairs.len()), pick(pairs.len()));
+        if a == b {
+            continue;
+        }
+        let (first, second) = (&pairs[a], &pairs[b]);
+        let Some(transform) = Similarity::through(first.query, first.bank, second.query, second.bank) else {
+            continue;
+        };
+        let inliers = pairs.iter().filter(|pair| transform.agrees(pair)).count() as u32;
+        if inliers > best.inliers {
+            best.inliers = inliers;
+            best.scale = transform.scale();
+            best.rotation = transform.rotation();
+        }
+    }
+    best
+}
+
+/// For each query descriptor, its nearest bank descriptor when near enough and clearly
+/// nearer than the next; each bank keypoint used once (by its nearest query).
+fn pair_up(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+    let mut claimed: Vec<Option<(u32, usize)>> = vec![None; bank.len()];
+    for (q, descriptor) in query.descriptors.iter().enumerate() {
+        let (mut best, mut second, mut best_index) = (u32::MAX, u32::MAX, 0);
+        for (b, other) in bank.descriptors.iter().enumerate() {
+            let d = distance(descriptor, other);
+            if d < best {
+                (second, best, best_index) = (best, d, b);
+            } else if d < second {
+                second = d;
+            }
+        }
+        let clear = best * RATIO_DENOMINATOR < second.saturating_mul(RATIO_NUMERATOR);
+        if best <= PAIR_RADIUS && clear && claimed[best_index].is_none_or(|(d, _)| best < d) {
+            claimed[best_index] = Some((best, q));
+        }
+    }
+    claimed
+        .iter()
+        .enumerate()
+        .filter_map(|(b, claim)| claim.map(|(_, q)| (q, b)))
+        .collect()
+}
+
+struct Pair {
+    query: (f32, f32),
+    bank: (f32, f32),
+    /// cos and sin of the bank keypoint's angle minus the query keypoint's.
+    turn: (f32, f32),
+}
+
+/// `z -> a z + t` on points as complex numbers: scale, rotation and shift.
+struct Similarity {
+    a: (f32, f32),
+    t: (f32, f32),
+    scale: f32,
+}
+
+impl Similarity {
+    /// The similarity taking `p1` to `q1` and `p2` to `q2`, if one with a plausible scale does.
+    fn through(p1: (f32, f32), q1: (f32, f32), p2: (f32, f32), q2: (f32, f32)) -> Option<Similarity> {
+        let dp = (p2.0 - p1.0, p2.1 - p1.1);
+        let dq = (q2.0 - q1.0, q2.1 - q1.1);
+        let norm = dp.0 * dp.0 + dp.1 * dp.1;
+        if norm < 16.0 {
+            return None;
+        }
+        // a = dq / dp
+        let a = (
+            (dq.0 * dp.0 + dq.1 * dp.1) / norm,
+            (dq.1 * dp.0 - dq.0 * dp.1) / norm,
+        );
+        let scale = a.0.hypot(a.1);
+        let t = (q1.0 - (a.0 * p1.0 - a.1 * p1.1), q1.1 - (a.0 * p1.1 + a.1 * p1.0));
+        (MIN_SCALE..=MAX_SCALE)
+            .contains(&scale)
+            .then_some(Similarity { a, t, scale })
+    }
+
+    fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    fn rotation(&self) -> f32 {
+        self.a.1.atan2(self.a.0)
+    }
+
+    fn apply(&self, p: (f32, f32)) -> (f32, f32) {
+        (
+            self.a.0 * p.0 - self.a.1 * p.1 + self.t.0,
+            self.a.0 * p.1 + self.a.1 * p.0 + self.t.1,
+        )
+    }
+
+    /// Whether a pair fits: the query keypoint lands near its bank keypoint, and the pair
+    /// turns by about the transformation's rotation.
+    fn agrees(&self, pair: &Pair) -> bool {
+        let mapped = self.apply(pair.query);
+        let (dx, dy) = (mapped.0 - pair.bank.0, mapped.1 - pair.bank.1);
+        if dx * dx + dy * dy > INLIER_RADIUS * INLIER_RADIUS {
+            return false;
+        }
+        // cos(turn - rotation) from the unit vectors of both.
+        let cos_difference = (pair.turn.0 * self.a.0 + pair.turn.1 * self.a.1) / self.scale;
+        cos_difference >= ANGLE_TOLERANCE.cos()
+    }
+}

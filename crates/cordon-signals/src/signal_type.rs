@@ -1,0 +1,75 @@
+//! The signal types Cordon computes from images, by name: what banks, hash lists, the
+//! CLI and the API call them, their default match thresholds, and their canonical text.
+
+use crate::features::{self, FeatureSet};
+use crate::pdq::PdqHash;
+
+/// An image signal type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SignalType {
+    /// PDQ: one 256-bit hash of the whole picture; distance in bits.
+    Pdq,
+    /// Local features (see [`crate::features`]); distance 100 minus the keypoint pairs
+    /// that agree on one transformation.
+    Features,
+}
+
+impl SignalType {
+    pub const ALL: [SignalType; 2] = [SignalType::Pdq, SignalType::Features];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignalType::Pdq => "pdq",
+            SignalType::Features => "features",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SignalType> {
+        SignalType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The largest distance that matches unless a bank says otherwise.
+    pub const fn default_threshold(self) -> u32 {
+        match self {
+            SignalType::Pdq => 31,
+            SignalType::Features => features::DEFAULT_THRESHOLD,
+        }
+    }
+
+    /// The canonical text of a value, or why it is not one of this type.
+    pub fn canonical(self, value: &str) -> Result<String, String> {
+        match self {
+            SignalType::Pdq => value
+                .parse::<PdqHash>()
+                .map(|hash| hash.to_hex())
+                .map_err(|e| format!("bad pdq signal {value:?}: {e}")),
+            SignalType::Features => value
+                .parse::<FeatureSet>()
+                .map(|set| set.to_string())
+                .map_err(|e| format!("bad features signal: {e}")),
+        }
+    }
+
+    /// The names of every type, for messages.
+    pub fn names() -> String {
+        SignalType::ALL.map(SignalType::name).join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_values_are_checked() {
+        for signal_type in SignalType::ALL {
+            assert_eq!(SignalType::from_name(signal_type.name()), Some(signal_type));
+        }
+        assert_eq!(SignalType::from_name("md5"), None);
+        let hex = "F8F8F0CEE0F4A84F06370A22038F63F0B36E2ED596621E1D33E6B39C4E9C9B22";
+        assert_eq!(SignalType::Pdq.canonical(hex).unwrap(), hex.to_lowercase());
+        assert!(SignalType::Pdq.canonical("f1:AAAA").is_err());
+        assert!(SignalType::Features.canonical(hex).is_err());
+        assert_eq!(SignalType::Features.canonical("f1:").unwrap(), "f1:");
+    }
+}
