@@ -11,6 +11,10 @@
 //! * `json`: an array whose elements are either a PDQ hash string or an object
 //!   `{"signal_type", "signal", "external_id", "labels", "note"}`.
 //!
+//! A content's local features (long, and Cordon's own) ride along with its PDQ entry in
+//! an optional `features` field (a key of the tx metadata object, a CSV column, a JSON
+//! key), so that an entry stays one piece of content and other tools can ignore them.
+//!
 //! Every entry is validated while it is read (known signal type, well-formed value,
 //! metadata types), and errors carry the line number.
 
@@ -120,11 +124,17 @@ struct Metadata {
     labels: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     note: String,
+    /// The content's local features, beside its PDQ signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    features: Option<String>,
 }
 
 impl Metadata {
     fn is_empty(&self) -> bool {
-        self.external_id.is_none() && self.labels.is_empty() && self.note.is_empty()
+        self.external_id.is_none()
+            && self.labels.is_empty()
+            && self.note.is_empty()
+            && self.features.is_none()
     }
 
     fn of(content: &Content) -> Metadata {
@@ -132,19 +142,27 @@ impl Metadata {
             external_id: content.external_id.clone(),
             labels: content.labels.clone(),
             note: content.note.clone(),
+            features: None,
         }
     }
 }
 
 fn new_content(signal: Signal, meta: Metadata, origin: String) -> Result<NewContent, String> {
     check_metadata(&meta)?;
+    let mut signals = vec![signal];
+    if let Some(features) = &meta.features {
+        if signals[0].signal_type == SignalType::Features.name() {
+            return Err("a features entry cannot carry a second `features` field".to_string());
+        }
+        signals.push(canonical_signal(SignalType::Features.name(), features)?);
+    }
     Ok(NewContent {
         external_id: meta.external_id,
         labels: meta.labels,
         note: meta.note,
         origin,
         metadata: None,
-        signals: vec![signal],
+        signals,
     })
 }
 
@@ -214,9 +232,18 @@ fn read_csv<E: From<EntryError>>(
         .clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
     for name in headers.iter() {
-        if !["signal_type", "signal", "external_id", "labels", "note"].contains(&name) {
+        if ![
+            "signal_type",
+            "signal",
+            "external_id",
+            "labels",
+            "note",
+            "features",
+        ]
+        .contains(&name)
+        {
             return Err(header_error(format!(
-                "unknown column {name:?} (known: signal_type, signal, external_id, labels, note)"
+                "unknown column {name:?} (known: signal_type, signal, external_id, labels, note, features)"
             ))
             .into());
         }
@@ -227,6 +254,7 @@ fn read_csv<E: From<EntryError>>(
         );
     };
     let (id_column, labels_column, note_column) = (column("external_id"), column("labels"), column("note"));
+    let features_column = column("features");
     let mut count = 0;
     for record in reader.records() {
         let record = record.map_err(|e| EntryError {
@@ -249,6 +277,7 @@ fn read_csv<E: From<EntryError>>(
                 .map(str::to_string)
                 .collect(),
             note: field(note_column).to_string(),
+            features: Some(field(features_column).to_string()).filter(|s| !s.is_empty()),
         };
         accept(new_content(signal, meta, format!("{origin}:{number}")).map_err(fail)?)?;
         count += 1;
@@ -268,6 +297,8 @@ struct JsonEntry {
     labels: Vec<String>,
     #[serde(default)]
     note: String,
+    #[serde(default)]
+    features: Option<String>,
 }
 
 /// Interprets one element: a PDQ hash string, or an object.
@@ -282,6 +313,7 @@ fn json_element(value: serde_json::Value, origin: String) -> Result<NewContent, 
                 external_id: entry.external_id,
                 labels: entry.labels,
                 note: entry.note,
+                features: entry.features,
             };
             new_content(canonical_signal(&entry.signal_type, &entry.signal)?, meta, origin)
         }
@@ -446,7 +478,7 @@ pub struct HashListWriter<W: Write> {
 impl<W: Write> HashListWriter<W> {
     pub fn new(mut out: W, format: HashListFormat) -> std::io::Result<Self> {
         match format {
-            HashListFormat::Csv => writeln!(out, "signal_type,signal,external_id,labels,note")?,
+            HashListFormat::Csv => writeln!(out, "signal_type,signal,external_id,labels,note,features")?,
             HashListFormat::Json => out.write_all(b"[")?,
             HashListFormat::Tx => {}
         }
@@ -457,10 +489,22 @@ impl<W: Write> HashListWriter<W> {
         })
     }
 
-    /// Writes an entry per signal of `content`.
+    /// Writes an entry per signal of `content`, its local features riding along with its
+    /// first other signal (or standing alone when it has no other).
     pub fn write(&mut self, content: &Content) -> std::io::Result<()> {
-        let meta = Metadata::of(content);
-        for signal in &content.signals {
+        let is_features = |signal: &&Signal| signal.signal_type == SignalType::Features.name();
+        let features = content.signals.iter().find(is_features);
+        let others: Vec<&Signal> = content.signals.iter().filter(|s| !is_features(s)).collect();
+        let (entries, features) = if others.is_empty() {
+            (features.into_iter().collect(), None)
+        } else {
+            (others, features)
+        };
+        for (i, signal) in entries.into_iter().enumerate() {
+            let mut meta = Metadata::of(content);
+            if i == 0 {
+                meta.features = features.map(|f| f.value.clone());
+            }
             match self.format {
                 HashListFormat::Tx => {
                     write!(self.out, "{} {}", signal.signal_type, signal.value)?;
@@ -479,6 +523,7 @@ impl<W: Write> HashListWriter<W> {
                         meta.external_id.as_deref().unwrap_or(""),
                         &meta.labels.join(";"),
                         &meta.note,
+                        meta.features.as_deref().unwrap_or(""),
                     ])?;
                     let bytes = row
                         .into_inner()

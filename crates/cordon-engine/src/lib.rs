@@ -8,5 +8,6 @@
 
 pub mod access;
 pub mod hash_list;
+pub mod image_signals;
 pub mod matcher;
 pub mod policy;

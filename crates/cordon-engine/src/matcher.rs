@@ -1,16 +1,21 @@
 //! Matching: which bank content a signal matches, and how closely.
 //!
-//! The [`Matcher`] loads every matchable PDQ signal from the store into one
-//! [`PdqIndex`], searches it at the largest threshold of any bank, then keeps the hits
-//! within each bank's own threshold. An index entry's id packs the bank and the content
-//! ids (see [`EntryKey`]), so a hit names its bank and content without another lookup.
+//! The [`Matcher`] loads every PDQ signal from the store into one [`PdqIndex`], searches
+//! it at the largest threshold of any bank, then keeps the hits within each bank's own
+//! threshold; every local-features signal goes into one [`FeatureIndex`], whose hits are
+//! kept within each bank's `features` threshold. An index entry's id packs the bank and
+//! the content ids (see [`EntryKey`]), so a hit names its bank and content without
+//! another lookup.
 
 use std::collections::{BTreeMap, HashMap};
 
-use cordon_index::{EntryId, Hit, PdqIndex};
-use cordon_signals::{Dihedral, DihedralHashes, PdqHash};
+use cordon_index::{EntryId, FeatureIndex, Hit, PdqIndex};
+use cordon_signals::features::{self, FeatureSet};
+use cordon_signals::{Dihedral, DihedralHashes, PdqHash, SignalType};
 use cordon_store::{Bank, BankName, ContentId, Store, StoreError, now_rfc3339};
 use serde::Serialize;
+
+use crate::image_signals::QuerySignals;
 
 /// PDQ's conventional match threshold (python-threatexchange, HMA, vPDQ).
 pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
@@ -45,11 +50,12 @@ impl EntryKey {
 pub enum MatcherError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("content {content_id} of bank {bank_id} holds an invalid PDQ signal {value:?}")]
+    #[error("content {content_id} of bank {bank_id} holds an invalid {signal_type} signal: {reason}")]
     BadSignal {
         bank_id: i64,
         content_id: ContentId,
-        value: String,
+        signal_type: &'static str,
+        reason: String,
     },
     #[error("content id {0} is beyond what the index addresses (2^40)")]
     IdOutOfRange(ContentId),
@@ -66,25 +72,67 @@ pub struct Match {
     pub transform: &'static str,
 }
 
+/// Every stored signal of one type, parsed, with the index id of its bank and content.
+/// The first bad value stops the load: a matcher missing signals would miss matches.
+fn read_signals<T: std::str::FromStr>(
+    store: &Store,
+    signal_type: SignalType,
+) -> Result<Vec<(T, EntryId)>, MatcherError>
+where
+    T::Err: std::fmt::Display,
+{
+    let mut entries = Vec::new();
+    let mut failure = None;
+    store.for_each_signal(signal_type.name(), |row| {
+        if failure.is_some() {
+            return;
+        }
+        let key = EntryKey {
+            bank_id: row.bank_id,
+            content_id: row.content_id,
+        };
+        match (row.value.parse::<T>(), key.pack()) {
+            (Ok(value), Some(id)) => entries.push((value, id)),
+            (Err(e), _) => {
+                failure = Some(MatcherError::BadSignal {
+                    bank_id: row.bank_id,
+                    content_id: row.content_id,
+                    signal_type: signal_type.name(),
+                    reason: e.to_string(),
+                })
+            }
+            (_, None) => failure = Some(MatcherError::IdOutOfRange(row.content_id)),
+        }
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(entries),
+    }
+}
+
 /// What matching needs to know of a bank.
 struct BankState {
     name: BankName,
     labels: Vec<String>,
     pdq_threshold: u32,
+    features_threshold: u32,
     enabled: bool,
     enabled_ratio: f64,
 }
 
 impl BankState {
     fn of(bank: &Bank) -> BankState {
+        let threshold = |signal_type: SignalType| {
+            bank.thresholds
+                .get(signal_type.name())
+                .copied()
+                .unwrap_or(signal_type.default_threshold())
+        };
         BankState {
             name: bank.name.clone(),
             labels: bank.labels.clone(),
-            pdq_threshold: bank
-                .thresholds
-                .get("pdq")
-                .copied()
-                .unwrap_or(DEFAULT_PDQ_THRESHOLD),
+            pdq_threshold: threshold(SignalType::Pdq),
+            features_threshold: threshold(SignalType::Features),
             enabled: bank.enabled,
             enabled_ratio: bank.enabled_ratio,
         }
@@ -111,6 +159,7 @@ pub struct Lookup {
 /// changes apply to the very next lookup without touching the index.
 pub struct Matcher {
     pdq: PdqIndex,
+    features: FeatureIndex,
     banks: HashMap<i64, BankState>,
     /// Content with a disabled-until time (RFC 3339, compared as text).
     disabled: HashMap<ContentId, String>,
@@ -121,33 +170,14 @@ pub struct Matcher {
 impl Matcher {
     /// Loads every bank's PDQ signals.
     pub fn load(store: &Store) -> Result<Matcher, MatcherError> {
-        let mut entries = Vec::new();
-        let mut failure = None;
-        store.for_each_signal("pdq", |row| {
-            if failure.is_some() {
-                return;
-            }
-            let key = EntryKey {
-                bank_id: row.bank_id,
-                content_id: row.content_id,
-            };
-            match (row.value.parse::<PdqHash>(), key.pack()) {
-                (Ok(hash), Some(id)) => entries.push((hash, id)),
-                (Err(_), _) => {
-                    failure = Some(MatcherError::BadSignal {
-                        bank_id: row.bank_id,
-                        content_id: row.content_id,
-                        value: row.value,
-                    })
-                }
-                (_, None) => failure = Some(MatcherError::IdOutOfRange(row.content_id)),
-            }
-        })?;
-        if let Some(error) = failure {
-            return Err(error);
+        let entries = read_signals::<PdqHash>(store, SignalType::Pdq)?;
+        let mut feature_index = FeatureIndex::new();
+        for (set, id) in read_signals::<FeatureSet>(store, SignalType::Features)? {
+            feature_index.insert(id, set);
         }
         let mut matcher = Matcher {
             pdq: PdqIndex::from_entries(entries),
+            features: feature_index,
             banks: HashMap::new(),
             disabled: store.disabled_content()?,
             pdq_radius: 0,
@@ -165,6 +195,11 @@ impl Matcher {
 
     pub fn pdq_memory_bytes(&self) -> usize {
         self.pdq.memory_bytes()
+    }
+
+    /// Local-feature sets held.
+    pub fn features_len(&self) -> usize {
+        self.features.len()
     }
 
     /// Adds or updates a bank (name, threshold, enabled state).
@@ -199,6 +234,26 @@ impl Matcher {
         let id = key.pack().ok_or(MatcherError::IdOutOfRange(content_id))?;
         self.pdq.insert(hash, id);
         Ok(())
+    }
+
+    /// Makes a content's local features matchable.
+    pub fn add_features(
+        &mut self,
+        bank_id: i64,
+        content_id: ContentId,
+        features: FeatureSet,
+    ) -> Result<(), MatcherError> {
+        let key = EntryKey { bank_id, content_id };
+        let id = key.pack().ok_or(MatcherError::IdOutOfRange(content_id))?;
+        self.features.insert(id, features);
+        Ok(())
+    }
+
+    /// Stops a content's local features from matching.
+    pub fn remove_features(&mut self, bank_id: i64, content_id: ContentId) {
+        if let Some(id) = (EntryKey { bank_id, content_id }).pack() {
+            self.features.remove(id);
+        }
     }
 
     /// Stops a content's PDQ hash from matching.
@@ -240,6 +295,36 @@ impl Matcher {
         Self::ordered(found)
     }
 
+    /// Bank content matching any signal of a query, from the banks `lookup` selects. Each
+    /// content is reported once: by its closest PDQ variant if PDQ matched it (the
+    /// original on ties), otherwise by local features.
+    pub fn lookup(&self, query: &QuerySignals, lookup: &Lookup) -> Vec<Match> {
+        let mut found = BTreeMap::new();
+        let now = now_rfc3339();
+        for (variant, hash) in &query.pdq {
+            self.collect_pdq(hash, variant, lookup, &now, &mut found);
+        }
+        let mut by_features = BTreeMap::new();
+        for (variant, set) in &query.features {
+            for hit in self.features.search(set) {
+                let distance = features::distance_of_inliers(hit.inliers);
+                self.keep(
+                    hit.id,
+                    distance,
+                    SignalType::Features,
+                    variant,
+                    lookup,
+                    &now,
+                    &mut by_features,
+                );
+            }
+        }
+        for (key, candidate) in by_features {
+            found.entry(key).or_insert(candidate);
+        }
+        Self::ordered(found)
+    }
+
     fn searchable(&self, bank: &BankState, lookup: &Lookup) -> bool {
         let chosen = lookup
             .banks
@@ -257,39 +342,70 @@ impl Matcher {
         now: &str,
         found: &mut BTreeMap<(i64, ContentId), Match>,
     ) {
+        self.collect_pdq(hash, variant.name(), lookup, now, found);
+    }
+
+    fn collect_pdq(
+        &self,
+        hash: &PdqHash,
+        variant: &'static str,
+        lookup: &Lookup,
+        now: &str,
+        found: &mut BTreeMap<(i64, ContentId), Match>,
+    ) {
         let mut hits: Vec<Hit> = Vec::new();
         self.pdq.search(hash, self.pdq_radius, &mut hits);
         for hit in hits {
-            let key = EntryKey::unpack(hit.id);
-            let Some(bank) = self.banks.get(&key.bank_id) else {
-                continue;
-            };
-            if hit.distance > bank.pdq_threshold || !self.searchable(bank, lookup) {
-                continue;
-            }
-            let disabled = self
-                .disabled
-                .get(&key.content_id)
-                .is_some_and(|until| until.as_str() > now);
-            if disabled && !lookup.include_disabled {
-                continue;
-            }
-            let candidate = Match {
-                bank: bank.name.clone(),
-                content_id: key.content_id,
-                signal_type: "pdq",
-                distance: hit.distance,
-                transform: variant.name(),
-            };
-            found
-                .entry((key.bank_id, key.content_id))
-                .and_modify(|m: &mut Match| {
-                    if candidate.distance < m.distance {
-                        *m = candidate.clone();
-                    }
-                })
-                .or_insert(candidate);
+            self.keep(hit.id, hit.distance, SignalType::Pdq, variant, lookup, now, found);
         }
+    }
+
+    /// Records a hit if its bank is searched, it is within the bank's threshold for its
+    /// signal type and its content is not disabled; a content keeps its closest hit.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &self,
+        id: EntryId,
+        distance: u32,
+        signal_type: SignalType,
+        variant: &'static str,
+        lookup: &Lookup,
+        now: &str,
+        found: &mut BTreeMap<(i64, ContentId), Match>,
+    ) {
+        let key = EntryKey::unpack(id);
+        let Some(bank) = self.banks.get(&key.bank_id) else {
+            return;
+        };
+        let threshold = match signal_type {
+            SignalType::Pdq => bank.pdq_threshold,
+            SignalType::Features => bank.features_threshold,
+        };
+        if distance > threshold || !self.searchable(bank, lookup) {
+            return;
+        }
+        let disabled = self
+            .disabled
+            .get(&key.content_id)
+            .is_some_and(|until| until.as_str() > now);
+        if disabled && !lookup.include_disabled {
+            return;
+        }
+        let candidate = Match {
+            bank: bank.name.clone(),
+            content_id: key.content_id,
+            signal_type: signal_type.name(),
+            distance,
+            transform: variant,
+        };
+        found
+            .entry((key.bank_id, key.content_id))
+            .and_modify(|m: &mut Match| {
+                if candidate.distance < m.distance {
+                    *m = candidate.clone();
+                }
+            })
+            .or_insert(candidate);
     }
 
     fn ordered(found: BTreeMap<(i64, ContentId), Match>) -> Vec<Match> {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use cordon_signals::SignalType;
 use cordon_store::NewDecision;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -68,7 +69,8 @@ pub struct Rule {
     /// Or banks carrying any of these labels.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// The largest distance acted on (each bank's own threshold still applies first).
+    /// The largest PDQ distance acted on (each bank's own threshold still applies first;
+    /// local-features matches are held to their bank's `features` threshold only).
     pub max_distance: Option<u32>,
     pub actions: Vec<Action>,
     /// How much a strike of this rule counts (1 unless said).
@@ -229,9 +231,15 @@ impl Policy {
                 let in_bank = rule.banks.iter().any(|b| b == m.bank.as_str());
                 let labelled = !rule.labels.is_empty()
                     && labels_of(m.bank.as_str()).iter().any(|l| rule.labels.contains(l));
-                (in_bank || labelled) && rule.max_distance.is_none_or(|max| m.distance <= max)
+                // `max_distance` counts PDQ bits; a local-features match has already
+                // passed its bank's own features threshold.
+                let near_enough = m.signal_type != SignalType::Pdq.name()
+                    || rule.max_distance.is_none_or(|max| m.distance <= max);
+                (in_bank || labelled) && near_enough
             });
-            let Some(nearest) = covered.min_by_key(|m| m.distance) else {
+            // PDQ matches first: their distance is the better-known evidence.
+            let Some(nearest) = covered.min_by_key(|m| (m.signal_type != SignalType::Pdq.name(), m.distance))
+            else {
                 continue;
             };
             for action in &rule.actions {
@@ -244,8 +252,13 @@ impl Policy {
                         action: action.name().to_string(),
                         rule: rule.name.clone(),
                         reason: format!(
-                            "matched {} content {} at PDQ distance {} ({}), rule {}",
-                            nearest.bank, nearest.content_id, nearest.distance, nearest.transform, rule.name
+                            "matched {} content {} by {} at distance {} ({}), rule {}",
+                            nearest.bank,
+                            nearest.content_id,
+                            nearest.signal_type,
+                            nearest.distance,
+                            nearest.transform,
+                            rule.name
                         ),
                         strike: (*action == Action::Strike)
                             .then(|| (rule.strike_weight.unwrap_or(1), String::new())),
@@ -353,7 +366,11 @@ mod tests {
         let decisions = policy.decide(&[hit("TVEC", 12)], labels);
         let actions: Vec<&str> = decisions.iter().map(|d| d.action.as_str()).collect();
         assert_eq!(actions, ["remove", "strike"]);
-        assert!(decisions[0].reason.contains("TVEC content 7 at PDQ distance 12"));
+        assert!(
+            decisions[0]
+                .reason
+                .contains("TVEC content 7 by pdq at distance 12")
+        );
         assert_eq!(decisions[0].rule, "known-tvec");
 
         let by_label = policy.decide(&[hit("GORE", 20)], labels);

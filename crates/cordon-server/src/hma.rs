@@ -17,9 +17,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use cordon_engine::access::Role;
 use cordon_engine::hash_list::canonical_signal;
+use cordon_engine::image_signals::{BankSignals, QueryOptions, QuerySignals};
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
+use cordon_signals::features::FeatureSet;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{PdqHash, decode};
+use cordon_signals::{PdqHash, SignalType, decode};
 use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -75,6 +77,41 @@ async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHa
     .await
 }
 
+/// Decodes an upload and computes what it is looked up by: PDQ in every orientation,
+/// trimmed PDQ, local features.
+async fn query_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<QuerySignals, ApiError> {
+    let state = state.clone();
+    blocking(move || {
+        let image = decode(&bytes, &state.limits)?;
+        Ok(QuerySignals::of(&image, &state.hasher, QueryOptions::default()))
+    })
+    .await
+}
+
+/// Decodes an upload and computes what a bank keeps of it.
+async fn bank_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<BankSignals, ApiError> {
+    let state = state.clone();
+    blocking(move || {
+        let image = decode(&bytes, &state.limits)?;
+        Ok(BankSignals::of(&image, &state.hasher))
+    })
+    .await
+}
+
+/// HMA's lookup answer, `{"pdq": {"BANK": [...]}}`, plus `"features"` in the same shape
+/// when local features matched content PDQ did not.
+fn lookup_json(matches: &[Match]) -> Value {
+    let (pdq, features): (Vec<Match>, Vec<Match>) = matches
+        .iter()
+        .cloned()
+        .partition(|m| m.signal_type == SignalType::Pdq.name());
+    let mut answer = json!({ "pdq": by_bank(&pdq) });
+    if !features.is_empty() {
+        answer["features"] = by_bank(&features);
+    }
+    answer
+}
+
 /// `POST /h/hash`: `{"pdq": "<hex>"}`, or `""` for a low-quality image, as HMA answers.
 async fn hash_media(State(state): Shared, multipart: Multipart) -> Result<Json<Value>, ApiError> {
     let upload = read_upload(multipart, "photo").await?;
@@ -120,19 +157,19 @@ impl UrlParams {
         Ok(Some(url))
     }
 
-    /// The PDQ hash of the media at the URL.
-    async fn hash(&self, state: &Arc<AppState>) -> Result<Option<PdqHash>, ApiError> {
+    /// The media at the URL.
+    async fn fetch(&self, state: &Arc<AppState>) -> Result<Bytes, ApiError> {
         let url = self
             .url()?
             .ok_or_else(|| ApiError::bad_request("url is required"))?;
-        let bytes = state.fetcher.fetch(url).await?;
-        hash_upload(state, bytes).await
+        state.fetcher.fetch(url).await
     }
 }
 
 /// `GET /h/hash?url=`: hashes media fetched from an allowed host.
 async fn hash_url(State(state): Shared, Query(params): Query<UrlParams>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(hash_json(params.hash(&state).await?)))
+    let bytes = params.fetch(&state).await?;
+    Ok(Json(hash_json(hash_upload(&state, bytes).await?)))
 }
 
 // ---- matching ----------------------------------------------------------------------
@@ -223,11 +260,10 @@ async fn lookup_signal(
     Query(media): Query<UrlParams>,
 ) -> Result<Json<Value>, ApiError> {
     if media.url()?.is_some() {
-        let matches = match media.hash(&state).await? {
-            Some(hash) => state.matcher().lookup_pdq(&hash, &params.lookup()),
-            None => Vec::new(),
-        };
-        return Ok(Json(json!({ "pdq": by_bank(&matches) })));
+        let query = query_upload(&state, media.fetch(&state).await?).await?;
+        return Ok(Json(lookup_json(
+            &state.matcher().lookup(&query, &params.lookup()),
+        )));
     }
     let hash = params.pdq()?;
     let matches = state.matcher().lookup_pdq(&hash, &params.lookup());
@@ -240,11 +276,10 @@ async fn lookup_media(
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let upload = read_upload(multipart, "photo").await?;
-    let matches = match hash_upload(&state, upload.bytes).await? {
-        Some(hash) => state.matcher().lookup_pdq(&hash, &params.lookup()),
-        None => Vec::new(),
-    };
-    Ok(Json(json!({ "pdq": by_bank(&matches) })))
+    let query = query_upload(&state, upload.bytes).await?;
+    Ok(Json(lookup_json(
+        &state.matcher().lookup(&query, &params.lookup()),
+    )))
 }
 
 /// Like lookup, but regardless of enabled states and the coin flip.
@@ -401,15 +436,22 @@ async fn delete_bank(
 
 // ---- content -----------------------------------------------------------------------
 
-/// Stores one piece of content with its PDQ hash and makes it matchable at once.
+/// What a new piece of content is stored with.
+struct StoredSignals {
+    pdq: PdqHash,
+    features: Option<FeatureSet>,
+}
+
+/// Stores one piece of content with its signals and makes it matchable at once.
 fn store_content(
     state: &AppState,
     caller: &Caller,
     bank: &str,
-    hash: PdqHash,
+    signals: StoredSignals,
     note: String,
     metadata: Value,
 ) -> Result<Value, ApiError> {
+    let hash = signals.pdq;
     let mut store = state.store_as(caller);
     let bank = store.bank(bank)?;
     let external_id = metadata
@@ -422,14 +464,23 @@ fn store_content(
         note,
         origin: "api".to_string(),
         metadata: Some(metadata),
-        signals: vec![Signal {
-            signal_type: "pdq".to_string(),
+        signals: std::iter::once(Signal {
+            signal_type: SignalType::Pdq.name().to_string(),
             value: hash.to_hex(),
-        }],
+        })
+        .chain(signals.features.as_ref().map(|features| Signal {
+            signal_type: SignalType::Features.name().to_string(),
+            value: features.to_string(),
+        }))
+        .collect(),
         ..NewContent::default()
     })?;
     writer.commit()?;
-    state.matcher_mut().add_pdq(bank.id, id, hash)?;
+    let mut matcher = state.matcher_mut();
+    matcher.add_pdq(bank.id, id, hash)?;
+    if let Some(features) = signals.features {
+        matcher.add_features(bank.id, id, features)?;
+    }
     Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
 }
 
@@ -459,24 +510,31 @@ async fn add_content(
     Query(media): Query<UrlParams>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (hash, note, metadata) = if media.url()?.is_some() {
-        (media.hash(&state).await?, String::new(), json!({}))
+    let (bytes, note, metadata) = if media.url()?.is_some() {
+        (media.fetch(&state).await?, String::new(), json!({}))
     } else {
         let multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| ApiError::bad_request(format!("expected a multipart upload or ?url=: {e}")))?;
         let upload = read_upload(multipart, "photo").await?;
         let (note, metadata) = note_and_metadata(&upload.fields)?;
-        (hash_upload(&state, upload.bytes).await?, note, metadata)
+        (upload.bytes, note, metadata)
     };
-    let Some(hash) = hash else {
+    let signals = bank_upload(&state, bytes).await?;
+    if signals.pdq.quality < QUALITY_THRESHOLD {
         return Err(ApiError::bad_request(format!(
             "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
         )));
-    };
-    blocking(move || store_content(&state, &caller, &name, hash, note, metadata))
-        .await
-        .map(Json)
+    }
+    blocking(move || {
+        let stored = StoredSignals {
+            pdq: signals.pdq.hash,
+            features: signals.features,
+        };
+        store_content(&state, &caller, &name, stored, note, metadata)
+    })
+    .await
+    .map(Json)
 }
 
 #[derive(Deserialize)]
@@ -503,7 +561,11 @@ async fn add_signal(
     if body.note.chars().count() > 255 {
         return Err(ApiError::bad_request("note is longer than 255 characters"));
     }
-    blocking(move || store_content(&state, &caller, &name, hash, body.note, json!({})))
+    let signals = StoredSignals {
+        pdq: hash,
+        features: None,
+    };
+    blocking(move || store_content(&state, &caller, &name, signals, body.note, json!({})))
         .await
         .map(Json)
 }
@@ -654,6 +716,7 @@ async fn delete_content(
                 matcher.remove_pdq(bank.id, id, hash);
             }
         }
+        matcher.remove_features(bank.id, id);
         Ok(())
     })
     .await?;

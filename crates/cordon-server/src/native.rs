@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cordon_engine::access::Role;
-use cordon_engine::matcher::Match;
+use cordon_engine::image_signals::{QueryOptions, QuerySignals};
+use cordon_engine::matcher::{Lookup, Match};
 use cordon_signals::decode;
-use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_store::{NewSubmission, Recorded};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -150,13 +150,9 @@ async fn submit(
             return Ok(Recorded::Repeat { id, response });
         }
         let image = decode(&form.bytes, &state.limits)?;
-        let digest = state.hasher.hash(&image);
-        let hash = digest.hash.to_hex();
-        let matches = if digest.quality >= QUALITY_THRESHOLD {
-            state.matcher().match_pdq(&digest.hash)
-        } else {
-            Vec::new()
-        };
+        let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
+        let hash = query.hash.to_hex();
+        let matches = state.matcher().lookup(&query, &Lookup::default());
         let mut decisions = {
             let matcher = state.matcher();
             state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
@@ -194,7 +190,7 @@ async fn submit(
                 "id": submission_id,
                 "content_id": submission.content_id,
                 "signals": { "pdq": hash },
-                "quality": digest.quality,
+                "quality": query.quality,
                 "matches": matches_json,
                 "decisions": decisions_json,
             })

@@ -339,7 +339,14 @@ fn content_uploads_keep_their_metadata() {
     assert_eq!(content["metadata"]["content_id"], "post-123");
     assert_eq!(content["metadata"]["json"], json!({ "k": 1 }));
     assert_eq!(content["note"], "first");
-    assert_eq!(content["signals"], json!({ "pdq": BRIDGE }));
+    assert_eq!(content["signals"]["pdq"], BRIDGE);
+    // Uploaded media also keeps its local features, so crops of it match.
+    assert!(
+        content["signals"]["features"]
+            .as_str()
+            .unwrap()
+            .starts_with("f1:")
+    );
     // A low-quality image is refused, not stored as noise.
     let (code, body) = server.upload(
         &server.curator,
@@ -596,6 +603,74 @@ fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
         &format!("/h/hash?url={url}&content_type=video"),
     );
     assert_eq!(code, 415, "{body}");
+}
+
+#[test]
+fn uploaded_content_matches_cropped_reposts_by_local_features() {
+    let server = Server::start();
+    assert_eq!(
+        server
+            .post(&server.curator, "/c/banks", json!({ "name": "TVEC" }))
+            .0,
+        201
+    );
+    let (code, added) = server.upload(&server.curator, "/c/bank/TVEC/content", "misc-images/b.jpg", &[]);
+    assert_eq!(code, 200, "{added}");
+    // A fifth cut off the left and a tenth off the bottom: PDQ no longer matches.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let decoded = cordon_signals::decode(&bytes, &DecodeLimits::default()).unwrap();
+    let (width, height) = (decoded.width() as usize, decoded.height() as usize);
+    let (left, kept_height) = (width / 5, height - height / 10);
+    let cropped: Vec<u8> = (0..kept_height)
+        .flat_map(|y| decoded.pixels()[(y * width + left) * 3..(y + 1) * width * 3].to_vec())
+        .collect();
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut png);
+    image::ImageEncoder::write_image(
+        encoder,
+        &cropped,
+        (width - left) as u32,
+        kept_height as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let form = multipart::Form::new().part("photo", multipart::Part::bytes(png).file_name("crop.png"));
+    let response = server
+        .client
+        .post(format!("{}/m/lookup", server.base))
+        .bearer_auth(&server.submitter)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["pdq"], json!({}), "{body}");
+    assert_eq!(
+        body["features"]["TVEC"][0]["bank_content_id"], added["id"],
+        "{body}"
+    );
+    // Deleted content stops matching by features too.
+    let path = format!("/c/bank/TVEC/content/{}", added["id"]);
+    assert_eq!(
+        server
+            .send(reqwest::Method::DELETE, &server.curator, &path, json!(null))
+            .0,
+        200
+    );
+    let form = multipart::Form::new().part(
+        "photo",
+        multipart::Part::bytes(std::fs::read(image("misc-images/b.jpg")).unwrap()).file_name("b.jpg"),
+    );
+    let body: Value = server
+        .client
+        .post(format!("{}/m/lookup", server.base))
+        .bearer_auth(&server.submitter)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body, json!({ "pdq": {} }));
 }
 
 #[test]

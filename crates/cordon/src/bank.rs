@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use cordon_engine::hash_list::{EntryError, HashListFormat, HashListWriter, read_hash_list};
+use cordon_engine::image_signals::BankSignals;
 use cordon_engine::matcher::DEFAULT_PDQ_THRESHOLD;
+use cordon_signals::SignalType;
+use cordon_signals::features::FeatureSet;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_store::{Bank, BankName, NewBank, NewContent, Signal, Store, StoreError};
 use serde::Serialize;
@@ -208,6 +211,8 @@ enum AddLine {
         path: String,
         content_id: i64,
         signals: BTreeMap<&'static str, String>,
+        /// Local-feature keypoints stored (their text form is long; `bank export` shows it).
+        keypoints: usize,
     },
     Failed {
         path: String,
@@ -220,7 +225,8 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let inputs = inputs::expand(&args.paths);
     let hasher = args.media.hasher();
     let work = |input: &Input| {
-        let digest = hasher.hash(&args.media.decode(input)?);
+        let signals = BankSignals::of(&args.media.decode(input)?, &hasher);
+        let digest = signals.pdq;
         if digest.quality < QUALITY_THRESHOLD && !args.allow_low_quality {
             return Err(format!(
                 "PDQ quality {} is below {QUALITY_THRESHOLD}: such hashes match unrelated images \
@@ -228,7 +234,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 digest.quality
             ));
         }
-        Ok(digest.hash.to_hex())
+        Ok((digest.hash.to_hex(), signals.features))
     };
     // Hash everything first, then write the good ones in one transaction.
     let mut hashed = Vec::new();
@@ -246,22 +252,31 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for (path, result) in hashed {
         lines.push(match result {
-            Ok(hash) => {
+            Ok((hash, features)) => {
+                let mut signals = vec![Signal {
+                    signal_type: SignalType::Pdq.name().to_string(),
+                    value: hash.clone(),
+                }];
+                let keypoints = features.as_ref().map_or(0, FeatureSet::len);
+                if let Some(features) = features {
+                    signals.push(Signal {
+                        signal_type: SignalType::Features.name().to_string(),
+                        value: features.to_string(),
+                    });
+                }
                 let content_id = writer.insert(&NewContent {
                     external_id: None,
                     labels: args.labels.clone(),
                     note: args.note.clone(),
                     origin: format!("file:{path}"),
                     metadata: None,
-                    signals: vec![Signal {
-                        signal_type: "pdq".to_string(),
-                        value: hash.clone(),
-                    }],
+                    signals,
                 })?;
                 AddLine::Added {
                     path,
                     content_id,
                     signals: BTreeMap::from([("pdq", hash)]),
+                    keypoints,
                 }
             }
             Err(error) => AddLine::Failed { path, error },
@@ -274,9 +289,10 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 path,
                 content_id,
                 signals,
+                keypoints,
             } => {
                 format!(
-                    "{path}  content {content_id}  pdq {}",
+                    "{path}  content {content_id}  pdq {}  {keypoints} keypoints",
                     signals.get("pdq").map_or("", String::as_str)
                 )
             }

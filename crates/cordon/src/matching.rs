@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use cordon_engine::matcher::{Match, Matcher};
+use cordon_engine::image_signals::{QueryOptions, QuerySignals};
+use cordon_engine::matcher::{Lookup, Match, Matcher};
 use cordon_signals::{PdqHash, pdq::QUALITY_THRESHOLD};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -27,10 +28,16 @@ pub struct MatchArgs {
     /// Match PDQ hashes read one per line from FILE (`-` for standard input).
     #[arg(long, value_name = "FILE")]
     hashes: Option<PathBuf>,
-    /// Also match the eight rotations and mirror images of each image.
+    /// Also match the eight rotations and mirror images of each image by PDQ (local
+    /// features find rotations and mirror images anyway).
     #[arg(long)]
     dihedral: bool,
-    /// Images whose PDQ quality is below this are reported as low quality, not matched.
+    /// Match by PDQ only, not by local features: about ten times faster, but crops,
+    /// captions, screenshots and tilts go unmatched.
+    #[arg(long)]
+    no_features: bool,
+    /// Images whose PDQ quality is below this are reported as low quality and matched by
+    /// local features only.
     #[arg(long, default_value_t = QUALITY_THRESHOLD, value_parser = clap::value_parser!(u8).range(0..=100))]
     min_quality: u8,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -78,7 +85,10 @@ impl MatchLine {
             }
             let each: Vec<String> = matches
                 .iter()
-                .map(|m| format!("{}#{} d={} {}", m.bank, m.content_id, m.distance, m.transform))
+                .map(|m| {
+                    let how = format!("{} d={} {}", m.signal_type, m.distance, m.transform);
+                    format!("{}#{} {how}", m.bank, m.content_id)
+                })
                 .collect();
             each.join(", ")
         };
@@ -87,9 +97,9 @@ impl MatchLine {
                 path,
                 quality,
                 low_quality: true,
-                ..
-            } => {
-                format!("{path}  q={quality}  low quality, not matched")
+                matches: m,
+            } if m.is_empty() => {
+                format!("{path}  q={quality}  low quality, not matched by PDQ; no features match")
             }
             MatchLine::Media {
                 path,
@@ -125,6 +135,7 @@ pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
     if args.stats {
         let stats = serde_json::json!({
             "pdq_hashes": matcher.pdq_len(),
+            "feature_sets": matcher.features_len(),
             "index_bytes": matcher.pdq_memory_bytes(),
             "load_ms": loaded.as_secs_f64() * 1e3,
             "match_ms": (started.elapsed() - loaded).as_secs_f64() * 1e3,
@@ -137,28 +148,20 @@ pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
 fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
     let inputs = inputs::expand(&args.paths);
     let hasher = args.media.hasher();
+    let options = QueryOptions {
+        dihedral: args.dihedral,
+        features: !args.no_features,
+        min_quality: args.min_quality,
+    };
     let work = |input: &Input| {
         let image = args.media.decode(input)?;
-        // The seven other variants only when they are matched.
-        if args.dihedral {
-            let hashes = hasher.hash_dihedral(&image);
-            let low_quality = hashes.quality < args.min_quality;
-            let matches = if low_quality {
-                Vec::new()
-            } else {
-                matcher.match_pdq_dihedral(&hashes)
-            };
-            Ok((hashes.quality, low_quality, matches))
-        } else {
-            let digest = hasher.hash(&image);
-            let low_quality = digest.quality < args.min_quality;
-            let matches = if low_quality {
-                Vec::new()
-            } else {
-                matcher.match_pdq(&digest.hash)
-            };
-            Ok((digest.quality, low_quality, matches))
-        }
+        let query = QuerySignals::of(&image, &hasher, options);
+        let low_quality = query.quality < args.min_quality;
+        Ok((
+            query.quality,
+            low_quality,
+            matcher.lookup(&query, &Lookup::default()),
+        ))
     };
     media::run_in_order(&inputs, threads, "images", work, |path, result| {
         let line = match result {

@@ -199,16 +199,25 @@ fn added_images_match_their_reposts_and_rotations() {
     assert_eq!(plain[0]["matches"][0]["content_id"], content_id);
     assert_eq!(plain[0]["matches"][0]["transform"], "original");
     assert_eq!(plain[0]["quality"], 100);
-    assert!(
-        plain[1]["matches"].as_array().unwrap().is_empty(),
-        "rotation needs --dihedral"
-    );
+    // The rotated copy: PDQ as given misses it, the bank's local features find it.
+    assert_eq!(plain[1]["matches"][0]["signal_type"], "features", "{}", plain[1]);
+    assert_eq!(plain[1]["matches"][0]["content_id"], content_id);
     assert_eq!(plain[2]["low_quality"], true);
     assert!(plain[2]["matches"].as_array().unwrap().is_empty());
+    let pdq_only = ok_lines(&cordon_in(
+        data.path(),
+        &["match", "--no-features", rotated.to_str().unwrap()],
+        None,
+    ));
+    assert!(
+        pdq_only[0]["matches"].as_array().unwrap().is_empty(),
+        "rotation needs --dihedral or features: {}",
+        pdq_only[0]
+    );
 
     let dihedral = ok_lines(&cordon_in(
         data.path(),
-        &["match", "--dihedral", rotated.to_str().unwrap()],
+        &["match", "--dihedral", "--no-features", rotated.to_str().unwrap()],
         None,
     ));
     assert_eq!(dihedral[0]["matches"][0]["transform"], "rotate270");
@@ -407,7 +416,10 @@ fn text_format_is_for_people() {
     );
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(text, format!("{}  q=100  TVEC#1 d=0 original\n", path.display()));
+    assert_eq!(
+        text,
+        format!("{}  q=100  TVEC#1 pdq d=0 original\n", path.display())
+    );
     let listed = cordon_in(data.path(), &["bank", "list", "--format", "text"], None);
     assert!(String::from_utf8(listed.stdout).unwrap().starts_with("TVEC "));
 }
@@ -454,4 +466,63 @@ fn audit_verify_checks_the_chain_of_cli_changes() {
     assert_eq!(entries[0]["event"], "bank.created");
     assert_eq!(entries[1]["event"], "content.added");
     assert!(entries[0]["actor"].as_str().unwrap().starts_with("cli:"));
+}
+
+#[test]
+fn added_images_keep_local_features_that_find_crops_and_survive_export() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    let added = ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "bank",
+            "add",
+            "TVEC",
+            image("misc-images/b.jpg").to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(added[0]["keypoints"].as_u64().unwrap() > 100, "{}", added[0]);
+    // A repost with a fifth cut off the left and a tenth off the bottom.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let decoded = cordon_signals::decode(&bytes, &Default::default()).unwrap();
+    let original =
+        image::RgbImage::from_raw(decoded.width(), decoded.height(), decoded.pixels().to_vec()).unwrap();
+    let (width, height) = original.dimensions();
+    let crop = image::imageops::crop_imm(&original, width / 5, 0, width - width / 5, height - height / 10);
+    let repost = data.path().join("repost.png");
+    crop.to_image().save(&repost).unwrap();
+    let matched = |bank_data: &Path| {
+        ok_lines(&cordon_in(bank_data, &["match", repost.to_str().unwrap()], None))[0]["matches"].clone()
+    };
+    let found = matched(data.path());
+    assert_eq!(found[0]["signal_type"], "features", "{found}");
+    assert_eq!(found[0]["bank"], "TVEC");
+
+    for format in ["tx", "csv", "json"] {
+        let exported = cordon_in(data.path(), &["bank", "export", "TVEC", "--format", format], None);
+        assert!(exported.status.success());
+        let text = String::from_utf8(exported.stdout).unwrap();
+        assert!(text.contains("f1:"), "{format}: the features ride along");
+        let copy = tempfile::tempdir().unwrap();
+        create(copy.path(), "COPY", &[]);
+        let imported = cordon_in(
+            copy.path(),
+            &["bank", "import", "COPY", "-"],
+            Some(text.as_bytes()),
+        );
+        assert!(
+            imported.status.success(),
+            "{}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+        let again = cordon_in(copy.path(), &["bank", "export", "COPY", "--format", format], None);
+        assert_eq!(String::from_utf8(again.stdout).unwrap(), text, "{format}");
+        assert_eq!(
+            content_count(copy.path(), "COPY"),
+            1,
+            "{format}: one content, two signals"
+        );
+        assert_eq!(matched(copy.path())[0]["signal_type"], "features", "{format}");
+    }
 }

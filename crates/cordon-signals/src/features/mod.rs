@@ -35,7 +35,12 @@ pub const MIN_INLIERS: u32 = 12;
 /// A features match's distance: 100 minus the agreeing pairs, so that, as for PDQ,
 /// smaller is closer and a threshold is the largest distance that matches.
 pub const fn distance(verification: &Verification) -> u32 {
-    100u32.saturating_sub(verification.inliers)
+    distance_of_inliers(verification.inliers)
+}
+
+/// [`distance`] from the count of agreeing pairs.
+pub const fn distance_of_inliers(inliers: u32) -> u32 {
+    100u32.saturating_sub(inliers)
 }
 
 /// The distance of exactly [`MIN_INLIERS`] agreeing pairs.
