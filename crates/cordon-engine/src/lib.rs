@@ -11,3 +11,4 @@ pub mod hash_list;
 pub mod image_signals;
 pub mod matcher;
 pub mod policy;
+pub mod provenance;

@@ -19,10 +19,11 @@ use cordon_engine::access::Role;
 use cordon_engine::hash_list::canonical_signal;
 use cordon_engine::image_signals::{BankSignals, QueryOptions, QuerySignals};
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
+use cordon_engine::provenance::media_facts;
 use cordon_signals::features::FeatureSet;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{PdqHash, SignalType, decode};
-use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal};
+use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, MediaFacts, NewBank, NewContent, Signal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -88,12 +89,20 @@ async fn query_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<QuerySignal
     .await
 }
 
-/// Decodes an upload and computes what a bank keeps of it.
-async fn bank_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<BankSignals, ApiError> {
+/// Decodes an upload and computes what a bank keeps of it, and what the ledger does.
+async fn bank_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<(BankSignals, MediaFacts), ApiError> {
     let state = state.clone();
     blocking(move || {
         let image = decode(&bytes, &state.limits)?;
-        Ok(BankSignals::of(&image, &state.hasher))
+        let signals = BankSignals::of(&image, &state.hasher);
+        let facts = media_facts(
+            &bytes,
+            image.width(),
+            image.height(),
+            signals.pdq.hash,
+            signals.pdq.quality,
+        );
+        Ok((signals, facts))
     })
     .await
 }
@@ -440,6 +449,8 @@ async fn delete_bank(
 struct StoredSignals {
     pdq: PdqHash,
     features: Option<FeatureSet>,
+    /// The file's facts, for the ledger, when content comes from media.
+    media: Option<MediaFacts>,
 }
 
 /// Stores one piece of content with its signals and makes it matchable at once.
@@ -475,7 +486,15 @@ fn store_content(
         .collect(),
         ..NewContent::default()
     })?;
+    let sighting = match &signals.media {
+        Some(facts) => Some(writer.record_sighting(id, facts)?),
+        None => None,
+    };
     writer.commit()?;
+    drop(store);
+    if let Some(sighting) = sighting {
+        state.ledger_mut().add(sighting, hash);
+    }
     let mut matcher = state.matcher_mut();
     matcher.add_pdq(bank.id, id, hash)?;
     if let Some(features) = signals.features {
@@ -520,7 +539,7 @@ async fn add_content(
         let (note, metadata) = note_and_metadata(&upload.fields)?;
         (upload.bytes, note, metadata)
     };
-    let signals = bank_upload(&state, bytes).await?;
+    let (signals, facts) = bank_upload(&state, bytes).await?;
     if signals.pdq.quality < QUALITY_THRESHOLD {
         return Err(ApiError::bad_request(format!(
             "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
@@ -530,6 +549,7 @@ async fn add_content(
         let stored = StoredSignals {
             pdq: signals.pdq.hash,
             features: signals.features,
+            media: Some(facts),
         };
         store_content(&state, &caller, &name, stored, note, metadata)
     })
@@ -564,6 +584,7 @@ async fn add_signal(
     let signals = StoredSignals {
         pdq: hash,
         features: None,
+        media: None,
     };
     blocking(move || store_content(&state, &caller, &name, signals, body.note, json!({})))
         .await

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,9 @@ use axum::{Json, Router};
 use cordon_engine::access::Role;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{Lookup, Match};
-use cordon_signals::decode;
+use cordon_engine::provenance::{self, Asked, media_facts};
+use cordon_signals::pdq::QUALITY_THRESHOLD;
+use cordon_signals::{PdqHash, decode, media::read_exif};
 use cordon_store::{NewSubmission, Recorded};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -37,6 +39,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/submissions", post(submit))
         .route("/v1/submissions/{id}", get(get_submission))
         .route("/v1/accounts/{account_id}", get(get_account))
+        .route("/v1/provenance", post(provenance))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             |s: Shared, r: Request, n: Next| auth::require(Role::Submitter, s, r, n),
@@ -127,6 +130,7 @@ fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
         metadata,
         sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
         size: form.bytes.len() as u64,
+        media: Default::default(),
     })
 }
 
@@ -143,7 +147,7 @@ async fn submit(
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let form = read_upload(multipart, "media").await?;
-    let submission = new_submission(&form)?;
+    let mut submission = new_submission(&form)?;
     let answer = blocking(move || {
         // A retry decodes, matches and decides nothing again: it gets the first answer.
         if let Some((id, response)) = state.store().submission_by_content_id(&submission.content_id)? {
@@ -151,6 +155,13 @@ async fn submit(
         }
         let image = decode(&form.bytes, &state.limits)?;
         let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
+        submission.media = media_facts(
+            &form.bytes,
+            image.width(),
+            image.height(),
+            query.hash,
+            query.quality,
+        );
         let hash = query.hash.to_hex();
         let matches = state.matcher().lookup(&query, &Lookup::default());
         let mut decisions = {
@@ -197,7 +208,13 @@ async fn submit(
             .to_string()
         };
         let recorded = store.record_submission(&submission, &decisions, &webhooks, payload, response)?;
-        if let Recorded::New { .. } = recorded {
+        if let Recorded::New { id, .. } = recorded {
+            // The sighting was written with the submission; make it findable at once.
+            if let Some(sighting) = store.sighting_of_submission(id)?
+                && sighting.media.quality.is_some_and(|q| q >= QUALITY_THRESHOLD)
+            {
+                state.ledger_mut().add(sighting.id, query.hash);
+            }
             state
                 .metrics
                 .record_submission(!matches.is_empty(), decisions.iter().map(|d| d.action.as_str()));
@@ -238,4 +255,83 @@ async fn get_account(State(state): Shared, Path(account_id): Path<String>) -> Re
             "no submissions from account {account_id}"
         ))),
     }
+}
+
+/// What `/v1/provenance` is asked about, as JSON (media comes as a multipart upload).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvenanceBody {
+    pdq: Option<String>,
+    submission_id: Option<i64>,
+}
+
+/// `POST /v1/provenance`: multipart `media`, or JSON `{"pdq": hex}` or
+/// `{"submission_id": id}`; every earlier sighting of the picture or a near copy, and a
+/// verdict with its reasons.
+async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value>, ApiError> {
+    let is_multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+        let form = read_upload(multipart, "media").await?;
+        return blocking(move || {
+            let image = decode(&form.bytes, &state.limits)?;
+            let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
+            let asked = Asked {
+                posted_at: None,
+                own_sighting: None,
+                exif: read_exif(&form.bytes),
+            };
+            answer_provenance(&state, &query, &asked)
+        })
+        .await;
+    }
+    let Json(body) = Json::<ProvenanceBody>::from_request(request, &state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("expected multipart `media` or JSON: {e}")))?;
+    blocking(move || match (body.pdq, body.submission_id) {
+        (Some(hex), None) => {
+            let hash: PdqHash = hex
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("bad pdq: {e}")))?;
+            answer_provenance(&state, &QuerySignals::of_hash(hash), &Asked::default())
+        }
+        (None, Some(id)) => {
+            let sighting = state
+                .store()
+                .sighting_of_submission(id)?
+                .ok_or_else(|| ApiError::not_found(format!("no submission {id}")))?;
+            let hash: PdqHash = sighting
+                .media
+                .pdq
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("submission {id} has no PDQ hash to look for"))
+                })?;
+            let asked = Asked {
+                posted_at: sighting.posted_at.clone().or(Some(sighting.received_at.clone())),
+                own_sighting: Some(sighting.id),
+                exif: provenance::exif_of(&sighting),
+            };
+            answer_provenance(&state, &QuerySignals::of_hash(hash), &asked)
+        }
+        _ => Err(ApiError::bad_request(
+            "give exactly one of `pdq` and `submission_id`",
+        )),
+    })
+    .await
+}
+
+fn answer_provenance(state: &AppState, query: &QuerySignals, asked: &Asked) -> Result<Json<Value>, ApiError> {
+    let hits = state.ledger().find(query);
+    let report = provenance::report(&state.store(), &hits, asked)?;
+    serde_json::to_value(report)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))
 }

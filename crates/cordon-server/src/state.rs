@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cordon_engine::matcher::{Matcher, MatcherError};
 use cordon_engine::policy::Policy;
+use cordon_engine::provenance::Ledger;
 use cordon_signals::{DecodeLimits, PdqHasher};
 use cordon_store::Store;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub log_requests: bool,
     /// Media by URL, from the hosts `[fetch]` allows.
     pub fetcher: MediaFetcher,
+    /// Every sighting's PDQ hash, for provenance.
+    ledger: RwLock<Ledger>,
 }
 
 /// Why the server could not start.
@@ -48,6 +51,7 @@ impl AppState {
     pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
         let store = Store::open(data).map_err(MatcherError::from)?;
         let matcher = Matcher::load(&store)?;
+        let ledger = Ledger::load(&store).map_err(MatcherError::from)?;
         let fetcher =
             MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
         Ok(AppState {
@@ -61,6 +65,7 @@ impl AppState {
             deliveries: tokio::sync::Notify::new(),
             log_requests: false,
             fetcher,
+            ledger: RwLock::new(ledger),
         })
     }
 
@@ -80,6 +85,18 @@ impl AppState {
     pub fn matcher(&self) -> RwLockReadGuard<'_, Matcher> {
         self.matcher
             .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
+        self.ledger
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn ledger_mut(&self) -> RwLockWriteGuard<'_, Ledger> {
+        self.ledger
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

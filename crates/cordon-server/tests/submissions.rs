@@ -12,7 +12,7 @@ use cordon_signals::DecodeLimits;
 use cordon_store::{BankName, NewBank, NewContent, Signal, Store};
 use cordon_testkit::{BRIDGE, reference_image as image, serve_in_background};
 use reqwest::blocking::{Client, multipart};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const SECRET: &str = "change-me-please";
 
@@ -353,4 +353,128 @@ fn the_second_strike_suspends_the_account_and_the_account_says_why() {
         &[("content_id", "p3"), ("account_id", "acct-8")],
     );
     assert_eq!(account("acct-8").1["state"], "active");
+}
+
+impl Cordon {
+    fn provenance(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/provenance", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+}
+
+#[test]
+fn a_recycled_photo_is_traced_to_its_first_sighting() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    // Posted in January by one account, then in August, shrunk and re-encoded, by another.
+    let (code, first) = cordon.submit(
+        "misc-images/b.jpg",
+        &[
+            ("content_id", "post-1"),
+            ("account_id", "acct-a"),
+            ("posted_at", "2026-01-10T08:00:00Z"),
+            ("source_url", "https://example.org/a/1"),
+        ],
+    );
+    assert_eq!(code, 201, "{first}");
+    let (code, second) = cordon.submit(
+        "bridge-mods/shrink-a-lot.jpg",
+        &[
+            ("content_id", "post-2"),
+            ("account_id", "acct-b"),
+            ("posted_at", "2026-08-10T08:00:00Z"),
+        ],
+    );
+    assert_eq!(code, 201, "{second}");
+
+    let (code, answer) = cordon.provenance(json!({ "submission_id": second["id"] }));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["first_seen"]["account_id"], "acct-a", "{answer}");
+    assert_eq!(answer["first_seen"]["source_url"], "https://example.org/a/1");
+    assert_eq!(answer["first_seen"]["seen_at"], "2026-01-10T08:00:00.000Z");
+    assert_eq!(answer["first_seen"]["format"], "jpeg");
+    assert_eq!(
+        answer["sightings"].as_array().unwrap().len(),
+        1,
+        "itself left out"
+    );
+    assert_eq!(
+        (answer["accounts"].clone(), answer["sources"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(answer["variants"].as_array().unwrap().len(), 1);
+    assert_eq!(answer["verdict"]["label"], "recycled");
+    let reason = answer["verdict"]["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("first seen 212 days before this post, at https://example.org/a/1"),
+        "{reason}"
+    );
+
+    // Asked about a third copy by upload: both earlier files, nearest first among variants.
+    let bytes = std::fs::read(image("bridge-mods/blur-a-little.jpg")).unwrap();
+    let form = multipart::Form::new().part("media", multipart::Part::bytes(bytes).file_name("c.jpg"));
+    let response = cordon
+        .client
+        .post(format!("{}/v1/provenance", cordon.base))
+        .bearer_auth(&cordon.key)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let by_upload: Value = response.json().unwrap();
+    assert_eq!(by_upload["sightings"].as_array().unwrap().len(), 2, "{by_upload}");
+    assert_eq!(by_upload["accounts"], 2);
+    assert_eq!(by_upload["variants"].as_array().unwrap().len(), 2);
+    assert_eq!(by_upload["first_seen"]["account_id"], "acct-a");
+
+    // A picture never seen.
+    let (code, unseen) = cordon.provenance(json!({ "pdq": "0".repeat(64) }));
+    assert_eq!(code, 200);
+    assert_eq!(unseen["first_seen"], Value::Null);
+    assert_eq!(unseen["verdict"]["label"], "first_sighting");
+    assert_eq!(unseen["verdict"]["reasons"], json!(["no earlier sighting"]));
+
+    for (body, status) in [
+        (json!({}), 400),
+        (json!({ "pdq": "zz" }), 400),
+        (json!({ "pdq": BRIDGE, "submission_id": 1 }), 400),
+        (json!({ "submission_id": 999 }), 404),
+        (json!({ "colour": "red" }), 400),
+    ] {
+        let (code, error) = cordon.provenance(body.clone());
+        assert_eq!(code, status, "{body}: {error}");
+        assert!(error["error"]["message"].is_string(), "{error}");
+    }
+}
+
+#[test]
+fn exif_evidence_is_kept_with_the_sighting_and_weighed() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    let (code, posted) = cordon.submit(
+        "reg-test-input/exif-rotn/exif-rotn-1.jpg",
+        &[
+            ("content_id", "post-9"),
+            ("account_id", "acct-c"),
+            ("posted_at", "2026-08-10T08:00:00Z"),
+        ],
+    );
+    assert_eq!(code, 201, "{posted}");
+    let (code, answer) = cordon.provenance(json!({ "submission_id": posted["id"] }));
+    assert_eq!(code, 200, "{answer}");
+    let exif = &answer["evidence"]["exif"];
+    assert_eq!(exif["make"], "samsung", "{answer}");
+    assert!(exif["capture_time"].is_string(), "{answer}");
+    assert!(exif["gps"]["latitude"].is_number(), "{answer}");
+    let reasons = answer["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("no earlier sighting"), "{reasons}");
+    // The camera says it was taken long before it was posted: recycled.
+    assert!(reasons.contains("EXIF capture time 20"), "{reasons}");
+    assert_eq!(answer["verdict"]["label"], "recycled", "{answer}");
 }

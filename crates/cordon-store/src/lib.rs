@@ -7,6 +7,7 @@
 
 mod audit;
 mod error;
+mod ledger;
 mod migrations;
 mod model;
 mod sqlite;
@@ -14,6 +15,7 @@ mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
 pub use error::StoreError;
+pub use ledger::{MediaFacts, Sighting};
 pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
 };

@@ -126,6 +126,35 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX strike_by_account ON strike(account_id, expires_at);
     ",
+    // 6: the ledger of sightings, append-only; submissions made before it are its first
+    // rows (without signals: those were not kept).
+    "
+    CREATE TABLE sighting (
+        id            INTEGER PRIMARY KEY,
+        submission_id INTEGER REFERENCES submission(id),
+        bank          TEXT,
+        bank_content  INTEGER,
+        received_at   TEXT NOT NULL,
+        posted_at     TEXT,
+        source_url    TEXT,
+        account_id    TEXT,
+        sha256        TEXT,
+        size          INTEGER,
+        format        TEXT,
+        width         INTEGER,
+        height        INTEGER,
+        pdq           TEXT,
+        quality       INTEGER,
+        evidence      TEXT NOT NULL DEFAULT '{}'
+    ) STRICT;
+    CREATE INDEX sighting_by_submission ON sighting(submission_id);
+    INSERT INTO sighting (submission_id, received_at, posted_at, source_url, account_id, sha256, size)
+        SELECT id, received_at, posted_at, source_url, account_id, sha256, size FROM submission;
+    CREATE TRIGGER sighting_is_append_only_update BEFORE UPDATE ON sighting
+        BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
+    CREATE TRIGGER sighting_is_append_only_delete BEFORE DELETE ON sighting
+        BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

@@ -520,6 +520,21 @@ pub struct ContentWriter<'s> {
 }
 
 impl ContentWriter<'_> {
+    /// Records, in the same transaction, that content `content_id` was made from media
+    /// with these facts: bank content is a sighting too.
+    pub fn record_sighting(
+        &mut self,
+        content_id: ContentId,
+        facts: &crate::MediaFacts,
+    ) -> Result<i64, StoreError> {
+        let origin = crate::ledger::SightingOrigin {
+            bank: Some(&self.bank),
+            bank_content: Some(content_id),
+            ..Default::default()
+        };
+        crate::ledger::append(&self.tx, &origin, facts)
+    }
+
     pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {
         self.tx
             .prepare_cached(

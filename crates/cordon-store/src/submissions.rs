@@ -20,6 +20,9 @@ pub struct NewSubmission {
     pub metadata: serde_json::Value,
     pub sha256: String,
     pub size: u64,
+    /// What the file itself showed: format, size in pixels, PDQ, evidence. Goes to the
+    /// ledger of sightings with the submission.
+    pub media: crate::MediaFacts,
 }
 
 /// A decision to record.
@@ -122,6 +125,19 @@ impl Store {
             ],
         )?;
         let submission_id = tx.last_insert_rowid();
+        let facts = crate::MediaFacts {
+            sha256: Some(submission.sha256.clone()),
+            size: Some(submission.size),
+            ..submission.media.clone()
+        };
+        let origin = crate::ledger::SightingOrigin {
+            submission_id: Some(submission_id),
+            posted_at: submission.posted_at.as_deref(),
+            source_url: submission.source_url.as_deref(),
+            account_id: Some(&submission.account_id),
+            ..Default::default()
+        };
+        crate::ledger::append(&tx, &origin, &facts)?;
         let mut decision_ids = Vec::new();
         for decision in decisions {
             tx.execute(

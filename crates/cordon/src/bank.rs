@@ -11,6 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use cordon_engine::hash_list::{EntryError, HashListFormat, HashListWriter, read_hash_list};
 use cordon_engine::image_signals::BankSignals;
 use cordon_engine::matcher::DEFAULT_PDQ_THRESHOLD;
+use cordon_engine::provenance::media_facts;
 use cordon_signals::SignalType;
 use cordon_signals::features::FeatureSet;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
@@ -225,7 +226,8 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let inputs = inputs::expand(&args.paths);
     let hasher = args.media.hasher();
     let work = |input: &Input| {
-        let signals = BankSignals::of(&args.media.decode(input)?, &hasher);
+        let (bytes, image) = args.media.read_and_decode(input)?;
+        let signals = BankSignals::of(&image, &hasher);
         let digest = signals.pdq;
         if digest.quality < QUALITY_THRESHOLD && !args.allow_low_quality {
             return Err(format!(
@@ -234,7 +236,8 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 digest.quality
             ));
         }
-        Ok((digest.hash.to_hex(), signals.features))
+        let facts = media_facts(&bytes, image.width(), image.height(), digest.hash, digest.quality);
+        Ok((digest.hash.to_hex(), signals.features, facts))
     };
     // Hash everything first, then write the good ones in one transaction.
     let mut hashed = Vec::new();
@@ -252,7 +255,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for (path, result) in hashed {
         lines.push(match result {
-            Ok((hash, features)) => {
+            Ok((hash, features, facts)) => {
                 let mut signals = vec![Signal {
                     signal_type: SignalType::Pdq.name().to_string(),
                     value: hash.clone(),
@@ -272,6 +275,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                     metadata: None,
                     signals,
                 })?;
+                writer.record_sighting(content_id, &facts)?;
                 AddLine::Added {
                     path,
                     content_id,

@@ -13,6 +13,7 @@ mod inputs;
 mod keys;
 mod matching;
 mod media;
+mod provenance;
 mod report;
 mod serve;
 
@@ -59,6 +60,8 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Measure how well each signal matches transformed reposts of a corpus of images.
     Eval(eval::EvalArgs),
+    /// Where and when images, or near copies, were seen before: the ledger of sightings.
+    Provenance(provenance::ProvenanceArgs),
     /// Measure Cordon's own speed (for the side-by-side benchmarks in bench/).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => keys::run(command, &cli.data),
         Command::Audit(command) => audit::run(command, &cli.data),
         Command::Eval(args) => eval::run(args),
+        Command::Provenance(args) => provenance::run(args, &cli.data),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {

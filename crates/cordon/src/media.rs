@@ -50,8 +50,15 @@ impl MediaArgs {
 
     /// Reads and decodes one input; the error is the message printed for it.
     pub fn decode(&self, input: &Input) -> Result<DecodedImage, String> {
+        self.read_and_decode(input).map(|(_, image)| image)
+    }
+
+    /// Like [`MediaArgs::decode`], keeping the file's bytes too (for its digest and
+    /// evidence).
+    pub fn read_and_decode(&self, input: &Input) -> Result<(Vec<u8>, DecodedImage), String> {
         let bytes = input.read(self.max_bytes).map_err(|e| e.to_string())?;
-        cordon_signals::decode(&bytes, &self.limits()).map_err(|e| e.to_string())
+        let image = cordon_signals::decode(&bytes, &self.limits()).map_err(|e| e.to_string())?;
+        Ok((bytes, image))
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
 use cordon_testkit::{BRIDGE, flipped};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn create(data: &Path, name: &str, extra: &[&str]) {
     let mut args = vec!["bank", "create", name];
@@ -525,4 +525,52 @@ fn added_images_keep_local_features_that_find_crops_and_survive_export() {
         );
         assert_eq!(matched(copy.path())[0]["signal_type"], "features", "{format}");
     }
+}
+
+#[test]
+fn provenance_finds_the_bank_sighting_of_a_near_copy() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "bank",
+            "add",
+            "TVEC",
+            image("misc-images/b.jpg").to_str().unwrap(),
+        ],
+        None,
+    ));
+    let near = image("bridge-mods/shrink-a-lot.jpg");
+    let other = image("reg-test-input/labelme-subset/q0291.jpg");
+    let lines = ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "provenance",
+            "--posted-at",
+            "2027-02-01T00:00:00Z",
+            near.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let first = &lines[0]["first_seen"];
+    assert_eq!(
+        (first["kind"].clone(), first["bank"].clone()),
+        (json!("bank"), json!("TVEC")),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(first["format"], "jpeg");
+    assert!(first["sha256"].as_str().unwrap().len() == 64);
+    assert_eq!(lines[0]["verdict"]["label"], "recycled", "{}", lines[0]);
+    assert_eq!(lines[1]["first_seen"], Value::Null);
+    assert_eq!(lines[1]["verdict"]["reasons"], json!(["no earlier sighting"]));
+    let bad = cordon_in(
+        data.path(),
+        &["provenance", "--posted-at", "soon", near.to_str().unwrap()],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--posted-at"));
 }

@@ -17,10 +17,12 @@
 //! Every input is bounded: bytes before anything is parsed, pixels from the header before
 //! any pixel is decoded, and progressive JPEG scans.
 
+mod exif;
 mod jpeg;
 mod raster;
 mod webp;
 
+pub use exif::{ExifEvidence, read_exif};
 pub use jpeg::encode_jpeg;
 
 use std::fmt;

@@ -1,0 +1,376 @@
+//! Provenance: has this picture, or a near copy, been seen before; when first, where, by
+//! whom; and what does the file itself say? Answered from the ledger of sightings
+//! (`cordon_store::Sighting`) through an exact PDQ index over it, with a verdict that
+//! gives its reasons.
+//!
+//! Near copies are found as matching finds them: PDQ within [`PROVENANCE_RADIUS`] of any
+//! variant of the query (its eight orientations, and the picture inside its borders).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cordon_index::{Hit, PdqIndex};
+use cordon_signals::ImageFormat;
+use cordon_signals::PdqHash;
+use cordon_signals::media::{ExifEvidence, read_exif};
+use cordon_store::{MediaFacts, Sighting, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::image_signals::QuerySignals;
+
+/// The PDQ distance within which a sighting is the same picture (the bank default).
+pub const PROVENANCE_RADIUS: u32 = 31;
+
+/// When a sighting happened: the platform's claimed posting time when it gave one (uploads
+/// reach Cordon after they are posted), else when Cordon received it. Fixed-width RFC 3339,
+/// so text order is time order.
+fn seen_at(sighting: &Sighting) -> &str {
+    match sighting.posted_at.as_deref() {
+        Some(posted) if posted < sighting.received_at.as_str() => posted,
+        _ => &sighting.received_at,
+    }
+}
+
+/// Days between two sightings before a picture counts as recycled rather than spreading.
+const RECYCLED_AFTER_DAYS: i64 = 1;
+
+/// Every sighting's PDQ hash, searchable, kept current as sightings are recorded.
+#[derive(Default)]
+pub struct Ledger {
+    index: PdqIndex,
+}
+
+impl Ledger {
+    pub fn load(store: &Store) -> Result<Ledger, StoreError> {
+        let mut entries = Vec::new();
+        store.for_each_sighting_pdq(|id, pdq| {
+            // A value the store holds was checked when written; one that fails to parse
+            // cannot be searched and is left out rather than stopping the server.
+            if let Ok(hash) = pdq.parse::<PdqHash>() {
+                entries.push((hash, id as u64));
+            }
+        })?;
+        Ok(Ledger {
+            index: PdqIndex::from_entries(entries),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Makes a new sighting findable.
+    pub fn add(&mut self, sighting_id: i64, hash: PdqHash) {
+        self.index.insert(hash, sighting_id as u64);
+    }
+
+    /// The sightings within reach of any PDQ variant of `query`: for each, the smallest
+    /// distance and the variant that gave it.
+    pub fn find(&self, query: &QuerySignals) -> BTreeMap<i64, (u32, &'static str)> {
+        let mut found: BTreeMap<i64, (u32, &'static str)> = BTreeMap::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        for (variant, hash) in &query.pdq {
+            hits.clear();
+            self.index.search(hash, PROVENANCE_RADIUS, &mut hits);
+            for hit in &hits {
+                let entry = found.entry(hit.id as i64).or_insert((hit.distance, variant));
+                if hit.distance < entry.0 {
+                    *entry = (hit.distance, variant);
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A sighting as provenance reports it: with how close it is to the query.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeenAt {
+    /// The claimed posting time if given, else when Cordon received it.
+    pub seen_at: String,
+    #[serde(flatten)]
+    pub sighting: Sighting,
+    pub distance: u32,
+    pub transform: &'static str,
+}
+
+/// One distinct file (by SHA-256) among the sightings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Variant {
+    pub sha256: String,
+    pub size: Option<u64>,
+    pub format: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub distance: u32,
+    pub sightings: usize,
+}
+
+/// What the picture being asked about is: its claimed posting time and its own evidence.
+#[derive(Clone, Debug, Default)]
+pub struct Asked {
+    /// When it was posted (claimed) or received, RFC 3339; `None` for "now".
+    pub posted_at: Option<String>,
+    /// The sighting it is itself, left out of "seen before".
+    pub own_sighting: Option<i64>,
+    pub exif: Option<ExifEvidence>,
+}
+
+/// The answer to "where was this seen before?".
+#[derive(Clone, Debug, Serialize)]
+pub struct Provenance {
+    pub first_seen: Option<SeenAt>,
+    pub sightings: Vec<SeenAt>,
+    pub accounts: usize,
+    pub sources: usize,
+    pub variants: Vec<Variant>,
+    pub evidence: Value,
+    pub verdict: Verdict,
+}
+
+/// A label with the reasons behind it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// `recycled`, `seen_before` or `first_sighting`.
+    pub label: &'static str,
+    pub reasons: Vec<String>,
+}
+
+/// Builds the answer from the ledger hits.
+pub fn report(
+    store: &Store,
+    hits: &BTreeMap<i64, (u32, &'static str)>,
+    asked: &Asked,
+) -> Result<Provenance, StoreError> {
+    let ids: Vec<i64> = hits
+        .keys()
+        .copied()
+        .filter(|id| Some(*id) != asked.own_sighting)
+        .collect();
+    let mut sightings: Vec<SeenAt> = store
+        .sightings(&ids)?
+        .into_iter()
+        .map(|sighting| {
+            let (distance, transform) = hits.get(&sighting.id).copied().unwrap_or((0, "original"));
+            SeenAt {
+                seen_at: seen_at(&sighting).to_string(),
+                sighting,
+                distance,
+                transform,
+            }
+        })
+        .collect();
+    sightings.sort_by(|a, b| (&a.seen_at, a.sighting.id).cmp(&(&b.seen_at, b.sighting.id)));
+    let accounts: BTreeSet<&str> = sightings
+        .iter()
+        .filter_map(|s| s.sighting.account_id.as_deref())
+        .collect();
+    let sources: BTreeSet<&str> = sightings
+        .iter()
+        .filter_map(|s| s.sighting.source_url.as_deref())
+        .collect();
+    let evidence = evidence_json(asked.exif.as_ref(), &sightings);
+    let verdict = verdict(&sightings, asked);
+    Ok(Provenance {
+        first_seen: sightings.first().cloned(),
+        accounts: accounts.len(),
+        sources: sources.len(),
+        variants: variants(&sightings),
+        evidence,
+        verdict,
+        sightings,
+    })
+}
+
+fn variants(sightings: &[SeenAt]) -> Vec<Variant> {
+    let mut by_file: HashMap<&str, Variant> = HashMap::new();
+    for seen in sightings {
+        let Some(sha256) = seen.sighting.media.sha256.as_deref() else {
+            continue;
+        };
+        let variant = by_file.entry(sha256).or_insert_with(|| Variant {
+            sha256: sha256.to_string(),
+            size: seen.sighting.media.size,
+            format: seen.sighting.media.format.clone(),
+            width: seen.sighting.media.width,
+            height: seen.sighting.media.height,
+            distance: seen.distance,
+            sightings: 0,
+        });
+        variant.sightings += 1;
+        variant.distance = variant.distance.min(seen.distance);
+    }
+    let mut variants: Vec<Variant> = by_file.into_values().collect();
+    variants.sort_by(|a, b| (a.distance, &a.sha256).cmp(&(b.distance, &b.sha256)));
+    variants
+}
+
+/// The query's own EXIF, and the earliest capture time any sighting's file carried (kept
+/// in the ledger, so it outlives copies whose metadata a platform stripped).
+fn evidence_json(exif: Option<&ExifEvidence>, sightings: &[SeenAt]) -> Value {
+    let earliest_capture = sightings
+        .iter()
+        .filter_map(|s| {
+            let time = s
+                .sighting
+                .media
+                .evidence
+                .get("exif")?
+                .get("capture_time")?
+                .as_str()?;
+            Some((time.to_string(), s.sighting.id))
+        })
+        .min();
+    json!({
+        "exif": exif.map(exif_json),
+        "earliest_capture_in_sightings": earliest_capture
+            .map(|(time, id)| json!({ "capture_time": time, "sighting_id": id })),
+    })
+}
+
+/// What the ledger keeps of a file: digest, size, format, pixels, PDQ and its evidence.
+pub fn media_facts(bytes: &[u8], width: u32, height: u32, pdq: PdqHash, quality: u8) -> MediaFacts {
+    use sha2::Digest;
+    let sha256 = sha2::Sha256::digest(bytes);
+    let exif = read_exif(bytes);
+    MediaFacts {
+        sha256: Some(sha256.iter().map(|b| format!("{b:02x}")).collect()),
+        size: Some(bytes.len() as u64),
+        format: ImageFormat::sniff(bytes).map(|f| format!("{f:?}").to_lowercase()),
+        width: Some(width),
+        height: Some(height),
+        pdq: Some(pdq.to_hex()),
+        quality: Some(quality),
+        evidence: match exif {
+            Some(exif) => json!({ "exif": exif_json(&exif) }),
+            None => json!({}),
+        },
+    }
+}
+
+/// EXIF evidence read back from a sighting's stored evidence.
+pub fn exif_of(sighting: &Sighting) -> Option<ExifEvidence> {
+    let exif = sighting.media.evidence.get("exif")?;
+    let text = |key: &str| exif.get(key).and_then(Value::as_str).map(str::to_string);
+    let gps = exif
+        .get("gps")
+        .and_then(|g| Some((g.get("latitude")?.as_f64()?, g.get("longitude")?.as_f64()?)));
+    Some(ExifEvidence {
+        capture_time: text("capture_time"),
+        make: text("make"),
+        model: text("model"),
+        software: text("software"),
+        gps,
+        orientation: exif
+            .get("orientation")
+            .and_then(Value::as_u64)
+            .and_then(|o| u32::try_from(o).ok()),
+    })
+}
+
+/// EXIF evidence as stored in the ledger and reported.
+pub fn exif_json(exif: &ExifEvidence) -> Value {
+    json!({
+        "capture_time": exif.capture_time,
+        "make": exif.make,
+        "model": exif.model,
+        "software": exif.software,
+        "gps": exif.gps.map(|(lat, lon)| json!({ "latitude": lat, "longitude": lon })),
+        "orientation": exif.orientation,
+    })
+}
+
+fn verdict(sightings: &[SeenAt], asked: &Asked) -> Verdict {
+    let posted = asked
+        .posted_at
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let mut reasons = Vec::new();
+    let mut label = "first_sighting";
+    let earlier: Vec<&SeenAt> = sightings
+        .iter()
+        .filter(|s| OffsetDateTime::parse(&s.seen_at, &Rfc3339).is_ok_and(|at| at < posted))
+        .collect();
+    match earlier.first() {
+        Some(first) => {
+            let days =
+                OffsetDateTime::parse(&first.seen_at, &Rfc3339).map_or(0, |at| (posted - at).whole_days());
+            let place = first
+                .sighting
+                .source_url
+                .clone()
+                .or_else(|| first.sighting.account_id.as_ref().map(|a| format!("account {a}")))
+                .or_else(|| first.sighting.bank.as_ref().map(|b| format!("bank {b}")))
+                .unwrap_or_else(|| format!("sighting {}", first.sighting.id));
+            reasons.push(format!(
+                "first seen {days} days before this post, at {place} ({} sightings, distance {})",
+                earlier.len(),
+                first.distance
+            ));
+            label = if days >= RECYCLED_AFTER_DAYS {
+                "recycled"
+            } else {
+                "seen_before"
+            };
+        }
+        None => reasons.push("no earlier sighting".to_string()),
+    }
+    if let Some(capture) = asked.exif.as_ref().and_then(|e| e.capture_time.as_deref())
+        && let Some(captured) = exif_time(capture)
+    {
+        let days = (posted - captured).whole_days();
+        reasons.push(format!(
+            "EXIF capture time {} vs posted {} ({days} days earlier)",
+            captured.date(),
+            posted.date()
+        ));
+        if days > 30 {
+            label = "recycled";
+        }
+    }
+    Verdict { label, reasons }
+}
+
+/// EXIF's `YYYY:MM:DD HH:MM:SS` (no zone: read as UTC).
+fn exif_time(text: &str) -> Option<OffsetDateTime> {
+    let digits: Vec<u32> = text
+        .split([':', ' ', '-', 'T'])
+        .take(6)
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    let [year, month, day, hour, minute, second] = digits.get(..6)?.try_into().ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        time::Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let time = time::Time::from_hms(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+    )
+    .ok()?;
+    Some(date.with_time(time).assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exif_times_are_read_and_nonsense_is_not() {
+        let at = exif_time("2013:05:02 14:30:00").unwrap();
+        assert_eq!(at.date().to_string(), "2013-05-02");
+        for bad in ["", "2013:13:02 14:30:00", "yesterday", "2013:05:02"] {
+            assert!(exif_time(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `cordon provenance`: where and when each image, or a near copy, was seen before, from
+//! the ledger of sightings in the data folder, with a verdict and its reasons.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use cordon_engine::image_signals::{QueryOptions, QuerySignals};
+use cordon_engine::provenance::{self, Asked, Ledger, Provenance};
+use cordon_signals::media::read_exif;
+use serde::Serialize;
+
+use crate::inputs;
+use crate::media::{self, MediaArgs};
+use crate::report::{self, Format};
+
+#[derive(Args)]
+pub struct ProvenanceArgs {
+    /// Image files or directories (searched recursively); `-` reads standard input.
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+    /// When the image was posted (RFC 3339), to weigh earlier sightings against; now if
+    /// not given.
+    #[arg(long, value_name = "TIME")]
+    posted_at: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+/// One line of output. Field names are part of the interface.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ProvenanceLine {
+    Found {
+        path: String,
+        #[serde(flatten)]
+        provenance: Box<Provenance>,
+    },
+    Failed {
+        path: String,
+        error: String,
+    },
+}
+
+pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
+    if let Some(posted) = &args.posted_at {
+        time::OffsetDateTime::parse(posted, &time::format_description::well_known::Rfc3339)
+            .with_context(|| format!("--posted-at {posted:?} is not RFC 3339"))?;
+    }
+    let store = crate::open_store(data)?;
+    let ledger = Ledger::load(&store).context("loading the ledger of sightings")?;
+    let hasher = args.media.hasher();
+    let options = QueryOptions {
+        features: false,
+        ..QueryOptions::default()
+    };
+    let inputs = inputs::expand(&args.paths);
+    let work = |input: &inputs::Input| {
+        let (bytes, image) = args.media.read_and_decode(input)?;
+        let query = QuerySignals::of(&image, &hasher, options);
+        Ok((ledger.find(&query), read_exif(&bytes)))
+    };
+    media::run_in_order(
+        &inputs,
+        media::thread_count(args.threads),
+        "images",
+        work,
+        |path, result| {
+            let line = match result {
+                Ok((hits, exif)) => {
+                    let asked = Asked {
+                        posted_at: args.posted_at.clone(),
+                        own_sighting: None,
+                        exif,
+                    };
+                    match provenance::report(&store, &hits, &asked) {
+                        Ok(found) => ProvenanceLine::Found {
+                            path,
+                            provenance: Box::new(found),
+                        },
+                        Err(error) => ProvenanceLine::Failed {
+                            path,
+                            error: error.to_string(),
+                        },
+                    }
+                }
+                Err(error) => ProvenanceLine::Failed { path, error },
+            };
+            report::line(args.format, &line, || match &line {
+                ProvenanceLine::Found { path, provenance } => format!(
+                    "{path}  {}: {}",
+                    provenance.verdict.label,
+                    provenance.verdict.reasons.join("; ")
+                ),
+                ProvenanceLine::Failed { path, error } => format!("{path}  error: {error}"),
+            })
+        },
+    )
+}
