@@ -69,12 +69,20 @@ fn start(hook: &str) -> Cordon {
             )
             .unwrap();
         let mut writer = store.content_writer("TVEC").unwrap();
+        let bridge = std::fs::read(image("misc-images/b.jpg")).unwrap();
+        let bridge = cordon_signals::decode(&bridge, &DecodeLimits::default()).unwrap();
         writer
             .insert(&NewContent {
-                signals: vec![Signal {
-                    signal_type: "pdq".to_string(),
-                    value: BRIDGE.to_string(),
-                }],
+                signals: vec![
+                    Signal {
+                        signal_type: "pdq".to_string(),
+                        value: BRIDGE.to_string(),
+                    },
+                    Signal {
+                        signal_type: "features".to_string(),
+                        value: cordon_signals::features::extract(&bridge).to_string(),
+                    },
+                ],
                 ..NewContent::default()
             })
             .unwrap();
@@ -123,7 +131,10 @@ fn start(hook: &str) -> Cordon {
 
 impl Cordon {
     fn submit(&self, file: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-        let bytes = std::fs::read(image(file)).unwrap();
+        self.submit_bytes(std::fs::read(image(file)).unwrap(), fields)
+    }
+
+    fn submit_bytes(&self, bytes: Vec<u8>, fields: &[(&str, &str)]) -> (u16, Value) {
         let mut form = multipart::Form::new().part("media", multipart::Part::bytes(bytes).file_name("x.jpg"));
         for (name, value) in fields {
             form = form.text(name.to_string(), value.to_string());
@@ -221,6 +232,42 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
         "{metrics}"
     );
     assert!(metrics.contains("cordon_outbox_pending 0\n"), "{metrics}");
+}
+
+#[test]
+fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
+    let (hook, received) = receiver(0);
+    let cordon = start(&hook);
+    // The left quarter cut off and a black caption bar over the bottom fifth.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let decoded = cordon_signals::decode(&bytes, &DecodeLimits::default()).unwrap();
+    let (width, height) = (decoded.width(), decoded.height());
+    let mut repost = image::RgbImage::from_raw(width, height, decoded.pixels().to_vec()).unwrap();
+    repost = image::imageops::crop_imm(&repost, width / 4, 0, width - width / 4, height).to_image();
+    let caption_top = repost.height() * 4 / 5;
+    for (_, y, pixel) in repost.enumerate_pixels_mut() {
+        if y >= caption_top {
+            *pixel = image::Rgb([10, 10, 10]);
+        }
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    repost.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let (code, answer) = cordon.submit_bytes(
+        png.into_inner(),
+        &[("content_id", "post-crop"), ("account_id", "acct-9")],
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["matches"][0]["signal_type"], "features", "{answer}");
+    let actions: Vec<&str> = answer["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"remove"), "{answer}");
+    let reason = answer["decisions"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("by features"), "{reason}");
+    assert!(!wait_for(&received, 1, Duration::from_secs(5)).is_empty());
 }
 
 #[test]
