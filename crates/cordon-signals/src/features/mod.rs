@@ -142,9 +142,10 @@ impl Extraction {
         let scale = LEVEL_STEP.powi(level as i32);
         for corner in corners {
             // Rounded to what the text form keeps, so a set read back is the set written.
-            let angle = detect::orientation(image, corner.x, corner.y, describe::PATCH_RADIUS);
+            let angle = detect::orientation(image, corner.x, corner.y);
             let angle = text::quantize_angle(angle);
-            let descriptor = describe::descriptor(&smoothed, corner.x, corner.y, angle, false);
+            let patch = describe::Patch::around(&smoothed, corner.x, corner.y);
+            let descriptor = patch.descriptor(angle, false);
             self.features.push(
                 Keypoint::at(corner.x as f32 * scale, corner.y as f32 * scale, level, angle),
                 descriptor,
@@ -155,7 +156,7 @@ impl Extraction {
                 // pattern reads here.
                 let x = (image.width - 1 - corner.x) as f32 * scale;
                 let mirror_angle = text::quantize_angle(std::f32::consts::PI - angle);
-                let descriptor = describe::descriptor(&smoothed, corner.x, corner.y, angle, true);
+                let descriptor = patch.descriptor(angle, true);
                 mirrored.push(
                     Keypoint::at(x, corner.y as f32 * scale, level, mirror_angle),
                     descriptor,
