@@ -15,7 +15,7 @@ use cordon_signals::{DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Regi
 pub struct QueryOptions {
     /// PDQ in all eight orientations, not just as given.
     pub dihedral: bool,
-    /// Local features (about ten times the cost of PDQ; they find crops, captions,
+    /// Local features (about three times the cost of PDQ; they find crops, captions,
     /// screenshots and tilts).
     pub features: bool,
     /// PDQ hashes of images below this quality are not looked up (they match unrelated

@@ -32,7 +32,7 @@ pub struct MatchArgs {
     /// features find rotations and mirror images anyway).
     #[arg(long)]
     dihedral: bool,
-    /// Match by PDQ only, not by local features: about ten times faster, but crops,
+    /// Match by PDQ only, not by local features: about three times faster, but crops,
     /// captions, screenshots and tilts go unmatched.
     #[arg(long)]
     no_features: bool,
