@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cordon_index::{EntryId, FeatureIndex, Hit, PdqIndex};
 use cordon_signals::features::{self, FeatureSet};
-use cordon_signals::{Dihedral, DihedralHashes, PdqHash, SignalType};
+use cordon_signals::{Dihedral, PdqHash, SignalType};
 use cordon_store::{Bank, BankName, ContentId, Store, StoreError, now_rfc3339};
 use serde::Serialize;
 
@@ -280,18 +280,13 @@ impl Matcher {
     /// Like [`Matcher::match_pdq`], searching the banks `lookup` selects.
     pub fn lookup_pdq(&self, hash: &PdqHash, lookup: &Lookup) -> Vec<Match> {
         let mut found = BTreeMap::new();
-        self.collect(hash, Dihedral::Original, lookup, &now_rfc3339(), &mut found);
-        Self::ordered(found)
-    }
-
-    /// Like [`Matcher::match_pdq`] for all eight variants; each content is reported once,
-    /// under the variant that came closest (the original on ties).
-    pub fn match_pdq_dihedral(&self, hashes: &DihedralHashes) -> Vec<Match> {
-        let mut found = BTreeMap::new();
-        let now = now_rfc3339();
-        for (variant, hash) in hashes.iter() {
-            self.collect(&hash, variant, &Lookup::default(), &now, &mut found);
-        }
+        self.collect_pdq(
+            hash,
+            Dihedral::Original.name(),
+            lookup,
+            &now_rfc3339(),
+            &mut found,
+        );
         Self::ordered(found)
     }
 
@@ -332,17 +327,6 @@ impl Matcher {
             .is_none_or(|names| names.iter().any(|n| n == bank.name.as_str()));
         let live = bank.enabled && bank.enabled_ratio > 0.0 && bank.enabled_ratio >= lookup.flip;
         chosen && (lookup.include_disabled || live)
-    }
-
-    fn collect(
-        &self,
-        hash: &PdqHash,
-        variant: Dihedral,
-        lookup: &Lookup,
-        now: &str,
-        found: &mut BTreeMap<(i64, ContentId), Match>,
-    ) {
-        self.collect_pdq(hash, variant.name(), lookup, now, found);
     }
 
     fn collect_pdq(
