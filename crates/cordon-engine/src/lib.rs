@@ -7,6 +7,7 @@
 //! over it.
 
 pub mod access;
+pub mod flood;
 pub mod hash_list;
 pub mod image_signals;
 pub mod matcher;

@@ -70,6 +70,12 @@ pub struct Match {
     pub distance: u32,
     /// Which variant of the query matched (`original` unless dihedral matching is on).
     pub transform: &'static str,
+    /// The bank is a negative bank: known harmless content.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub negative: bool,
+    /// The flood guard holds this entry for review (set by [`crate::flood::FloodGuard`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quarantined: bool,
 }
 
 /// Every stored signal of one type, parsed, with the index id of its bank and content.
@@ -118,6 +124,7 @@ struct BankState {
     features_threshold: u32,
     enabled: bool,
     enabled_ratio: f64,
+    negative: bool,
 }
 
 impl BankState {
@@ -135,6 +142,7 @@ impl BankState {
             features_threshold: threshold(SignalType::Features),
             enabled: bank.enabled,
             enabled_ratio: bank.enabled_ratio,
+            negative: bank.negative,
         }
     }
 }
@@ -381,6 +389,8 @@ impl Matcher {
             signal_type: signal_type.name(),
             distance,
             transform: variant,
+            negative: bank.negative,
+            quarantined: false,
         };
         found
             .entry((key.bank_id, key.content_id))

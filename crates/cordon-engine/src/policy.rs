@@ -172,6 +172,8 @@ pub struct Policy {
     pub strikes: Option<Strikes>,
     #[serde(default)]
     pub fetch: FetchPolicy,
+    #[serde(default)]
+    pub flood_guard: crate::flood::FloodGuardConfig,
 }
 
 impl Policy {
@@ -188,6 +190,7 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Policy, String> {
         let mut policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         policy.fetch.check()?;
+        policy.flood_guard.check()?;
         let mut names = BTreeSet::new();
         for webhook in &policy.webhooks {
             if !names.insert(&webhook.name) {
@@ -224,8 +227,13 @@ impl Policy {
 
     /// The decisions the rules take on `matches`: per action, the first rule (in file
     /// order) that covers the nearest match, with a reason naming it.
+    ///
+    /// Two defences against false positives hold decisions for a person: a match in a
+    /// negative bank (known harmless content) never acts and turns the upload's automatic
+    /// actions (remove, strike, suspend) into one `review`; so does a rule whose only
+    /// matches are entries the flood guard quarantined.
     pub fn decide(&self, matches: &[Match], labels_of: impl Fn(&str) -> Vec<String>) -> Vec<NewDecision> {
-        let mut decided: Vec<(Action, NewDecision)> = Vec::new();
+        let mut decided: Vec<(Action, NewDecision, Option<String>)> = Vec::new();
         for rule in &self.rules {
             let covered = matches.iter().filter(|m| {
                 let in_bank = rule.banks.iter().any(|b| b == m.bank.as_str());
@@ -235,39 +243,104 @@ impl Policy {
                 // passed its bank's own features threshold.
                 let near_enough = m.signal_type != SignalType::Pdq.name()
                     || rule.max_distance.is_none_or(|max| m.distance <= max);
-                (in_bank || labelled) && near_enough
+                !m.negative && (in_bank || labelled) && near_enough
             });
-            // PDQ matches first: their distance is the better-known evidence.
-            let Some(nearest) = covered.min_by_key(|m| (m.signal_type != SignalType::Pdq.name(), m.distance))
+            // Trusted entries before quarantined ones, then PDQ matches: their distance is
+            // the better-known evidence.
+            let Some(nearest) =
+                covered.min_by_key(|m| (m.quarantined, m.signal_type != SignalType::Pdq.name(), m.distance))
             else {
                 continue;
             };
+            let held = nearest.quarantined.then(|| {
+                format!(
+                    "{} content {} is quarantined by the flood guard",
+                    nearest.bank, nearest.content_id
+                )
+            });
             for action in &rule.actions {
-                if decided.iter().any(|(a, _)| a == action) {
+                if decided.iter().any(|(a, _, _)| a == action) {
                     continue;
                 }
-                decided.push((
-                    *action,
-                    NewDecision {
-                        action: action.name().to_string(),
-                        rule: rule.name.clone(),
-                        reason: format!(
-                            "matched {} content {} by {} at distance {} ({}), rule {}",
-                            nearest.bank,
-                            nearest.content_id,
-                            nearest.signal_type,
-                            nearest.distance,
-                            nearest.transform,
-                            rule.name
-                        ),
-                        strike: (*action == Action::Strike)
-                            .then(|| (rule.strike_weight.unwrap_or(1), String::new())),
-                    },
-                ));
+                let decision = NewDecision {
+                    action: action.name().to_string(),
+                    rule: rule.name.clone(),
+                    reason: format!(
+                        "matched {} content {} by {} at distance {} ({}), rule {}",
+                        nearest.bank,
+                        nearest.content_id,
+                        nearest.signal_type,
+                        nearest.distance,
+                        nearest.transform,
+                        rule.name
+                    ),
+                    strike: (*action == Action::Strike)
+                        .then(|| (rule.strike_weight.unwrap_or(1), String::new())),
+                };
+                decided.push((*action, decision, held.clone()));
             }
         }
-        decided.into_iter().map(|(_, d)| d).collect()
+        let harmless = matches
+            .iter()
+            .filter(|m| m.negative)
+            .min_by_key(|m| (m.signal_type != SignalType::Pdq.name(), m.distance));
+        if let Some(harmless) = harmless {
+            let why = format!(
+                "also matches negative bank {} content {} by {} at distance {}",
+                harmless.bank, harmless.content_id, harmless.signal_type, harmless.distance
+            );
+            for (_, _, held) in &mut decided {
+                held.get_or_insert_with(|| why.clone());
+            }
+        }
+        hold_for_review(decided)
     }
+}
+
+/// Turns held automatic decisions into one `review` decision (or notes them on the review
+/// already decided), saying what would have been done and why it was not.
+fn hold_for_review(decided: Vec<(Action, NewDecision, Option<String>)>) -> Vec<NewDecision> {
+    let automatic =
+        |action: &Action| matches!(action, Action::Remove | Action::Strike | Action::SuspendAccount);
+    let held: Vec<(&str, &str)> = decided
+        .iter()
+        .filter_map(|(action, _, why)| {
+            why.as_deref()
+                .filter(|_| automatic(action))
+                .map(|w| (action.name(), w))
+        })
+        .collect();
+    let Some((_, why)) = held.first() else {
+        return decided.into_iter().map(|(_, d, _)| d).collect();
+    };
+    let note = format!(
+        "held for review instead of {}: {why}",
+        held.iter()
+            .map(|(action, _)| *action)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let reviewed = decided.iter().any(|(action, _, _)| *action == Action::Review);
+    let mut decisions = Vec::new();
+    let mut noted = false;
+    for (action, mut decision, why) in decided.iter().cloned() {
+        if automatic(&action) && why.is_some() {
+            if !reviewed && !noted {
+                decision.action = Action::Review.name().to_string();
+                decision.reason = format!("{}; {note}", decision.reason);
+                decision.strike = None;
+                decisions.push(decision);
+                noted = true;
+            }
+            continue;
+        }
+        if action == Action::Review && !noted {
+            decision.reason = format!("{}; {note}", decision.reason);
+            noted = true;
+        }
+        decisions.push(decision);
+    }
+    decisions
 }
 
 impl Policy {
@@ -326,6 +399,8 @@ mod tests {
             signal_type: "pdq",
             distance,
             transform: "original",
+            negative: false,
+            quarantined: false,
         }
     }
 
@@ -385,6 +460,64 @@ mod tests {
         assert!(policy.decide(&[hit("OTHER", 0)], labels).is_empty());
         assert!(policy.decide(&[], labels).is_empty());
         assert_eq!(decisions[1].strike, Some((1, String::new())));
+    }
+
+    #[test]
+    fn a_negative_bank_match_holds_automatic_actions_for_review() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let mut harmless = hit("FLAT_COLOURS", 2);
+        harmless.negative = true;
+        let decisions = policy.decide(&[hit("TVEC", 12), harmless.clone()], |_| vec![]);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(decisions[0].action, "review");
+        assert_eq!(
+            decisions[0].strike, None,
+            "no strike while a person has not looked"
+        );
+        assert!(
+            decisions[0].reason.contains(
+                "held for review instead of remove, strike: also matches negative bank FLAT_COLOURS"
+            ),
+            "{}",
+            decisions[0].reason
+        );
+        // A negative bank's match alone never acts, even when a rule names the bank.
+        let naming =
+            Policy::parse("[[rules]]\nname = \"all\"\nbanks = [\"FLAT_COLOURS\"]\nactions = [\"remove\"]\n")
+                .unwrap();
+        assert!(naming.decide(&[harmless.clone()], |_| vec![]).is_empty());
+        // A rule that already reviews keeps one review and notes what was held.
+        let labels = |_: &str| vec!["graphic-violence".to_string()];
+        let reviewed = policy.decide(&[hit("GORE", 3), harmless], labels);
+        let actions: Vec<&str> = reviewed.iter().map(|d| d.action.as_str()).collect();
+        assert_eq!(actions, ["review"]);
+        assert!(
+            reviewed[0]
+                .reason
+                .contains("held for review instead of remove: also matches")
+        );
+    }
+
+    #[test]
+    fn a_quarantined_entry_sends_to_review_unless_a_trusted_entry_also_matches() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let mut flooding = hit("TVEC", 1);
+        flooding.quarantined = true;
+        let held = policy.decide(std::slice::from_ref(&flooding), |_| vec![]);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].action, "review");
+        assert!(
+            held[0]
+                .reason
+                .contains("TVEC content 7 is quarantined by the flood guard")
+        );
+
+        let mut trusted = hit("TVEC", 9);
+        trusted.content_id = 8;
+        let acted = policy.decide(&[flooding, trusted], |_| vec![]);
+        let actions: Vec<&str> = acted.iter().map(|d| d.action.as_str()).collect();
+        assert_eq!(actions, ["remove", "strike"]);
+        assert!(acted[0].reason.contains("TVEC content 8 by pdq at distance 9"));
     }
 
     #[test]

@@ -43,9 +43,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         let status = match &error {
-            StoreError::NoSuchBank(_) | StoreError::NoSuchContent(_) | StoreError::NoSuchKey(_) => {
-                StatusCode::NOT_FOUND
-            }
+            StoreError::NoSuchBank(_)
+            | StoreError::NoSuchContent(_)
+            | StoreError::NoSuchKey(_)
+            | StoreError::NotQuarantined(_) => StatusCode::NOT_FOUND,
             // HMA answers 403 to a bank that already exists.
             StoreError::BankExists(_) | StoreError::KeyExists(_) => StatusCode::FORBIDDEN,
             StoreError::InvalidBankName { .. } => StatusCode::BAD_REQUEST,

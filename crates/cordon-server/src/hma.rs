@@ -350,7 +350,13 @@ async fn index_status(State(state): Shared) -> Json<Value> {
 
 fn bank_json(bank: &Bank) -> Value {
     let ratio = if bank.enabled { bank.enabled_ratio } else { 0.0 };
-    json!({ "matching_enabled_ratio": ratio, "name": bank.name })
+    let mut answer = json!({ "matching_enabled_ratio": ratio, "name": bank.name });
+    // Cordon's addition to HMA's bank: only negative banks carry it, so ordinary banks
+    // read exactly as HMA writes them.
+    if bank.negative {
+        answer["is_negative"] = Value::Bool(true);
+    }
+    answer
 }
 
 #[derive(Deserialize)]
@@ -359,6 +365,9 @@ struct BankBody {
     name: Option<String>,
     enabled: Option<bool>,
     enabled_ratio: Option<f64>,
+    /// A negative bank (Cordon's addition): known harmless content whose matches hold an
+    /// upload's automatic actions for review.
+    is_negative: Option<bool>,
 }
 
 impl BankBody {
@@ -391,6 +400,7 @@ async fn create_bank(
                 enabled: body.enabled.unwrap_or(true),
                 enabled_ratio: ratio.unwrap_or(1.0),
                 thresholds: BTreeMap::from([("pdq".to_string(), DEFAULT_PDQ_THRESHOLD)]),
+                negative: body.is_negative.unwrap_or(false),
                 ..NewBank::default()
             },
         )?;
@@ -416,6 +426,7 @@ async fn update_bank(
         name: body.name.as_deref().map(BankName::new).transpose()?,
         enabled: body.enabled,
         enabled_ratio: body.ratio()?,
+        negative: body.is_negative,
         ..BankUpdate::default()
     };
     let bank = blocking(move || {

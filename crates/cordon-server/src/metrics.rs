@@ -58,7 +58,7 @@ impl Metrics {
         }
     }
 
-    fn render(&self, index_hashes: usize, outbox_depth: u64) -> String {
+    fn render(&self, index_hashes: usize, outbox_depth: u64, quarantined: &[(i64, &str)]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -132,7 +132,32 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE cordon_index_hashes gauge");
         let _ = writeln!(out, "cordon_index_hashes{{signal_type=\"pdq\"}} {index_hashes}");
+        render_quarantine(&mut out, quarantined);
         out
+    }
+}
+
+/// Most quarantined entries listed one by one: beyond that, the count says enough and a
+/// series per entry would swamp the metrics store.
+const LISTED_QUARANTINES: usize = 100;
+
+fn render_quarantine(out: &mut String, quarantined: &[(i64, &str)]) {
+    let _ = writeln!(
+        out,
+        "# HELP cordon_flood_quarantined_entries Bank entries the flood guard holds for review."
+    );
+    let _ = writeln!(out, "# TYPE cordon_flood_quarantined_entries gauge");
+    let _ = writeln!(out, "cordon_flood_quarantined_entries {}", quarantined.len());
+    let _ = writeln!(
+        out,
+        "# HELP cordon_flood_quarantined One series per quarantined entry (the first {LISTED_QUARANTINES})."
+    );
+    let _ = writeln!(out, "# TYPE cordon_flood_quarantined gauge");
+    for (content_id, bank) in quarantined.iter().take(LISTED_QUARANTINES) {
+        let _ = writeln!(
+            out,
+            "cordon_flood_quarantined{{bank=\"{bank}\",content_id=\"{content_id}\"}} 1"
+        );
     }
 }
 
@@ -160,6 +185,10 @@ pub async fn serve(State(state): State<Arc<AppState>>) -> Response {
     let depth = crate::state::blocking(move || Ok(reader.store().pending_delivery_count()?))
         .await
         .unwrap_or(0);
-    let text = state.metrics.render(state.matcher().pdq_len(), depth);
+    let index_hashes = state.matcher().pdq_len();
+    let text = {
+        let flood = state.flood();
+        state.metrics.render(index_hashes, depth, &flood.quarantined())
+    };
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

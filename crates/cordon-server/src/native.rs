@@ -44,6 +44,13 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             state.clone(),
             |s: Shared, r: Request, n: Next| auth::require(Role::Submitter, s, r, n),
         ));
+    let curator = Router::new()
+        .route("/v1/quarantine", get(quarantine))
+        .route("/v1/quarantine/{content_id}/release", post(release_quarantine))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            |s: Shared, r: Request, n: Next| auth::require(Role::Curator, s, r, n),
+        ));
     let admin = Router::new()
         .route("/v1/outbox", get(outbox))
         .route_layer(middleware::from_fn_with_state(
@@ -51,6 +58,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             |s: Shared, r: Request, n: Next| auth::require(Role::Admin, s, r, n),
         ));
     submitter
+        .merge(curator)
         .merge(admin)
         .route_layer(middleware::map_response(native_errors))
 }
@@ -130,15 +138,12 @@ fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
         metadata,
         sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
         size: form.bytes.len() as u64,
-        media: Default::default(),
+        ..NewSubmission::default()
     })
 }
 
 fn match_json(m: &Match) -> Value {
-    json!({
-        "bank": m.bank, "content_id": m.content_id, "signal_type": m.signal_type,
-        "distance": m.distance, "transform": m.transform,
-    })
+    json!(m)
 }
 
 async fn submit(
@@ -163,7 +168,10 @@ async fn submit(
             query.quality,
         );
         let hash = query.hash.to_hex();
-        let matches = state.matcher().lookup(&query, &Lookup::default());
+        let mut matches = state.matcher().lookup(&query, &Lookup::default());
+        submission.flood = state
+            .flood()
+            .observe(&mut matches, time::OffsetDateTime::now_utc());
         let mut decisions = {
             let matcher = state.matcher();
             state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
@@ -236,6 +244,29 @@ async fn get_submission(State(state): Shared, Path(id): Path<i64>) -> Result<Res
         Some(body) => Ok(([("content-type", "application/json")], body).into_response()),
         None => Err(ApiError::not_found(format!("no submission {id}"))),
     }
+}
+
+/// Bank entries the flood guard quarantined: `quarantined` (their matches go to review)
+/// and `released` (a person let them act again).
+async fn quarantine(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let rows = blocking(move || Ok(state.store().quarantines()?)).await?;
+    let (released, quarantined): (Vec<_>, Vec<_>) = rows.into_iter().partition(|q| q.released_at.is_some());
+    Ok(Json(json!({ "quarantined": quarantined, "released": released })))
+}
+
+/// Lets a quarantined entry act on its own again, and exempts it from the flood guard.
+async fn release_quarantine(
+    State(state): Shared,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(content_id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let released = blocking(move || {
+        let released = state.store_as(&caller).release_quarantine(content_id)?;
+        state.flood().release(content_id);
+        Ok(released)
+    })
+    .await?;
+    Ok(Json(json!(released)))
 }
 
 /// Deliveries not made yet: `pending` (never tried) and `failed` (tried, waiting to retry).

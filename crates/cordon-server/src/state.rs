@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use cordon_engine::flood::FloodGuard;
 use cordon_engine::matcher::{Matcher, MatcherError};
 use cordon_engine::policy::Policy;
 use cordon_engine::provenance::Ledger;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub fetcher: MediaFetcher,
     /// Every sighting's PDQ hash, for provenance.
     ledger: RwLock<Ledger>,
+    /// Bank entries matching far more than usual, held for review.
+    flood: Mutex<FloodGuard>,
 }
 
 /// Why the server could not start.
@@ -49,9 +52,10 @@ pub enum StartError {
 impl AppState {
     /// Opens the store in `data` and loads every bank into the matcher.
     pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
-        let store = Store::open(data).map_err(MatcherError::from)?;
+        let mut store = Store::open(data).map_err(MatcherError::from)?;
         let matcher = Matcher::load(&store)?;
         let ledger = Ledger::load(&store).map_err(MatcherError::from)?;
+        let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;
         let fetcher =
             MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
         Ok(AppState {
@@ -66,7 +70,12 @@ impl AppState {
             log_requests: false,
             fetcher,
             ledger: RwLock::new(ledger),
+            flood: Mutex::new(flood),
         })
+    }
+
+    pub fn flood(&self) -> MutexGuard<'_, FloodGuard> {
+        self.flood.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The store. A poisoned lock (a panic while it was held) still holds a consistent
@@ -105,6 +114,15 @@ impl AppState {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The flood guard as the store left it: quarantines, and the hit counts of the history
+/// it compares against.
+fn load_flood_guard(store: &mut Store, policy: &Policy) -> Result<FloodGuard, cordon_store::StoreError> {
+    let config = policy.flood_guard.clone();
+    let since = cordon_store::format_time(config.history_start(time::OffsetDateTime::now_utc()));
+    let hits = store.content_hits_since(&since)?;
+    Ok(FloodGuard::new(config, &store.quarantines()?, &hits))
 }
 
 /// Runs blocking work (SQLite, decoding, hashing) off the async workers.

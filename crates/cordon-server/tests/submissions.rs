@@ -50,11 +50,17 @@ fn receiver(failures: usize) -> (String, Received) {
 struct Cordon {
     base: String,
     key: String,
+    curator: String,
     client: Client,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 fn start(hook: &str) -> Cordon {
+    start_with(hook, "")
+}
+
+/// A server whose policy is the test policy followed by `more_policy`.
+fn start_with(hook: &str, more_policy: &str) -> Cordon {
     let data = tempfile::tempdir().unwrap();
     let key = {
         let mut store = Store::open(data.path()).unwrap();
@@ -87,8 +93,13 @@ fn start(hook: &str) -> Cordon {
             })
             .unwrap();
         writer.commit().unwrap();
-        issue_key(&mut store, "platform", Role::Submitter).unwrap().key
+        let submitter = issue_key(&mut store, "platform", Role::Submitter).unwrap().key;
+        (
+            submitter,
+            issue_key(&mut store, "curator", Role::Curator).unwrap().key,
+        )
     };
+    let (key, curator) = key;
     let policy = Policy::parse(&format!(
         r#"
         [[webhooks]]
@@ -106,6 +117,8 @@ fn start(hook: &str) -> Cordon {
         warn_at = 1
         suspend_at = 2
         window_days = 30
+
+        {more_policy}
         "#
     ))
     .unwrap();
@@ -124,8 +137,9 @@ fn start(hook: &str) -> Cordon {
     Cordon {
         base: format!("http://{}", address.recv().unwrap()),
         key,
+        curator,
         client: Client::new(),
-        _data: data,
+        data,
     }
 }
 
@@ -147,6 +161,44 @@ impl Cordon {
             .send()
             .unwrap();
         (response.status().as_u16(), response.json().unwrap())
+    }
+}
+
+impl Cordon {
+    /// Posts `bytes` as the multipart field `field` to `path`.
+    fn upload(&self, key: &str, path: &str, field: &str, bytes: Vec<u8>) -> reqwest::blocking::Response {
+        let form = multipart::Form::new().part(
+            field.to_string(),
+            multipart::Part::bytes(bytes).file_name("upload"),
+        );
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+
+    /// A request as the curator; JSON in and out (`None`: no body), or the metrics text.
+    fn curate(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.curator);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        (response.status().as_u16(), response.json().unwrap_or(Value::Null))
+    }
+
+    fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
     }
 }
 
@@ -465,14 +517,7 @@ fn a_recycled_photo_is_traced_to_its_first_sighting() {
 
     // Asked about a third copy by upload: both earlier files, nearest first among variants.
     let bytes = std::fs::read(image("bridge-mods/blur-a-little.jpg")).unwrap();
-    let form = multipart::Form::new().part("media", multipart::Part::bytes(bytes).file_name("c.jpg"));
-    let response = cordon
-        .client
-        .post(format!("{}/v1/provenance", cordon.base))
-        .bearer_auth(&cordon.key)
-        .multipart(form)
-        .send()
-        .unwrap();
+    let response = cordon.upload(&cordon.key, "/v1/provenance", "media", bytes);
     assert_eq!(response.status().as_u16(), 200);
     let by_upload: Value = response.json().unwrap();
     assert_eq!(by_upload["sightings"].as_array().unwrap().len(), 2, "{by_upload}");
@@ -524,4 +569,144 @@ fn exif_evidence_is_kept_with_the_sighting_and_weighed() {
     // The camera says it was taken long before it was posted: recycled.
     assert!(reasons.contains("EXIF capture time 20"), "{reasons}");
     assert_eq!(answer["verdict"]["label"], "recycled", "{answer}");
+}
+
+#[test]
+fn a_match_that_also_hits_a_negative_bank_goes_to_review_not_removal() {
+    let (hook, received) = receiver(0);
+    let cordon = start(&hook);
+    let (code, bank) = cordon.curate(
+        reqwest::Method::POST,
+        "/c/banks",
+        Some(json!({ "name": "HARMLESS", "is_negative": true })),
+    );
+    assert_eq!((code, &bank["is_negative"]), (201, &json!(true)), "{bank}");
+    // The same photo stands for a harmless image that collides with the TVEC entry.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let added = cordon.upload(&cordon.curator, "/c/bank/HARMLESS/content", "photo", bytes);
+    assert_eq!(added.status().as_u16(), 200);
+
+    let (code, answer) = cordon.submit(
+        "misc-images/b.jpg",
+        &[("content_id", "collides"), ("account_id", "innocent")],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let negative: Vec<&Value> = answer["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["negative"] == json!(true))
+        .collect();
+    assert_eq!(negative.len(), 1, "{answer}");
+    assert_eq!(negative[0]["bank"], "HARMLESS");
+    let decisions = answer["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "{answer}");
+    assert_eq!(decisions[0]["action"], "review");
+    let reason = decisions[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("held for review instead of remove, strike: also matches negative bank HARMLESS"),
+        "{reason}"
+    );
+    let delivered = wait_for(&received, 1, Duration::from_secs(10));
+    assert_eq!(delivered.len(), 1);
+    assert!(delivered[0].1.contains(r#""action":"review""#));
+    let account: Value = cordon
+        .client
+        .get(format!("{}/v1/accounts/innocent", cordon.base))
+        .bearer_auth(&cordon.key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(account["state"], "active");
+    assert_eq!(account["active_strikes"], json!([]), "{account}");
+}
+
+#[test]
+fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
+    let (hook, _received) = receiver(0);
+    let cordon = start_with(&hook, "[flood_guard]\nmin_hits = 3\n");
+    let submit = |n: usize| {
+        let (code, answer) = cordon.submit(
+            "misc-images/b.jpg",
+            &[
+                ("content_id", &format!("wave-{n}")),
+                ("account_id", &format!("acct-{n}")),
+            ],
+        );
+        assert_eq!(code, 201, "{answer}");
+        answer
+    };
+    for n in 0..2 {
+        let answer = submit(n);
+        assert_eq!(answer["decisions"][0]["action"], "remove", "{answer}");
+        assert_eq!(answer["matches"][0].get("quarantined"), None);
+    }
+    // The third match within ten minutes of an entry with no history is a flood.
+    let third = submit(2);
+    assert_eq!(third["matches"][0]["quarantined"], json!(true), "{third}");
+    let decisions = third["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "{third}");
+    assert_eq!(decisions[0]["action"], "review");
+    assert!(
+        decisions[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is quarantined by the flood guard")
+    );
+
+    let metrics = cordon.metrics();
+    assert!(
+        metrics.contains("cordon_flood_quarantined_entries 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cordon_flood_quarantined{bank=\"TVEC\",content_id=\"1\"} 1"));
+    let (code, listed) = cordon.curate(reqwest::Method::GET, "/v1/quarantine", None);
+    assert_eq!(code, 200);
+    assert_eq!(listed["quarantined"][0]["content_id"], 1, "{listed}");
+    assert!(
+        listed["quarantined"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 matches in 10 minutes")
+    );
+    let forbidden = cordon
+        .client
+        .get(format!("{}/v1/quarantine", cordon.base))
+        .bearer_auth(&cordon.key)
+        .send()
+        .unwrap();
+    assert_eq!(
+        forbidden.status().as_u16(),
+        403,
+        "submitters cannot see or release quarantines"
+    );
+
+    let (code, released) = cordon.curate(reqwest::Method::POST, "/v1/quarantine/1/release", None);
+    assert_eq!(code, 200, "{released}");
+    assert_eq!(released["released_by"], "key:curator");
+    assert_eq!(
+        cordon
+            .curate(reqwest::Method::POST, "/v1/quarantine/1/release", None)
+            .0,
+        404,
+        "released already"
+    );
+    for n in 3..8 {
+        assert_eq!(
+            submit(n)["decisions"][0]["action"],
+            "remove",
+            "a released entry acts again"
+        );
+    }
+    assert!(cordon.metrics().contains("cordon_flood_quarantined_entries 0"));
+
+    // What the guard learnt is in the store: a restarted server remembers it.
+    let store = Store::open(cordon.data.path()).unwrap();
+    let kept = store.quarantines().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].released_at.is_some());
+    let audit = store.audit_entries(0).unwrap();
+    let events: Vec<&str> = audit.iter().map(|e| e.event.as_str()).collect();
+    assert!(events.contains(&"flood.quarantined") && events.contains(&"flood.released"));
 }

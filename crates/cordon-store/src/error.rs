@@ -25,6 +25,8 @@ pub enum StoreError {
     KeyExists(String),
     #[error("no key named {0}")]
     NoSuchKey(String),
+    #[error("content {0} is not quarantined")]
+    NotQuarantined(i64),
     #[error("corrupt value in the database ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

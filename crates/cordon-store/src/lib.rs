@@ -7,6 +7,7 @@
 
 mod audit;
 mod error;
+mod flood;
 mod ledger;
 mod migrations;
 mod model;
@@ -15,6 +16,7 @@ mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
 pub use error::StoreError;
+pub use flood::{FloodRecord, NewQuarantine, Quarantine, WindowHits};
 pub use ledger::{MediaFacts, Sighting};
 pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,

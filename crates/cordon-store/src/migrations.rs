@@ -155,6 +155,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER sighting_is_append_only_delete BEFORE DELETE ON sighting
         BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
     ",
+    // 7: false-positive defences: negative banks, and the flood guard's hit counts and
+    // quarantined entries.
+    "
+    ALTER TABLE bank ADD COLUMN negative INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE content_hits (
+        content_id   INTEGER NOT NULL REFERENCES content(id) ON DELETE CASCADE,
+        window_start TEXT NOT NULL,
+        hits         INTEGER NOT NULL,
+        PRIMARY KEY (content_id, window_start)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE quarantine (
+        content_id  INTEGER PRIMARY KEY REFERENCES content(id) ON DELETE CASCADE,
+        bank        TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        released_at TEXT,
+        released_by TEXT
+    ) STRICT;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

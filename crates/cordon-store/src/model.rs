@@ -62,6 +62,9 @@ pub struct Bank {
     /// Largest distance that counts as a match, per signal type (`"pdq": 31`).
     pub thresholds: BTreeMap<String, u32>,
     pub created_at: String,
+    /// Known harmless content that commonly collides: a match here never acts on its
+    /// own, and holds any other match of the same upload for review.
+    pub negative: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +74,7 @@ pub struct NewBank {
     pub enabled: bool,
     pub enabled_ratio: f64,
     pub thresholds: BTreeMap<String, u32>,
+    pub negative: bool,
 }
 
 impl Default for NewBank {
@@ -81,6 +85,7 @@ impl Default for NewBank {
             enabled: true,
             enabled_ratio: 1.0,
             thresholds: BTreeMap::new(),
+            negative: false,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct BankUpdate {
     pub labels: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub thresholds: Option<BTreeMap<String, u32>>,
+    pub negative: Option<bool>,
 }
 
 /// One signal of a piece of content, in its text form (`pdq`, 64 hex characters).

@@ -110,15 +110,16 @@ impl Store {
             return Err(StoreError::BankExists(name.to_string()));
         }
         tx.execute(
-            "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at, negative)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 name.as_str(),
                 new.description,
                 labels_to_json(&new.labels),
                 new.enabled,
                 new.enabled_ratio,
-                now_rfc3339()
+                now_rfc3339(),
+                new.negative
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -128,7 +129,8 @@ impl Store {
             &self.actor,
             "bank.created",
             json!({ "bank": name.as_str(), "enabled": new.enabled, "enabled_ratio": new.enabled_ratio,
-                    "thresholds": new.thresholds, "labels": new.labels }),
+                    "thresholds": new.thresholds, "labels": new.labels,
+                    "negative": new.negative }),
         )?;
         tx.commit()?;
         self.bank(name.as_str())
@@ -137,7 +139,7 @@ impl Store {
     pub fn banks(&self) -> Result<Vec<Bank>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT id, name, description, labels, enabled, created_at, enabled_ratio FROM bank ORDER BY name")?;
+            .prepare("SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank ORDER BY name")?;
         let rows = statement.query_map([], |row| Ok(BankRow::read(row)))?;
         rows.map(|row| row??.into_bank(self)).collect()
     }
@@ -145,7 +147,7 @@ impl Store {
     pub fn bank(&self, name: &str) -> Result<Bank, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, name, description, labels, enabled, created_at, enabled_ratio FROM bank WHERE name = ?1",
+                "SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank WHERE name = ?1",
                 [name],
                 |row| Ok(BankRow::read(row)),
             )
@@ -159,7 +161,7 @@ impl Store {
         let changes = json!({
             "name": update.name.as_ref().map(BankName::as_str), "description": update.description,
             "labels": update.labels, "enabled": update.enabled, "enabled_ratio": update.enabled_ratio,
-            "thresholds": update.thresholds,
+            "thresholds": update.thresholds, "negative": update.negative,
         });
         let tx = self.conn.transaction()?;
         if let Some(description) = update.description {
@@ -172,6 +174,12 @@ impl Store {
             tx.execute(
                 "UPDATE bank SET labels = ?1 WHERE id = ?2",
                 params![labels_to_json(&labels), bank.id],
+            )?;
+        }
+        if let Some(negative) = update.negative {
+            tx.execute(
+                "UPDATE bank SET negative = ?1 WHERE id = ?2",
+                params![negative, bank.id],
             )?;
         }
         if let Some(ratio) = update.enabled_ratio {
@@ -594,6 +602,7 @@ struct BankRow {
     enabled: bool,
     created_at: String,
     enabled_ratio: f64,
+    negative: bool,
 }
 
 impl BankRow {
@@ -606,6 +615,7 @@ impl BankRow {
             enabled: row.get(4)?,
             created_at: row.get(5)?,
             enabled_ratio: row.get(6)?,
+            negative: row.get(7)?,
         })
     }
 
@@ -625,6 +635,7 @@ impl BankRow {
             enabled_ratio: self.enabled_ratio,
             thresholds,
             created_at: self.created_at,
+            negative: self.negative,
         })
     }
 }

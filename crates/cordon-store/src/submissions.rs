@@ -23,6 +23,8 @@ pub struct NewSubmission {
     /// What the file itself showed: format, size in pixels, PDQ, evidence. Goes to the
     /// ledger of sightings with the submission.
     pub media: crate::MediaFacts,
+    /// The flood guard's hit counts and quarantines, written with the submission.
+    pub flood: crate::FloodRecord,
 }
 
 /// A decision to record.
@@ -138,6 +140,7 @@ impl Store {
             ..Default::default()
         };
         crate::ledger::append(&tx, &origin, &facts)?;
+        crate::flood::record(&tx, &actor, &submission.flood)?;
         let mut decision_ids = Vec::new();
         for decision in decisions {
             tx.execute(

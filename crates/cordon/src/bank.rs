@@ -68,6 +68,11 @@ pub struct CreateArgs {
     /// Create the bank disabled (its content does not match until enabled).
     #[arg(long)]
     disabled: bool,
+    /// A negative bank: known harmless images that commonly collide (flat colours,
+    /// text-only pictures, memes). Its matches never act, and hold an upload's other
+    /// matches for review.
+    #[arg(long)]
+    negative: bool,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -179,6 +184,7 @@ fn create(store: &mut Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
             enabled: !args.disabled,
             enabled_ratio: 1.0,
             thresholds: BTreeMap::from([("pdq".to_string(), args.pdq_threshold)]),
+            negative: args.negative,
         },
     )?;
     print_bank(store, &bank, args.format)?;
@@ -193,7 +199,11 @@ fn print_bank(store: &Store, bank: &Bank, format: Format) -> anyhow::Result<()> 
             "{:<32} {:>10} {:<8} pdq<={:<3} {}",
             bank.name,
             content_count,
-            if bank.enabled { "enabled" } else { "disabled" },
+            match (bank.enabled, bank.negative) {
+                (true, false) => "enabled",
+                (true, true) => "negative",
+                (false, _) => "disabled",
+            },
             bank.thresholds
                 .get("pdq")
                 .copied()

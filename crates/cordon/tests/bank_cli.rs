@@ -237,6 +237,31 @@ fn disabled_banks_do_not_match() {
     );
 }
 
+#[test]
+fn negative_banks_are_marked_in_banks_and_matches() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    create(data.path(), "FLAT_COLOURS", &["--negative"]);
+    let banks = ok_lines(&cordon_in(data.path(), &["bank", "list"], None));
+    let negative: Vec<bool> = banks.iter().map(|b| b["negative"] == json!(true)).collect();
+    assert_eq!(negative, [true, false], "listed by name: FLAT_COLOURS, TVEC");
+    import(data.path(), "TVEC", &format!("pdq {BRIDGE}\n"));
+    import(
+        data.path(),
+        "FLAT_COLOURS",
+        &format!("pdq {}\n", flipped(BRIDGE, 3)),
+    );
+    let matches = match_hashes(data.path(), &[BRIDGE.to_string()])[0]["matches"].clone();
+    assert_eq!(matches[0]["bank"], "TVEC");
+    assert_eq!(
+        matches[0].get("negative"),
+        None,
+        "only negative banks' matches say so"
+    );
+    assert_eq!(matches[1]["bank"], "FLAT_COLOURS");
+    assert_eq!(matches[1]["negative"], json!(true));
+}
+
 /// A tx list with metadata, from the upstream MIH regression's haystack hashes.
 fn tx_fixture(count: usize) -> String {
     let haystack =

@@ -1,0 +1,145 @@
+//! What the flood guard keeps: how often each bank entry matched, per time window, and
+//! the entries it quarantined. An entry that suddenly matches far more than its history is
+//! more likely a bad hash (a flat colour, a meme slipped into a shared list) than a wave
+//! of real violations; its matches go to people until someone releases it.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::model::ContentId;
+use crate::sqlite::Store;
+use crate::{StoreError, audit, now_rfc3339};
+
+/// Hits and new quarantines to record with a submission, in its transaction.
+#[derive(Clone, Debug, Default)]
+pub struct FloodRecord {
+    /// Start of the flood guard's current window (RFC 3339).
+    pub window_start: String,
+    /// Bank entries the submission matched: one hit each.
+    pub hits: Vec<ContentId>,
+    /// Entries quarantined by this submission's hits.
+    pub quarantines: Vec<NewQuarantine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewQuarantine {
+    pub content_id: ContentId,
+    pub bank: String,
+    pub reason: String,
+}
+
+/// A quarantined (or released) bank entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Quarantine {
+    pub content_id: ContentId,
+    pub bank: String,
+    pub since: String,
+    pub reason: String,
+    /// Set once a person released it: from then on the guard leaves it alone.
+    pub released_at: Option<String>,
+    pub released_by: Option<String>,
+}
+
+/// One window's hit count of one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowHits {
+    pub content_id: ContentId,
+    pub window_start: String,
+    pub hits: u32,
+}
+
+pub(crate) fn record(tx: &Transaction<'_>, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
+    let mut count = tx.prepare_cached(
+        // Content deleted since the match was made has nothing left to count against.
+        "INSERT INTO content_hits (content_id, window_start, hits)
+         SELECT ?1, ?2, 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
+         ON CONFLICT(content_id, window_start) DO UPDATE SET hits = hits + 1",
+    )?;
+    for content_id in &flood.hits {
+        count.execute(params![content_id, flood.window_start])?;
+    }
+    let now = now_rfc3339();
+    for quarantine in &flood.quarantines {
+        tx.execute(
+            "INSERT INTO quarantine (content_id, bank, since, reason)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
+             ON CONFLICT(content_id) DO NOTHING",
+            params![quarantine.content_id, quarantine.bank, now, quarantine.reason],
+        )?;
+        audit::append(
+            tx,
+            actor,
+            "flood.quarantined",
+            json!({ "content_id": quarantine.content_id, "bank": quarantine.bank,
+                    "reason": quarantine.reason }),
+        )?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "content_id, bank, since, reason, released_at, released_by";
+
+fn quarantine(row: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantine> {
+    Ok(Quarantine {
+        content_id: row.get(0)?,
+        bank: row.get(1)?,
+        since: row.get(2)?,
+        reason: row.get(3)?,
+        released_at: row.get(4)?,
+        released_by: row.get(5)?,
+    })
+}
+
+impl Store {
+    /// Every quarantine, current and released, newest first.
+    pub fn quarantines(&self) -> Result<Vec<Quarantine>, StoreError> {
+        let mut statement = self.connection_ref().prepare(&format!(
+            "SELECT {COLUMNS} FROM quarantine ORDER BY since DESC, content_id"
+        ))?;
+        let rows = statement.query_map([], quarantine)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Lets a quarantined entry act again, for good: a person has checked it.
+    pub fn release_quarantine(&mut self, content_id: ContentId) -> Result<Quarantine, StoreError> {
+        let actor = self.actor().to_string();
+        let tx = self.connection().transaction()?;
+        let changed = tx.execute(
+            "UPDATE quarantine SET released_at = ?1, released_by = ?2
+             WHERE content_id = ?3 AND released_at IS NULL",
+            params![now_rfc3339(), actor, content_id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotQuarantined(content_id));
+        }
+        audit::append(&tx, &actor, "flood.released", json!({ "content_id": content_id }))?;
+        let released = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM quarantine WHERE content_id = ?1"),
+                [content_id],
+                quarantine,
+            )
+            .optional()?
+            .ok_or(StoreError::NotQuarantined(content_id))?;
+        tx.commit()?;
+        Ok(released)
+    }
+
+    /// Hit counts of windows starting at or after `since` (RFC 3339); older counts are
+    /// dropped, as the guard no longer looks at them.
+    pub fn content_hits_since(&mut self, since: &str) -> Result<Vec<WindowHits>, StoreError> {
+        let conn = self.connection();
+        conn.execute("DELETE FROM content_hits WHERE window_start < ?1", [since])?;
+        let mut statement =
+            conn.prepare("SELECT content_id, window_start, hits FROM content_hits ORDER BY window_start")?;
+        let rows = statement.query_map([], |r| {
+            Ok(WindowHits {
+                content_id: r.get(0)?,
+                window_start: r.get(1)?,
+                hits: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
