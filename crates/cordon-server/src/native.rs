@@ -360,8 +360,23 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
 }
 
 fn answer_provenance(state: &AppState, query: &QuerySignals, asked: &Asked) -> Result<Json<Value>, ApiError> {
-    let hits = state.ledger().find(query);
-    let report = provenance::report(&state.store(), &hits, asked)?;
+    let mut hits = state.ledger().find(query);
+    // Crops and captions PDQ misses: through the bank content the local features match
+    // (disabled content included: where a picture was seen does not depend on that).
+    let by_features = if query.features.is_empty() {
+        Vec::new()
+    } else {
+        let everything = Lookup {
+            include_disabled: true,
+            ..Lookup::default()
+        };
+        state.matcher().lookup(query, &everything)
+    };
+    let store = state.store();
+    state
+        .ledger()
+        .find_through_banks(&store, &by_features, &mut hits)?;
+    let report = provenance::report(&store, &hits, asked)?;
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))

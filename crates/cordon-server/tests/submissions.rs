@@ -286,12 +286,10 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
     assert!(metrics.contains("cordon_outbox_pending 0\n"), "{metrics}");
 }
 
-#[test]
-fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
-    let (hook, received) = receiver(0);
-    let cordon = start(&hook);
-    // The left quarter cut off and a black caption bar over the bottom fifth.
-    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+/// A reference image with its left quarter cut off and a black caption bar over the
+/// bottom fifth, as PNG: a repost PDQ misses.
+fn cropped_and_captioned(file: &str) -> Vec<u8> {
+    let bytes = std::fs::read(image(file)).unwrap();
     let decoded = cordon_signals::decode(&bytes, &DecodeLimits::default()).unwrap();
     let (width, height) = (decoded.width(), decoded.height());
     let mut repost = image::RgbImage::from_raw(width, height, decoded.pixels().to_vec()).unwrap();
@@ -304,8 +302,15 @@ fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
     }
     let mut png = std::io::Cursor::new(Vec::new());
     repost.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    png.into_inner()
+}
+
+#[test]
+fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
+    let (hook, received) = receiver(0);
+    let cordon = start(&hook);
     let (code, answer) = cordon.submit_bytes(
-        png.into_inner(),
+        cropped_and_captioned("misc-images/b.jpg"),
         &[("content_id", "post-crop"), ("account_id", "acct-9")],
     );
     assert_eq!(code, 201, "{answer}");
@@ -709,4 +714,77 @@ fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
     let audit = store.audit_entries(0).unwrap();
     let events: Vec<&str> = audit.iter().map(|e| e.event.as_str()).collect();
     assert!(events.contains(&"flood.quarantined") && events.contains(&"flood.released"));
+}
+
+#[test]
+fn a_cropped_repost_is_traced_through_the_bank_content_its_features_match() {
+    let (hook, _received) = receiver(0);
+    let cordon = start(&hook);
+    // A curator banks the photo from the file: a bank sighting with PDQ and features.
+    assert_eq!(
+        cordon
+            .curate(
+                reqwest::Method::POST,
+                "/c/banks",
+                Some(json!({ "name": "ORIGINALS" }))
+            )
+            .0,
+        201
+    );
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let banked = cordon.upload(&cordon.curator, "/c/bank/ORIGINALS/content", "photo", bytes);
+    assert_eq!(banked.status().as_u16(), 200);
+    // Months earlier, the photo itself was posted by another account.
+    let (code, _) = cordon.submit(
+        "misc-images/b.jpg",
+        &[
+            ("content_id", "first-post"),
+            ("account_id", "early-acct"),
+            ("posted_at", "2026-03-01T00:00:00Z"),
+            ("source_url", "https://example.org/first"),
+        ],
+    );
+    assert_eq!(code, 201);
+
+    // Asked about a cropped and captioned copy: PDQ finds no sighting; the local features
+    // match the bank content, whose sightings and their near copies answer.
+    let asked = cordon.upload(
+        &cordon.key,
+        "/v1/provenance",
+        "media",
+        cropped_and_captioned("misc-images/b.jpg"),
+    );
+    assert_eq!(asked.status().as_u16(), 200);
+    let answer: Value = asked.json().unwrap();
+    let sightings = answer["sightings"].as_array().unwrap();
+    assert_eq!(
+        sightings.len(),
+        2,
+        "the bank sighting and the first post: {answer}"
+    );
+    assert!(
+        sightings.iter().all(|s| s["signal_type"] == "features"),
+        "{answer}"
+    );
+    assert_eq!(answer["first_seen"]["source_url"], "https://example.org/first");
+    assert_eq!(answer["first_seen"]["account_id"], "early-acct");
+    assert_eq!(answer["variants"][0]["signal_type"], "features");
+    assert_eq!(answer["verdict"]["label"], "recycled", "{answer}");
+
+    // By hash alone there is nothing to tie the copy to.
+    let crop_hash = {
+        let png = cropped_and_captioned("misc-images/b.jpg");
+        let decoded = cordon_signals::decode(&png, &DecodeLimits::default()).unwrap();
+        cordon_signals::PdqHasher::default().hash(&decoded).hash.to_hex()
+    };
+    let by_hash: Value = cordon
+        .client
+        .post(format!("{}/v1/provenance", cordon.base))
+        .bearer_auth(&cordon.key)
+        .json(&json!({ "pdq": crop_hash }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_hash["sightings"], json!([]), "{by_hash}");
 }

@@ -152,6 +152,15 @@ impl Store {
             .transpose()?)
     }
 
+    /// The sightings of a bank's content (made when it was added from media).
+    pub fn sightings_of_bank_content(&self, content_id: i64) -> Result<Vec<Sighting>, StoreError> {
+        let mut statement = self.connection_ref().prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM sighting WHERE bank_content = ?1 ORDER BY id"
+        ))?;
+        let rows = statement.query_map([content_id], sighting)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Calls `f` with the id and PDQ hash of every sighting that has one, in id order.
     pub fn for_each_sighting_pdq(&self, mut f: impl FnMut(i64, &str)) -> Result<(), StoreError> {
         let mut statement = self

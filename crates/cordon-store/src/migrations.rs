@@ -174,6 +174,10 @@ const MIGRATIONS: &[&str] = &[
         released_by TEXT
     ) STRICT;
     ",
+    // 8: provenance through the banks: a bank content's sightings, found by its id.
+    "
+    CREATE INDEX sighting_by_bank_content ON sighting(bank_content) WHERE bank_content IS NOT NULL;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

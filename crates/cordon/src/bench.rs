@@ -1,7 +1,7 @@
 //! `cordon bench`: Cordon's side of the side-by-side benchmarks in `bench/`. It reports
 //! timings; it never judges them (that is the benchmark's job, against the peers).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -17,6 +17,27 @@ use crate::report;
 pub enum BenchCommand {
     /// Time decoding and PDQ hashing of each file on one thread, median of repetitions.
     Pdq(PdqBenchArgs),
+    /// Time provenance queries against the ledger of sightings in the data folder: loading
+    /// it, then per query image or hash the ledger search and the report, median of
+    /// repetitions.
+    Provenance(ProvenanceBenchArgs),
+}
+
+#[derive(Args)]
+pub struct ProvenanceBenchArgs {
+    /// Query images (directories are searched): looked up by every PDQ variant, as an
+    /// upload to `/v1/provenance` is.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// A file of query hashes, one 64-hex PDQ per line (`-` for standard input): looked up
+    /// as `{"pdq": …}` is.
+    #[arg(long, value_name = "FILE")]
+    hashes: Option<PathBuf>,
+    /// Repetitions per query; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    reps: u32,
+    #[command(flatten)]
+    media: MediaArgs,
 }
 
 #[derive(Args)]
@@ -42,10 +63,89 @@ struct PdqTiming {
     quality: u8,
 }
 
-pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: BenchCommand, data: &Path) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Pdq(args) => bench_pdq(args),
+        BenchCommand::Provenance(args) => bench_provenance(args, data),
     }
+}
+
+/// The first line of `bench provenance`: the ledger as loaded.
+#[derive(Serialize)]
+struct LedgerLoad {
+    sightings: usize,
+    load_ms: f64,
+}
+
+/// One query of `bench provenance`. `find_ms` is the search of the ledger index,
+/// `report_ms` reading the sightings found and building the answer.
+#[derive(Serialize)]
+struct ProvenanceTiming {
+    query: String,
+    variants: usize,
+    sightings: usize,
+    find_ms: f64,
+    report_ms: f64,
+    total_ms: f64,
+}
+
+fn bench_provenance(args: ProvenanceBenchArgs, data: &Path) -> anyhow::Result<ExitCode> {
+    use cordon_engine::image_signals::{QueryOptions, QuerySignals};
+    use cordon_engine::provenance::{self, Asked, Ledger};
+
+    let store = crate::open_store(data)?;
+    let started = Instant::now();
+    let ledger = Ledger::load(&store).context("loading the ledger of sightings")?;
+    report::json_line(&LedgerLoad {
+        sightings: ledger.len(),
+        load_ms: started.elapsed().as_secs_f64() * 1e3,
+    })?;
+    let mut queries: Vec<(String, QuerySignals)> = Vec::new();
+    if let Some(file) = &args.hashes {
+        for line in inputs::non_empty_lines(file)? {
+            let hash = line
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {line:?}: {e}", file.display()))?;
+            queries.push((line, QuerySignals::of_hash(hash)));
+        }
+    }
+    let hasher = args.media.hasher();
+    let options = QueryOptions {
+        features: false,
+        ..QueryOptions::default()
+    };
+    for input in inputs::expand(&args.paths) {
+        let input = input.map_err(|(name, error)| anyhow::anyhow!("{name}: {error}"))?;
+        let (_, image) = args
+            .media
+            .read_and_decode(&input)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", input.display_name()))?;
+        queries.push((input.display_name(), QuerySignals::of(&image, &hasher, options)));
+    }
+    for (name, query) in queries {
+        let (mut find_ms, mut report_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
+        let mut found = 0;
+        for _ in 0..args.reps {
+            let started = Instant::now();
+            let hits = ledger.find(&query);
+            let searched = started.elapsed();
+            let answer = provenance::report(&store, &hits, &Asked::default())?;
+            let total = started.elapsed();
+            find_ms.push(searched.as_secs_f64() * 1e3);
+            report_ms.push((total - searched).as_secs_f64() * 1e3);
+            total_ms.push(total.as_secs_f64() * 1e3);
+            found = answer.sightings.len();
+        }
+        report::json_line(&ProvenanceTiming {
+            query: name,
+            variants: query.pdq.len(),
+            sightings: found,
+            find_ms: median(&mut find_ms),
+            report_ms: median(&mut report_ms),
+            total_ms: median(&mut total_ms),
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_pdq(args: PdqBenchArgs) -> anyhow::Result<ExitCode> {

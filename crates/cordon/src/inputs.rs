@@ -114,6 +114,27 @@ fn looks_like_image(path: &Path) -> bool {
     ImageFormat::sniff(&head[..filled]).is_some()
 }
 
+/// The trimmed, non-empty lines of `file` (`-` for standard input): hash lists.
+pub fn non_empty_lines(file: &Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    let mut lines = Vec::new();
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("reading {}", file.display()))?;
+        let line = line.trim();
+        if !line.is_empty() {
+            lines.push(line.to_string());
+        }
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit::run(command, &cli.data),
         Command::Eval(args) => eval::run(args),
         Command::Provenance(args) => provenance::run(args, &cli.data),
-        Command::Bench(command) => bench::run(command),
+        Command::Bench(command) => bench::run(command, &cli.data),
     };
     match outcome {
         Ok(code) => code,

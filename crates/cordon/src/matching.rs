@@ -1,6 +1,5 @@
 //! `cordon match`: media or hashes against every enabled bank.
 
-use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -180,19 +179,7 @@ fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::R
 fn match_hashes(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
     let mut texts = args.hash.clone();
     if let Some(file) = &args.hashes {
-        let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
-            Box::new(io::stdin().lock())
-        } else {
-            let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-            Box::new(BufReader::new(opened))
-        };
-        for line in reader.lines() {
-            let line = line.with_context(|| format!("reading {}", file.display()))?;
-            let line = line.trim();
-            if !line.is_empty() {
-                texts.push(line.to_string());
-            }
-        }
+        texts.extend(inputs::non_empty_lines(file)?);
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

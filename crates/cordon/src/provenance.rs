@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
+use cordon_engine::matcher::{Lookup, Matcher};
 use cordon_engine::provenance::{self, Asked, Ledger, Provenance};
 use cordon_signals::media::read_exif;
 use serde::Serialize;
@@ -54,16 +55,19 @@ pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
     }
     let store = crate::open_store(data)?;
     let ledger = Ledger::load(&store).context("loading the ledger of sightings")?;
+    // The banks' local features tie crops and captions to their originals' sightings.
+    let matcher = Matcher::load(&store).context("loading the banks")?;
     let hasher = args.media.hasher();
-    let options = QueryOptions {
-        features: false,
-        ..QueryOptions::default()
+    let everything = Lookup {
+        include_disabled: true,
+        ..Lookup::default()
     };
     let inputs = inputs::expand(&args.paths);
     let work = |input: &inputs::Input| {
         let (bytes, image) = args.media.read_and_decode(input)?;
-        let query = QuerySignals::of(&image, &hasher, options);
-        Ok((ledger.find(&query), read_exif(&bytes)))
+        let query = QuerySignals::of(&image, &hasher, QueryOptions::default());
+        let by_features = matcher.lookup(&query, &everything);
+        Ok((ledger.find(&query), by_features, read_exif(&bytes)))
     };
     media::run_in_order(
         &inputs,
@@ -72,13 +76,16 @@ pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
         work,
         |path, result| {
             let line = match result {
-                Ok((hits, exif)) => {
+                Ok((mut hits, by_features, exif)) => {
                     let asked = Asked {
                         posted_at: args.posted_at.clone(),
                         own_sighting: None,
                         exif,
                     };
-                    match provenance::report(&store, &hits, &asked) {
+                    let found = ledger
+                        .find_through_banks(&store, &by_features, &mut hits)
+                        .and_then(|()| provenance::report(&store, &hits, &asked));
+                    match found {
                         Ok(found) => ProvenanceLine::Found {
                             path,
                             provenance: Box::new(found),
