@@ -75,7 +75,8 @@ pub struct IssuedKey {
     pub record: ApiKey,
 }
 
-fn random_hex(bytes: usize) -> Result<String, AccessError> {
+/// `bytes` random bytes as hex: secrets, session tokens, CSRF tokens.
+pub fn random_hex(bytes: usize) -> Result<String, AccessError> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).map_err(|e| AccessError::Random(e.to_string()))?;
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
@@ -125,7 +126,7 @@ pub fn check_key(store: &Store, presented: &str) -> Result<Option<(ApiKey, Role)
 }
 
 /// Equality that takes as long whatever the contents, so timing tells nothing of the secret.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

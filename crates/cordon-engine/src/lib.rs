@@ -13,3 +13,4 @@ pub mod image_signals;
 pub mod matcher;
 pub mod policy;
 pub mod provenance;
+pub mod review;

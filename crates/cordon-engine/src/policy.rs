@@ -174,6 +174,8 @@ pub struct Policy {
     pub fetch: FetchPolicy,
     #[serde(default)]
     pub flood_guard: crate::flood::FloodGuardConfig,
+    #[serde(default)]
+    pub review: crate::review::ReviewConfig,
 }
 
 impl Policy {
@@ -191,6 +193,7 @@ impl Policy {
         let mut policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         policy.fetch.check()?;
         policy.flood_guard.check()?;
+        policy.review.check()?;
         let mut names = BTreeSet::new();
         for webhook in &policy.webhooks {
             if !names.insert(&webhook.name) {

@@ -33,6 +33,26 @@ pub fn signature(secret: &str, body: &[u8]) -> Option<String> {
 }
 
 /// Seconds to wait after the `attempts`-th failed try: 2, 4, 8, ... up to an hour.
+/// What a webhook receives for a decision: the decision, the submission it is about (an
+/// object with at least `id` and `account_id`), the account, and the matches.
+pub fn decision_payload(
+    submission: &serde_json::Value,
+    matches: &serde_json::Value,
+    decision_id: i64,
+    decision: &cordon_store::NewDecision,
+) -> String {
+    serde_json::json!({
+        "event": "decision",
+        "idempotency_key": format!("decision-{decision_id}"),
+        "decision": { "id": decision_id, "action": decision.action, "rule": decision.rule,
+                      "reason": decision.reason },
+        "submission": submission,
+        "account": { "id": submission["account_id"] },
+        "matches": matches,
+    })
+    .to_string()
+}
+
 fn backoff(attempts: i64) -> i64 {
     1i64.checked_shl(attempts.clamp(0, 12) as u32)
         .unwrap_or(MAX_BACKOFF_SECONDS)

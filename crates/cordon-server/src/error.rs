@@ -46,7 +46,15 @@ impl From<StoreError> for ApiError {
             StoreError::NoSuchBank(_)
             | StoreError::NoSuchContent(_)
             | StoreError::NoSuchKey(_)
-            | StoreError::NotQuarantined(_) => StatusCode::NOT_FOUND,
+            | StoreError::NotQuarantined(_)
+            | StoreError::NoSuchReview(_)
+            | StoreError::NoSuchAppeal(_) => StatusCode::NOT_FOUND,
+            StoreError::ReviewDecided(_)
+            | StoreError::ReviewClaimed { .. }
+            | StoreError::ReviewNotClaimed { .. }
+            | StoreError::NotSuspended(_)
+            | StoreError::AppealPending { .. }
+            | StoreError::AppealDecided(_) => StatusCode::CONFLICT,
             // HMA answers 403 to a bank that already exists.
             StoreError::BankExists(_) | StoreError::KeyExists(_) => StatusCode::FORBIDDEN,
             StoreError::InvalidBankName { .. } => StatusCode::BAD_REQUEST,
@@ -87,7 +95,8 @@ pub async fn json_errors(response: Response) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // HTML errors are the console's own pages.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

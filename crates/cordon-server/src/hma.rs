@@ -17,17 +17,16 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use cordon_engine::access::Role;
 use cordon_engine::hash_list::canonical_signal;
-use cordon_engine::image_signals::{BankSignals, QueryOptions, QuerySignals};
+use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
-use cordon_engine::provenance::media_facts;
-use cordon_signals::features::FeatureSet;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{PdqHash, SignalType, decode};
-use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, MediaFacts, NewBank, NewContent, Signal};
+use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, NewBank};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth;
+use crate::banking::{NewBankContent, store_content};
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
 use crate::upload::read_upload;
@@ -85,24 +84,6 @@ async fn query_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<QuerySignal
     blocking(move || {
         let image = decode(&bytes, &state.limits)?;
         Ok(QuerySignals::of(&image, &state.hasher, QueryOptions::default()))
-    })
-    .await
-}
-
-/// Decodes an upload and computes what a bank keeps of it, and what the ledger does.
-async fn bank_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<(BankSignals, MediaFacts), ApiError> {
-    let state = state.clone();
-    blocking(move || {
-        let image = decode(&bytes, &state.limits)?;
-        let signals = BankSignals::of(&image, &state.hasher);
-        let facts = media_facts(
-            &bytes,
-            image.width(),
-            image.height(),
-            signals.pdq.hash,
-            signals.pdq.quality,
-        );
-        Ok((signals, facts))
     })
     .await
 }
@@ -456,64 +437,6 @@ async fn delete_bank(
 
 // ---- content -----------------------------------------------------------------------
 
-/// What a new piece of content is stored with.
-struct StoredSignals {
-    pdq: PdqHash,
-    features: Option<FeatureSet>,
-    /// The file's facts, for the ledger, when content comes from media.
-    media: Option<MediaFacts>,
-}
-
-/// Stores one piece of content with its signals and makes it matchable at once.
-fn store_content(
-    state: &AppState,
-    caller: &Caller,
-    bank: &str,
-    signals: StoredSignals,
-    note: String,
-    metadata: Value,
-) -> Result<Value, ApiError> {
-    let hash = signals.pdq;
-    let mut store = state.store_as(caller);
-    let bank = store.bank(bank)?;
-    let external_id = metadata
-        .get("content_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut writer = store.content_writer(bank.name.as_str())?;
-    let id = writer.insert(&NewContent {
-        external_id,
-        note,
-        origin: "api".to_string(),
-        metadata: Some(metadata),
-        signals: std::iter::once(Signal {
-            signal_type: SignalType::Pdq.name().to_string(),
-            value: hash.to_hex(),
-        })
-        .chain(signals.features.as_ref().map(|features| Signal {
-            signal_type: SignalType::Features.name().to_string(),
-            value: features.to_string(),
-        }))
-        .collect(),
-        ..NewContent::default()
-    })?;
-    let sighting = match &signals.media {
-        Some(facts) => Some(writer.record_sighting(id, facts)?),
-        None => None,
-    };
-    writer.commit()?;
-    drop(store);
-    if let Some(sighting) = sighting {
-        state.ledger_mut().add(sighting, hash);
-    }
-    let mut matcher = state.matcher_mut();
-    matcher.add_pdq(bank.id, id, hash)?;
-    if let Some(features) = signals.features {
-        matcher.add_features(bank.id, id, features)?;
-    }
-    Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
-}
-
 /// HMA's `note` is at most 255 characters; its metadata is a JSON object.
 fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value), ApiError> {
     let note = fields.get("note").cloned().unwrap_or_default();
@@ -550,19 +473,9 @@ async fn add_content(
         let (note, metadata) = note_and_metadata(&upload.fields)?;
         (upload.bytes, note, metadata)
     };
-    let (signals, facts) = bank_upload(&state, bytes).await?;
-    if signals.pdq.quality < QUALITY_THRESHOLD {
-        return Err(ApiError::bad_request(format!(
-            "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
-        )));
-    }
     blocking(move || {
-        let stored = StoredSignals {
-            pdq: signals.pdq.hash,
-            features: signals.features,
-            media: Some(facts),
-        };
-        store_content(&state, &caller, &name, stored, note, metadata)
+        let content = NewBankContent::of_media(&state, &bytes, note, metadata)?;
+        store_content(&state, &caller, &name, "api", content)
     })
     .await
     .map(Json)
@@ -592,12 +505,8 @@ async fn add_signal(
     if body.note.chars().count() > 255 {
         return Err(ApiError::bad_request("note is longer than 255 characters"));
     }
-    let signals = StoredSignals {
-        pdq: hash,
-        features: None,
-        media: None,
-    };
-    blocking(move || store_content(&state, &caller, &name, signals, body.note, json!({})))
+    let content = NewBankContent::of_hash(hash, body.note);
+    blocking(move || store_content(&state, &caller, &name, "api", content))
         .await
         .map(Json)
 }

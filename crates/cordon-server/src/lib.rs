@@ -7,6 +7,8 @@
 //! matching, keys and storage are the engine's and the store's, called from here.
 
 mod auth;
+mod banking;
+mod console;
 mod delivery;
 mod error;
 mod fetch;
@@ -41,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::serve))
         .merge(hma::routes(state.clone()))
         .merge(native::routes(state.clone()))
+        .merge(console::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -18,9 +18,11 @@ use cordon_engine::access::Role;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{Lookup, Match};
 use cordon_engine::provenance::{self, Asked, media_facts};
+use cordon_engine::review;
+use cordon_signals::ImageFormat;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{PdqHash, decode, media::read_exif};
-use cordon_store::{NewSubmission, Recorded};
+use cordon_store::{NewSubmission, Recorded, StoredMedia};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +41,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/submissions", post(submit))
         .route("/v1/submissions/{id}", get(get_submission))
         .route("/v1/accounts/{account_id}", get(get_account))
+        .route("/v1/accounts/{account_id}/appeal", post(file_appeal))
         .route("/v1/provenance", post(provenance))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -183,21 +186,32 @@ async fn submit(
         state
             .policy
             .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
+        // Media is kept only when people will have to look at it.
+        let kept = || StoredMedia {
+            mime: ImageFormat::sniff(&form.bytes)
+                .map_or("application/octet-stream", ImageFormat::mime)
+                .to_string(),
+            bytes: form.bytes.to_vec(),
+        };
+        submission.review = {
+            let matcher = state.matcher();
+            review::review_item(
+                &state.policy.review,
+                &decisions,
+                &matches,
+                |bank| matcher.bank_labels(bank),
+                active,
+                kept,
+            )
+        };
         let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
         let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
+        let matches_value = Value::Array(matches_json.clone());
         let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
-            json!({
-                "event": "decision",
-                "idempotency_key": format!("decision-{decision_id}"),
-                "decision": { "id": decision_id, "action": decision.action, "rule": decision.rule,
-                              "reason": decision.reason },
-                "submission": { "id": submission_id, "content_id": submission.content_id,
+            let about = json!({ "id": submission_id, "content_id": submission.content_id,
                                 "account_id": submission.account_id, "source_url": submission.source_url,
-                                "posted_at": submission.posted_at, "sha256": submission.sha256 },
-                "account": { "id": submission.account_id },
-                "matches": matches_json,
-            })
-            .to_string()
+                                "posted_at": submission.posted_at, "sha256": submission.sha256 });
+            crate::delivery::decision_payload(&about, &matches_value, decision_id, decision)
         };
         let response = |submission_id: i64, decision_ids: &[i64]| {
             let decisions_json: Vec<Value> = decisions
@@ -286,6 +300,30 @@ async fn get_account(State(state): Shared, Path(account_id): Path<String>) -> Re
             "no submissions from account {account_id}"
         ))),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppealBody {
+    reason: String,
+}
+
+/// `POST /v1/accounts/<id>/appeal` `{"reason": …}`: the platform passes on a suspended
+/// user's appeal; reviewers decide it in the console (`/console/appeals`).
+async fn file_appeal(
+    State(state): Shared,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(account_id): Path<String>,
+    body: Result<Json<AppealBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("expected {{\"reason\": \"…\"}}: {e}")))?;
+    let reason = body.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::bad_request("`reason` must be 1 to 2000 characters"));
+    }
+    let appeal = blocking(move || Ok(state.store_as(&caller).file_appeal(&account_id, &reason)?)).await?;
+    Ok((StatusCode::CREATED, Json(json!(appeal))).into_response())
 }
 
 /// What `/v1/provenance` is asked about, as JSON (media comes as a multipart upload).

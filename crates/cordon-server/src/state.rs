@@ -38,6 +38,9 @@ pub struct AppState {
     ledger: RwLock<Ledger>,
     /// Bank entries matching far more than usual, held for review.
     flood: Mutex<FloodGuard>,
+    /// Review items each reviewer chose to see unblurred (reviewer, submission id). Kept in
+    /// memory: after a restart everything is blurred again, which errs on the safe side.
+    revealed: Mutex<std::collections::HashSet<(String, i64)>>,
 }
 
 /// Why the server could not start.
@@ -71,7 +74,14 @@ impl AppState {
             fetcher,
             ledger: RwLock::new(ledger),
             flood: Mutex::new(flood),
+            revealed: Mutex::default(),
         })
+    }
+
+    pub fn revealed(&self) -> MutexGuard<'_, std::collections::HashSet<(String, i64)>> {
+        self.revealed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn flood(&self) -> MutexGuard<'_, FloodGuard> {

@@ -1,50 +1,24 @@
 //! `/v1/submissions` end to end: a real Cordon server, a real webhook receiver on another
 //! loopback port, real SQLite, real photos.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cordon_engine::access::{Role, issue_key};
 use cordon_engine::policy::Policy;
 use cordon_server::AppState;
 use cordon_signals::DecodeLimits;
 use cordon_store::{BankName, NewBank, NewContent, Signal, Store};
-use cordon_testkit::{BRIDGE, reference_image as image, serve_in_background};
+use cordon_testkit::{BRIDGE, Received, reference_image as image, wait_for_deliveries, webhook_receiver};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 
 const SECRET: &str = "change-me-please";
 
-/// What the webhook receiver saw: headers and body of each POST.
-type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
-
-/// A receiver that answers 500 to the first `failures` POSTs, then 200.
 fn receiver(failures: usize) -> (String, Received) {
-    let received: Received = Arc::default();
-    let seen = received.clone();
-    let count = Arc::new(Mutex::new(0usize));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let seen = seen.clone();
-            let count = count.clone();
-            async move {
-                let mut n = count.lock().unwrap();
-                *n += 1;
-                if *n <= failures {
-                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                let headers = headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                    .collect();
-                seen.lock().unwrap().push((headers, body));
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    (format!("http://{}", serve_in_background(app)), received)
+    webhook_receiver(failures)
 }
 
 struct Cordon {
@@ -122,20 +96,9 @@ fn start_with(hook: &str, more_policy: &str) -> Cordon {
         "#
     ))
     .unwrap();
-    let state = Arc::new(AppState::open(data.path(), DecodeLimits::default(), policy).unwrap());
-    let (ready, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ready.send(listener.local_addr().unwrap()).unwrap();
-            cordon_server::serve(listener, state, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
+    let base = common::serve(AppState::open(data.path(), DecodeLimits::default(), policy).unwrap());
     Cordon {
-        base: format!("http://{}", address.recv().unwrap()),
+        base,
         key,
         curator,
         client: Client::new(),
@@ -203,14 +166,7 @@ impl Cordon {
 }
 
 fn wait_for(received: &Received, count: usize, within: Duration) -> Vec<(BTreeMap<String, String>, String)> {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if received.lock().unwrap().len() >= count {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    received.lock().unwrap().clone()
+    wait_for_deliveries(received, count, within)
 }
 
 #[test]

@@ -27,6 +27,26 @@ pub enum StoreError {
     NoSuchKey(String),
     #[error("content {0} is not quarantined")]
     NotQuarantined(i64),
+    #[error("submission {0} is not in the review queue")]
+    NoSuchReview(i64),
+    #[error("submission {0} has been reviewed already")]
+    ReviewDecided(i64),
+    #[error("submission {submission_id} is claimed by {reviewer} until {until}")]
+    ReviewClaimed {
+        submission_id: i64,
+        reviewer: String,
+        until: String,
+    },
+    #[error("{reviewer} does not hold submission {submission_id}: claim it first (claims lapse)")]
+    ReviewNotClaimed { submission_id: i64, reviewer: String },
+    #[error("account {0} is not suspended")]
+    NotSuspended(String),
+    #[error("account {account_id} has a pending appeal already ({appeal_id})")]
+    AppealPending { account_id: String, appeal_id: i64 },
+    #[error("no appeal {0}")]
+    NoSuchAppeal(i64),
+    #[error("appeal {0} has been decided already")]
+    AppealDecided(i64),
     #[error("corrupt value in the database ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

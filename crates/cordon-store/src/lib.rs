@@ -6,21 +6,26 @@
 //! (what matches, what a policy does) and computes no signals.
 
 mod audit;
+mod console;
 mod error;
 mod flood;
 mod ledger;
 mod migrations;
 mod model;
+mod review;
 mod sqlite;
 mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
+pub use console::{ConsoleSession, ReviewerSettings};
 pub use error::StoreError;
 pub use flood::{FloodRecord, NewQuarantine, Quarantine, WindowHits};
 pub use ledger::{MediaFacts, Sighting};
 pub use model::{
-    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
+    SignalRow,
 };
+pub use review::{Appeal, NewReviewItem, Outcome, QueueFilter, ReviewItem, StoredMedia};
 pub use sqlite::{ContentWriter, Store};
 pub use submissions::{Account, NewDecision, NewSubmission, OutboxRow, Recorded, StrikeRow};
 

@@ -178,6 +178,67 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX sighting_by_bank_content ON sighting(bank_content) WHERE bank_content IS NOT NULL;
     ",
+    // 9: the review console: the queue, the media people look at, sessions, reviewers'
+    // settings and how much they saw, appeals.
+    "
+    CREATE TABLE review_item (
+        submission_id    INTEGER PRIMARY KEY REFERENCES submission(id),
+        state            TEXT NOT NULL DEFAULT 'pending',
+        severity         INTEGER NOT NULL,
+        distance         INTEGER NOT NULL,
+        signal_type      TEXT NOT NULL,
+        account_strikes  INTEGER NOT NULL,
+        banks            TEXT NOT NULL,
+        labels           TEXT NOT NULL,
+        rule             TEXT NOT NULL,
+        reason           TEXT NOT NULL,
+        created_at       TEXT NOT NULL,
+        claimed_by       TEXT,
+        claim_expires_at TEXT,
+        decided_by       TEXT,
+        decided_at       TEXT,
+        outcome          TEXT
+    ) STRICT;
+    CREATE INDEX review_queue ON review_item(state, severity DESC, distance, account_strikes DESC, created_at);
+    CREATE TABLE stored_media (
+        id            INTEGER PRIMARY KEY,
+        submission_id INTEGER UNIQUE REFERENCES submission(id),
+        content_id    INTEGER UNIQUE REFERENCES content(id) ON DELETE CASCADE,
+        mime          TEXT NOT NULL,
+        bytes         BLOB NOT NULL,
+        created_at    TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE console_session (
+        token_hash BLOB PRIMARY KEY,
+        reviewer   TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE reviewer_settings (
+        reviewer  TEXT PRIMARY KEY,
+        blur      INTEGER NOT NULL,
+        greyscale INTEGER NOT NULL,
+        autoplay  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE reviewer_reveals (
+        reviewer TEXT NOT NULL,
+        day      TEXT NOT NULL,
+        reveals  INTEGER NOT NULL,
+        PRIMARY KEY (reviewer, day)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE appeal (
+        id         INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        state      TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT,
+        note       TEXT
+    ) STRICT;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

@@ -127,6 +127,19 @@ pub struct Content {
     pub signals: Vec<Signal>,
 }
 
+/// What a list of a bank's content shows of each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContentSummary {
+    pub id: ContentId,
+    pub external_id: Option<String>,
+    pub note: String,
+    pub origin: String,
+    pub created_at: String,
+    pub disabled_until: Option<String>,
+    /// Whether the file it was made from is kept.
+    pub has_media: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewContent {
     pub external_id: Option<String>,

@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::audit::{self, AuditCheck, AuditEntry};
 use crate::migrations::migrate;
 use crate::model::{
-    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, NewBank, NewContent, Signal, SignalRow,
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
+    SignalRow,
 };
 use crate::{DATABASE_FILE, StoreError, now_rfc3339};
 
@@ -327,6 +328,36 @@ impl Store {
         Ok(())
     }
 
+    /// One page of a bank's content for people to browse, newest first: content with an id
+    /// below `before` (all when `None`), at most `limit`.
+    pub fn content_page(
+        &self,
+        bank_id: i64,
+        before: Option<ContentId>,
+        limit: usize,
+    ) -> Result<Vec<ContentSummary>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT c.id, c.external_id, c.note, c.origin, c.created_at, c.disabled_until,
+                    EXISTS (SELECT 1 FROM stored_media m WHERE m.content_id = c.id)
+             FROM content c WHERE c.bank_id = ?1 AND c.id < ?2 ORDER BY c.id DESC LIMIT ?3",
+        )?;
+        let rows = statement.query_map(
+            params![bank_id, before.unwrap_or(ContentId::MAX), limit as i64],
+            |r| {
+                Ok(ContentSummary {
+                    id: r.get(0)?,
+                    external_id: r.get(1)?,
+                    note: r.get(2)?,
+                    origin: r.get(3)?,
+                    created_at: r.get(4)?,
+                    disabled_until: r.get(5)?,
+                    has_media: r.get(6)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Sets or clears the time until which content does not match.
     pub fn set_content_disabled_until(
         &mut self,
@@ -541,6 +572,20 @@ impl ContentWriter<'_> {
             ..Default::default()
         };
         crate::ledger::append(&self.tx, &origin, facts)
+    }
+
+    /// Keeps, in the same transaction, the file content `content_id` was made from, for
+    /// the review console's bank pages.
+    pub fn keep_media(
+        &mut self,
+        content_id: ContentId,
+        media: &crate::StoredMedia,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO stored_media (content_id, mime, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![content_id, media.mime, media.bytes, self.created_at],
+        )?;
+        Ok(())
     }
 
     pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {

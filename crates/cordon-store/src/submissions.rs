@@ -25,6 +25,9 @@ pub struct NewSubmission {
     pub media: crate::MediaFacts,
     /// The flood guard's hit counts and quarantines, written with the submission.
     pub flood: crate::FloodRecord,
+    /// When a decision sends it to people: its place in the review queue, and the media
+    /// they will look at (Cordon keeps media only for review).
+    pub review: Option<crate::NewReviewItem>,
 }
 
 /// A decision to record.
@@ -141,57 +144,15 @@ impl Store {
         };
         crate::ledger::append(&tx, &origin, &facts)?;
         crate::flood::record(&tx, &actor, &submission.flood)?;
-        let mut decision_ids = Vec::new();
-        for decision in decisions {
-            tx.execute(
-                "INSERT INTO decision (submission_id, action, rule, reason, actor, created_at)
-                 VALUES (?1, ?2, ?3, ?4, 'automatic', ?5)",
-                params![
-                    submission_id,
-                    decision.action,
-                    decision.rule,
-                    decision.reason,
-                    now
-                ],
-            )?;
-            let decision_id = tx.last_insert_rowid();
-            decision_ids.push(decision_id);
-            audit::append(
-                &tx,
-                &actor,
-                "decision.made",
-                json!({ "decision_id": decision_id, "submission_id": submission_id,
-                        "content_id": submission.content_id, "account_id": submission.account_id,
-                        "action": decision.action, "rule": decision.rule, "reason": decision.reason }),
-            )?;
-            if let Some((weight, expires_at)) = &decision.strike {
-                tx.execute(
-                    "INSERT INTO strike (account_id, decision_id, weight, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![submission.account_id, decision_id, weight, now, expires_at],
-                )?;
-            }
-            if decision.action == "suspend_account" {
-                tx.execute(
-                    "INSERT INTO account (id, state, reason, updated_at) VALUES (?1, 'suspended', ?2, ?3)
-                     ON CONFLICT(id) DO UPDATE SET state = 'suspended', reason = ?2, updated_at = ?3",
-                    params![submission.account_id, decision.reason, now],
-                )?;
-            }
-            let body = payload(submission_id, decision_id, decision);
-            for webhook in webhooks {
-                tx.execute(
-                    "INSERT INTO outbox (decision_id, webhook, payload, idempotency_key, next_attempt_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        decision_id,
-                        webhook,
-                        body,
-                        format!("decision-{decision_id}-{webhook}"),
-                        now
-                    ],
-                )?;
-            }
+        let subject = DecisionSubject {
+            submission_id,
+            content_id: &submission.content_id,
+            account_id: &submission.account_id,
+        };
+        let decision_ids =
+            write_decisions(&tx, &actor, "automatic", &subject, decisions, webhooks, &payload)?;
+        if let Some(review) = &submission.review {
+            crate::review::enqueue(&tx, submission_id, review)?;
         }
         let response = response(submission_id, &decision_ids);
         tx.execute(
@@ -357,4 +318,87 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Whose decisions are being written: the submission, and the platform's ids for it.
+pub(crate) struct DecisionSubject<'a> {
+    pub submission_id: i64,
+    pub content_id: &'a str,
+    pub account_id: &'a str,
+}
+
+/// Writes decisions on a submission with their audit entries, strikes, suspensions and
+/// one outbox row per webhook, inside the caller's transaction. `decided_by` is
+/// `automatic` for the policy, else the reviewer. Automatic and reviewed decisions take
+/// this one path, so both reach the platform and the audit log alike.
+pub(crate) fn write_decisions(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &str,
+    decided_by: &str,
+    subject: &DecisionSubject<'_>,
+    decisions: &[NewDecision],
+    webhooks: &[String],
+    payload: &impl Fn(i64, i64, &NewDecision) -> String,
+) -> Result<Vec<i64>, StoreError> {
+    let now = now_rfc3339();
+    let submission_id = subject.submission_id;
+    let mut decision_ids = Vec::new();
+    for decision in decisions {
+        tx.execute(
+            "INSERT INTO decision (submission_id, action, rule, reason, actor, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                submission_id,
+                decision.action,
+                decision.rule,
+                decision.reason,
+                decided_by,
+                now
+            ],
+        )?;
+        let decision_id = tx.last_insert_rowid();
+        decision_ids.push(decision_id);
+        audit::append(
+            tx,
+            actor,
+            "decision.made",
+            json!({ "decision_id": decision_id, "submission_id": submission_id,
+                    "content_id": subject.content_id, "account_id": subject.account_id,
+                    "action": decision.action, "rule": decision.rule, "reason": decision.reason }),
+        )?;
+        if let Some((weight, expires_at)) = &decision.strike {
+            tx.execute(
+                "INSERT INTO strike (account_id, decision_id, weight, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![subject.account_id, decision_id, weight, now, expires_at],
+            )?;
+        }
+        let account_state = match decision.action.as_str() {
+            "suspend_account" => Some("suspended"),
+            "reinstate_account" => Some("active"),
+            _ => None,
+        };
+        if let Some(state) = account_state {
+            tx.execute(
+                "INSERT INTO account (id, state, reason, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET state = ?2, reason = ?3, updated_at = ?4",
+                params![subject.account_id, state, decision.reason, now],
+            )?;
+        }
+        let body = payload(submission_id, decision_id, decision);
+        for webhook in webhooks {
+            tx.execute(
+                "INSERT INTO outbox (decision_id, webhook, payload, idempotency_key, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    decision_id,
+                    webhook,
+                    body,
+                    format!("decision-{decision_id}-{webhook}"),
+                    now
+                ],
+            )?;
+        }
+    }
+    Ok(decision_ids)
 }

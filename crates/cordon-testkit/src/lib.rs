@@ -69,3 +69,52 @@ pub fn serve_in_background(app: axum::Router) -> SocketAddr {
     });
     address.recv().expect("the server thread started")
 }
+
+/// What a webhook receiver saw: the headers and body of each POST it accepted.
+pub type Received =
+    std::sync::Arc<std::sync::Mutex<Vec<(std::collections::BTreeMap<String, String>, String)>>>;
+
+/// A webhook receiver on a loopback port (`http://127.0.0.1:PORT`, POSTs to `/hook`) that
+/// answers 500 to the first `failures` POSTs, then 200, keeping what it accepted.
+pub fn webhook_receiver(failures: usize) -> (String, Received) {
+    let received: Received = std::sync::Arc::default();
+    let seen = received.clone();
+    let count = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            let count = count.clone();
+            async move {
+                let mut n = count.lock().expect("the counter");
+                *n += 1;
+                if *n <= failures {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                seen.lock().expect("the log").push((headers, body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    (format!("http://{}", serve_in_background(app)), received)
+}
+
+/// Waits up to `within` for `received` to hold `count` deliveries; returns what it holds.
+pub fn wait_for_deliveries(
+    received: &Received,
+    count: usize,
+    within: std::time::Duration,
+) -> Vec<(std::collections::BTreeMap<String, String>, String)> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if received.lock().expect("the log").len() >= count {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    received.lock().expect("the log").clone()
+}

@@ -131,6 +131,18 @@ impl ImageFormat {
             _ => None,
         }
     }
+
+    /// The format's media type, for serving a kept file back.
+    pub const fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Webp => "image/webp",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Bmp => "image/bmp",
+            ImageFormat::Tiff => "image/tiff",
+        }
+    }
 }
 
 /// Bounds on what one input may cost.

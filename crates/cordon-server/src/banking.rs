@@ -1,0 +1,131 @@
+//! Adding content to a bank, shared by HMA's content routes and the review console: the
+//! content and its signals stored, its sighting put in the ledger, the file kept for the
+//! console's bank pages, and all of it matchable by the very next request.
+
+use cordon_engine::image_signals::BankSignals;
+use cordon_engine::provenance::media_facts;
+use cordon_signals::features::FeatureSet;
+use cordon_signals::pdq::QUALITY_THRESHOLD;
+use cordon_signals::{ImageFormat, PdqHash, SignalType, decode};
+use cordon_store::{MediaFacts, NewContent, Signal, StoredMedia};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::{AppState, Caller};
+
+/// A new piece of bank content.
+pub struct NewBankContent {
+    pub pdq: PdqHash,
+    pub features: Option<FeatureSet>,
+    /// The file's facts, for the ledger, when the content comes from media.
+    pub facts: Option<MediaFacts>,
+    /// The file itself, kept for people to look at.
+    pub kept: Option<StoredMedia>,
+    pub note: String,
+    pub metadata: Value,
+}
+
+impl NewBankContent {
+    /// Content from a hash alone.
+    pub fn of_hash(pdq: PdqHash, note: String) -> NewBankContent {
+        NewBankContent {
+            pdq,
+            features: None,
+            facts: None,
+            kept: None,
+            note,
+            metadata: json!({}),
+        }
+    }
+
+    /// Decodes `bytes` and computes what a bank keeps of them (blocking work). Images of
+    /// low PDQ quality are refused: their hashes match unrelated images.
+    pub fn of_media(
+        state: &AppState,
+        bytes: &[u8],
+        note: String,
+        metadata: Value,
+    ) -> Result<NewBankContent, ApiError> {
+        let image = decode(bytes, &state.limits)?;
+        let signals = BankSignals::of(&image, &state.hasher);
+        if signals.pdq.quality < QUALITY_THRESHOLD {
+            return Err(ApiError::bad_request(format!(
+                "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
+            )));
+        }
+        let facts = media_facts(
+            bytes,
+            image.width(),
+            image.height(),
+            signals.pdq.hash,
+            signals.pdq.quality,
+        );
+        Ok(NewBankContent {
+            pdq: signals.pdq.hash,
+            features: signals.features,
+            facts: Some(facts),
+            kept: Some(StoredMedia {
+                mime: ImageFormat::sniff(bytes)
+                    .map_or("application/octet-stream", ImageFormat::mime)
+                    .to_string(),
+                bytes: bytes.to_vec(),
+            }),
+            note,
+            metadata,
+        })
+    }
+}
+
+/// Stores one piece of content in `bank` and makes it matchable at once (blocking work).
+/// Answers HMA's `{"id": …, "signals": {"pdq": …}}`.
+pub fn store_content(
+    state: &AppState,
+    caller: &Caller,
+    bank: &str,
+    origin: &str,
+    content: NewBankContent,
+) -> Result<Value, ApiError> {
+    let hash = content.pdq;
+    let mut store = state.store_as(caller);
+    let bank = store.bank(bank)?;
+    let external_id = content
+        .metadata
+        .get("content_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut writer = store.content_writer(bank.name.as_str())?;
+    let id = writer.insert(&NewContent {
+        external_id,
+        note: content.note,
+        origin: origin.to_string(),
+        metadata: Some(content.metadata),
+        signals: std::iter::once(Signal {
+            signal_type: SignalType::Pdq.name().to_string(),
+            value: hash.to_hex(),
+        })
+        .chain(content.features.as_ref().map(|features| Signal {
+            signal_type: SignalType::Features.name().to_string(),
+            value: features.to_string(),
+        }))
+        .collect(),
+        ..NewContent::default()
+    })?;
+    let sighting = match &content.facts {
+        Some(facts) => Some(writer.record_sighting(id, facts)?),
+        None => None,
+    };
+    if let Some(kept) = &content.kept {
+        writer.keep_media(id, kept)?;
+    }
+    writer.commit()?;
+    drop(store);
+    if let Some(sighting) = sighting {
+        state.ledger_mut().add(sighting, hash);
+    }
+    let mut matcher = state.matcher_mut();
+    matcher.add_pdq(bank.id, id, hash)?;
+    if let Some(features) = content.features {
+        matcher.add_features(bank.id, id, features)?;
+    }
+    Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
+}
