@@ -25,6 +25,7 @@ struct Keys {
     reviewer: String,
     second_reviewer: String,
     curator: String,
+    admin: String,
 }
 
 struct Cordon {
@@ -59,6 +60,7 @@ fn start() -> Cordon {
             reviewer: issue_key(&mut store, "ana", Role::Reviewer).unwrap().key,
             second_reviewer: issue_key(&mut store, "ben", Role::Reviewer).unwrap().key,
             curator: issue_key(&mut store, "curator", Role::Curator).unwrap().key,
+            admin: issue_key(&mut store, "senior", Role::Admin).unwrap().key,
         }
     };
     let policy = Policy::parse(&format!(
@@ -644,6 +646,7 @@ fn a_reviewer_signs_in_reveals_and_decides_in_chromium() {
             ("/console/banks".to_string(), "banks-400"),
             ("/console/banks/TVEC".to_string(), "bank-400"),
             ("/console/settings".to_string(), "settings-400"),
+            ("/console/appeals".to_string(), "appeals-400"),
         ] {
             client.goto(&format!("{base}{path}")).await.unwrap();
             check_page(&client, name).await;
@@ -751,4 +754,81 @@ fn a_reviewer_signs_in_reveals_and_decides_in_chromium() {
 fn today() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
+}
+
+#[test]
+fn an_escalated_item_goes_to_senior_reviewers_only() {
+    let cordon = start();
+    let id = cordon.submit_for_review("post-1", "acct-1");
+    let (ana, ana_csrf) = cordon.sign_in(&cordon.keys.reviewer);
+    let (senior, senior_csrf) = cordon.sign_in(&cordon.keys.admin);
+    let post = |session: &str, path: &str, form: &[(&str, &str)]| {
+        cordon
+            .http
+            .post(format!("{}{path}", cordon.base))
+            .header("cookie", format!("cordon_session={session}"))
+            .form(form)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let claim = format!("/console/item/{id}/claim");
+    let decide = format!("/console/item/{id}/decide");
+    assert_eq!(post(&ana, &claim, &[("csrf", &ana_csrf)]), 303);
+    assert_eq!(
+        post(
+            &ana,
+            &decide,
+            &[("csrf", &ana_csrf), ("verdict", "escalate"), ("note", "unsure")]
+        ),
+        303
+    );
+    let store = Store::open(cordon.data.path()).unwrap();
+    let item = store.review_item(id).unwrap().unwrap();
+    assert_eq!(
+        (item.state.as_str(), item.claimed_by.as_deref()),
+        ("escalated", None)
+    );
+
+    // Out of ana's hands; a senior (admin key) takes it from the top of the queue.
+    assert_eq!(post(&ana, &claim, &[("csrf", &ana_csrf)]), 403);
+    assert_eq!(post(&ana, "/console/queue/next", &[("csrf", &ana_csrf)]), 303);
+    assert_eq!(
+        store.review_item(id).unwrap().unwrap().claimed_by,
+        None,
+        "review next skips it for ana"
+    );
+    assert_eq!(
+        post(&senior, "/console/queue/next", &[("csrf", &senior_csrf)]),
+        303
+    );
+    assert_eq!(
+        store.review_item(id).unwrap().unwrap().claimed_by.as_deref(),
+        Some("senior")
+    );
+    let confirm = [
+        ("csrf", senior_csrf.as_str()),
+        ("verdict", "confirm"),
+        ("remove", "on"),
+    ];
+    assert_eq!(post(&senior, &decide, &confirm), 303);
+    let item = store.review_item(id).unwrap().unwrap();
+    assert_eq!(
+        (item.state.as_str(), item.outcome.as_deref()),
+        ("decided", Some("confirmed"))
+    );
+    assert_eq!(item.decided_by.as_deref(), Some("senior"));
+    assert_eq!(
+        post(&senior, &decide, &confirm),
+        409,
+        "a decided item takes no more decisions"
+    );
+
+    let delivered = wait_for_deliveries(&cordon.received, 3, Duration::from_secs(10));
+    let actions: Vec<String> = delivered
+        .iter()
+        .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["decision"]["action"].to_string())
+        .collect();
+    assert_eq!(actions, [r#""review""#, r#""escalate""#, r#""remove""#]);
 }
