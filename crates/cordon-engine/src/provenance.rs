@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cordon_index::{Hit, PdqIndex};
 use cordon_signals::ImageFormat;
-use cordon_signals::media::{ExifEvidence, read_exif};
+use cordon_signals::media::{ContentCredentials, ExifEvidence, read_content_credentials, read_exif};
 use cordon_signals::{PdqHash, SignalType};
 use cordon_store::{MediaFacts, Sighting, Store, StoreError};
 use serde::Serialize;
@@ -204,6 +204,31 @@ pub struct Asked {
     /// The sighting it is itself, left out of "seen before".
     pub own_sighting: Option<i64>,
     pub exif: Option<ExifEvidence>,
+    /// Its C2PA Content Credentials, as the ledger keeps them (see [`c2pa_json`]).
+    pub c2pa: Option<Value>,
+}
+
+impl Asked {
+    /// About a file in hand, posted at `posted_at` (now if `None`): its EXIF and C2PA
+    /// evidence, read now.
+    pub fn of_file(bytes: &[u8], posted_at: Option<String>) -> Asked {
+        Asked {
+            posted_at,
+            own_sighting: None,
+            exif: read_exif(bytes),
+            c2pa: content_credentials(bytes).as_ref().map(c2pa_json),
+        }
+    }
+
+    /// About a recorded sighting: the evidence the ledger kept of its file.
+    pub fn of_sighting(sighting: &Sighting) -> Asked {
+        Asked {
+            posted_at: sighting.posted_at.clone().or(Some(sighting.received_at.clone())),
+            own_sighting: Some(sighting.id),
+            exif: exif_of(sighting),
+            c2pa: sighting.media.evidence.get("c2pa").cloned(),
+        }
+    }
 }
 
 /// The answer to "where was this seen before?".
@@ -264,7 +289,7 @@ pub fn report(
         .iter()
         .filter_map(|s| s.sighting.source_url.as_deref())
         .collect();
-    let evidence = evidence_json(asked.exif.as_ref(), &sightings);
+    let evidence = evidence_json(asked.exif.as_ref(), asked.c2pa.as_ref(), &sightings);
     let verdict = verdict(&sightings, asked);
     Ok(Provenance {
         first_seen: sightings.first().cloned(),
@@ -314,7 +339,7 @@ fn variants(sightings: &[SeenAt]) -> Vec<Variant> {
 
 /// The query's own EXIF, and the earliest capture time any sighting's file carried (kept
 /// in the ledger, so it outlives copies whose metadata a platform stripped).
-fn evidence_json(exif: Option<&ExifEvidence>, sightings: &[SeenAt]) -> Value {
+fn evidence_json(exif: Option<&ExifEvidence>, c2pa: Option<&Value>, sightings: &[SeenAt]) -> Value {
     let earliest_capture = sightings
         .iter()
         .filter_map(|s| {
@@ -328,10 +353,17 @@ fn evidence_json(exif: Option<&ExifEvidence>, sightings: &[SeenAt]) -> Value {
             Some((time.to_string(), s.sighting.id))
         })
         .min();
+    let credentials_in_sightings = sightings.iter().find_map(|s| {
+        let c2pa = s.sighting.media.evidence.get("c2pa")?;
+        Some(json!({ "sighting_id": s.sighting.id, "signer": c2pa["signer"],
+                     "validation_state": c2pa["validation_state"] }))
+    });
     json!({
         "exif": exif.map(exif_json),
+        "c2pa": c2pa,
         "earliest_capture_in_sightings": earliest_capture
             .map(|(time, id)| json!({ "capture_time": time, "sighting_id": id })),
+        "c2pa_in_sightings": credentials_in_sightings,
     })
 }
 
@@ -339,7 +371,13 @@ fn evidence_json(exif: Option<&ExifEvidence>, sightings: &[SeenAt]) -> Value {
 pub fn media_facts(bytes: &[u8], width: u32, height: u32, pdq: PdqHash, quality: u8) -> MediaFacts {
     use sha2::Digest;
     let sha256 = sha2::Sha256::digest(bytes);
-    let exif = read_exif(bytes);
+    let mut evidence = serde_json::Map::new();
+    if let Some(exif) = read_exif(bytes) {
+        evidence.insert("exif".to_string(), exif_json(&exif));
+    }
+    if let Some(credentials) = content_credentials(bytes) {
+        evidence.insert("c2pa".to_string(), c2pa_json(&credentials));
+    }
     MediaFacts {
         sha256: Some(sha256.iter().map(|b| format!("{b:02x}")).collect()),
         size: Some(bytes.len() as u64),
@@ -348,11 +386,30 @@ pub fn media_facts(bytes: &[u8], width: u32, height: u32, pdq: PdqHash, quality:
         height: Some(height),
         pdq: Some(pdq.to_hex()),
         quality: Some(quality),
-        evidence: match exif {
-            Some(exif) => json!({ "exif": exif_json(&exif) }),
-            None => json!({}),
-        },
+        evidence: Value::Object(evidence),
     }
+}
+
+/// The file's C2PA Content Credentials, if it carries any (and Cordon was built with
+/// C2PA support: the `c2pa` feature, on by default).
+fn content_credentials(bytes: &[u8]) -> Option<ContentCredentials> {
+    let format = ImageFormat::sniff(bytes)?;
+    read_content_credentials(bytes, format.mime())
+}
+
+/// Content Credentials as the ledger keeps and the API reports them.
+pub fn c2pa_json(credentials: &ContentCredentials) -> Value {
+    json!({
+        "claim_generator": credentials.claim_generator,
+        "signer": credentials.signer,
+        "signed_at": credentials.signed_at,
+        "validation_state": credentials.validation_state,
+        "validation_errors": credentials.validation_errors,
+        "actions": credentials.actions,
+        "ai_generated": credentials.ai_generated,
+        "title": credentials.title,
+        "manifests": credentials.manifests,
+    })
 }
 
 /// EXIF evidence read back from a sighting's stored evidence.
@@ -436,7 +493,90 @@ fn verdict(sightings: &[SeenAt], asked: &Asked) -> Verdict {
             label = "recycled";
         }
     }
+    match &asked.c2pa {
+        Some(c2pa) => {
+            if c2pa_reasons(c2pa, posted, &mut reasons) {
+                label = "recycled";
+            }
+        }
+        None => {
+            // The file carries none, but an earlier copy did: a platform stripped them.
+            if let Some(earlier) = sightings
+                .iter()
+                .find(|s| s.sighting.media.evidence.get("c2pa").is_some())
+            {
+                let c2pa = &earlier.sighting.media.evidence["c2pa"];
+                reasons.push(format!(
+                    "C2PA: this file carries no Content Credentials, but an earlier copy (sighting {}) did: \
+                     signed by {} ({})",
+                    earlier.sighting.id,
+                    c2pa["signer"].as_str().unwrap_or("an unnamed signer"),
+                    c2pa["validation_state"].as_str().unwrap_or("unknown")
+                ));
+            }
+        }
+    }
     Verdict { label, reasons }
+}
+
+/// Days of difference between the signing time and the posting time beyond which a
+/// signed picture counts as recycled.
+const SIGNED_LONG_BEFORE_DAYS: i64 = 30;
+
+/// What the file's Content Credentials say, as reasons: who signed, with what, when, what
+/// was done, whether a generative model made it, or that they are invalid. True when the
+/// signing time is long before the posting time (the picture is older than the post).
+fn c2pa_reasons(c2pa: &Value, posted: OffsetDateTime, reasons: &mut Vec<String>) -> bool {
+    let text = |key: &str| c2pa[key].as_str().filter(|t| !t.is_empty());
+    let errors: Vec<&str> = c2pa["validation_errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if text("validation_state") == Some("invalid") {
+        reasons.push(format!(
+            "C2PA: Content Credentials present but invalid ({})",
+            errors.join(", ")
+        ));
+        return false;
+    }
+    let mut said = format!(
+        "C2PA: signed by {}",
+        text("signer").unwrap_or("an unnamed signer")
+    );
+    if let Some(generator) = text("claim_generator") {
+        said.push_str(&format!(" with {generator}"));
+    }
+    if errors.contains(&"signingCredential.untrusted") {
+        said.push_str(" (certificate on no trust list)");
+    }
+    let edits: Vec<&str> = c2pa["actions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !matches!(*a, "c2pa.created" | "c2pa.opened" | "c2pa.placed"))
+        .map(|a| a.strip_prefix("c2pa.").unwrap_or(a))
+        .collect();
+    if !edits.is_empty() {
+        said.push_str(&format!(", edited ({})", edits.join(", ")));
+    }
+    reasons.push(said);
+    if c2pa["ai_generated"] == json!(true) {
+        reasons.push("C2PA: declares the picture made by a generative model".to_string());
+    }
+    let signed = text("signed_at").and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    match signed {
+        Some(signed) if (posted - signed).whole_days() > SIGNED_LONG_BEFORE_DAYS => {
+            let days = (posted - signed).whole_days();
+            reasons.push(format!(
+                "C2PA signing time {} vs posted {} ({days} days earlier)",
+                signed.date(),
+                posted.date()
+            ));
+            true
+        }
+        _ => false,
+    }
 }
 
 /// EXIF's `YYYY:MM:DD HH:MM:SS` (no zone: read as UTC).
@@ -465,6 +605,56 @@ fn exif_time(text: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn credentials(state: &str, errors: &[&str], signed_at: Option<&str>, ai: bool) -> Value {
+        json!({ "claim_generator": "Camera 1.0", "signer": "Agency Photo Desk", "signed_at": signed_at,
+                "validation_state": state, "validation_errors": errors,
+                "actions": ["c2pa.created", "c2pa.cropped", "c2pa.color_adjustments"],
+                "ai_generated": ai, "title": "t", "manifests": 1 })
+    }
+
+    #[test]
+    fn content_credentials_become_reasons() {
+        let posted = OffsetDateTime::parse("2026-06-14T00:00:00Z", &Rfc3339).unwrap();
+        let mut reasons = Vec::new();
+        let sound = credentials(
+            "valid",
+            &["signingCredential.untrusted"],
+            Some("2026-06-10T08:00:00Z"),
+            false,
+        );
+        assert!(
+            !c2pa_reasons(&sound, posted, &mut reasons),
+            "signed four days before: not recycled"
+        );
+        assert_eq!(
+            reasons,
+            [
+                "C2PA: signed by Agency Photo Desk with Camera 1.0 (certificate on no trust list), \
+              edited (cropped, color_adjustments)"
+            ]
+        );
+
+        let mut reasons = Vec::new();
+        let old = credentials("valid", &[], Some("2013-05-02T10:00:00Z"), true);
+        assert!(
+            c2pa_reasons(&old, posted, &mut reasons),
+            "signed years before the post"
+        );
+        assert_eq!(
+            reasons[1],
+            "C2PA: declares the picture made by a generative model"
+        );
+        assert!(reasons[2].starts_with("C2PA signing time 2013-05-02 vs posted 2026-06-14"));
+
+        let mut reasons = Vec::new();
+        let broken = credentials("invalid", &["assertion.dataHash.mismatch"], None, false);
+        assert!(!c2pa_reasons(&broken, posted, &mut reasons));
+        assert_eq!(
+            reasons,
+            ["C2PA: Content Credentials present but invalid (assertion.dataHash.mismatch)"]
+        );
+    }
 
     #[test]
     fn exif_times_are_read_and_nonsense_is_not() {

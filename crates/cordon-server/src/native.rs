@@ -21,7 +21,7 @@ use cordon_engine::provenance::{self, Asked, media_facts};
 use cordon_engine::review;
 use cordon_signals::ImageFormat;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{PdqHash, decode, media::read_exif};
+use cordon_signals::{PdqHash, decode};
 use cordon_store::{NewSubmission, Recorded, StoredMedia};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -351,12 +351,7 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
         return blocking(move || {
             let image = decode(&form.bytes, &state.limits)?;
             let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
-            let asked = Asked {
-                posted_at: None,
-                own_sighting: None,
-                exif: read_exif(&form.bytes),
-            };
-            answer_provenance(&state, &query, &asked)
+            answer_provenance(&state, &query, &Asked::of_file(&form.bytes, None))
         })
         .await;
     }
@@ -383,12 +378,11 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("submission {id} has no PDQ hash to look for"))
                 })?;
-            let asked = Asked {
-                posted_at: sighting.posted_at.clone().or(Some(sighting.received_at.clone())),
-                own_sighting: Some(sighting.id),
-                exif: provenance::exif_of(&sighting),
-            };
-            answer_provenance(&state, &QuerySignals::of_hash(hash), &asked)
+            answer_provenance(
+                &state,
+                &QuerySignals::of_hash(hash),
+                &Asked::of_sighting(&sighting),
+            )
         }
         _ => Err(ApiError::bad_request(
             "give exactly one of `pdq` and `submission_id`",

@@ -744,3 +744,68 @@ fn a_cropped_repost_is_traced_through_the_bank_content_its_features_match() {
         .unwrap();
     assert_eq!(by_hash["sightings"], json!([]), "{by_hash}");
 }
+
+#[test]
+fn content_credentials_are_kept_with_the_sighting_and_outlive_a_stripped_copy() {
+    use cordon_testkit::content_credentials::{SIGNER_NAME, manifest, sign};
+    let (hook, _received) = receiver(0);
+    let cordon = start(&hook);
+    let photo = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    // A news photo, signed (created by a camera, then cropped), posted months ago.
+    let signed = sign(&photo, "image/jpeg", &manifest("bridge", "digitalCapture"));
+    let (code, answer) = cordon.submit_bytes(
+        signed.clone(),
+        &[
+            ("content_id", "signed-1"),
+            ("account_id", "news-desk"),
+            ("posted_at", "2026-03-01T00:00:00Z"),
+            ("source_url", "https://news.example/1"),
+        ],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let ask = |bytes: Vec<u8>| -> Value {
+        let response = cordon.upload(&cordon.key, "/v1/provenance", "media", bytes);
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().unwrap()
+    };
+
+    // The signed file itself: its credentials are read and weighed.
+    let answer = ask(signed);
+    let c2pa = &answer["evidence"]["c2pa"];
+    assert_eq!(c2pa["signer"], SIGNER_NAME, "{answer}");
+    assert_eq!(c2pa["validation_state"], "valid");
+    assert_eq!(c2pa["actions"], json!(["c2pa.created", "c2pa.cropped"]));
+    let reasons = answer["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("C2PA: signed by {SIGNER_NAME} with Cordon Test Camera")),
+        "{reasons}"
+    );
+    assert!(reasons.contains("edited (cropped)"), "{reasons}");
+
+    // The same photo without them (as a platform that strips metadata serves it): the
+    // ledger kept what the signed copy carried.
+    let answer = ask(photo.clone());
+    assert_eq!(answer["evidence"]["c2pa"], Value::Null);
+    assert_eq!(
+        answer["evidence"]["c2pa_in_sightings"]["signer"], SIGNER_NAME,
+        "{answer}"
+    );
+    let reasons = answer["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("this file carries no Content Credentials, but an earlier copy"),
+        "{reasons}"
+    );
+    assert_eq!(answer["first_seen"]["source_url"], "https://news.example/1");
+
+    // A generated picture says so.
+    let generated = sign(
+        &photo,
+        "image/jpeg",
+        &manifest("synthetic", "trainedAlgorithmicMedia"),
+    );
+    let reasons = ask(generated)["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("declares the picture made by a generative model"),
+        "{reasons}"
+    );
+}

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{JpegKind, crc32, encode_jpeg, encode_with_image_crate, synthetic_photo};
+use common::{JpegKind, encode_jpeg, encode_with_image_crate, synthetic_photo};
 use cordon_signals::{DecodeError, DecodeLimits, DecodedImage, ImageFormat, PdqHasher, PixelLayout, decode};
+use cordon_testkit::bombs::crc32;
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use proptest::prelude::*;
 

@@ -2,6 +2,9 @@
 //! fixtures, and a way to run an HTTP app on a loopback port. A dev-dependency only; no
 //! product code may depend on it.
 
+pub mod bombs;
+pub mod content_credentials;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -9,7 +9,6 @@ use clap::Args;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{Lookup, Matcher};
 use cordon_engine::provenance::{self, Asked, Ledger, Provenance};
-use cordon_signals::media::read_exif;
 use serde::Serialize;
 
 use crate::inputs;
@@ -67,7 +66,11 @@ pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
         let (bytes, image) = args.media.read_and_decode(input)?;
         let query = QuerySignals::of(&image, &hasher, QueryOptions::default());
         let by_features = matcher.lookup(&query, &everything);
-        Ok((ledger.find(&query), by_features, read_exif(&bytes)))
+        Ok((
+            ledger.find(&query),
+            by_features,
+            Asked::of_file(&bytes, args.posted_at.clone()),
+        ))
     };
     media::run_in_order(
         &inputs,
@@ -76,12 +79,7 @@ pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
         work,
         |path, result| {
             let line = match result {
-                Ok((mut hits, by_features, exif)) => {
-                    let asked = Asked {
-                        posted_at: args.posted_at.clone(),
-                        own_sighting: None,
-                        exif,
-                    };
+                Ok((mut hits, by_features, asked)) => {
                     let found = ledger
                         .find_through_banks(&store, &by_features, &mut hits)
                         .and_then(|()| provenance::report(&store, &hits, &asked));

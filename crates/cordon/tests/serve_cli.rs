@@ -53,6 +53,18 @@ fn receive_on(port: u16) -> Arc<Mutex<Vec<String>>> {
     bodies
 }
 
+/// A new key of role submitter in the data folder `data`.
+fn submitter_key(data: &Path) -> String {
+    ok_lines(&cordon_in(
+        data,
+        &["keys", "create", "--role", "submitter", "--name", "p"],
+        None,
+    ))[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn serve(data: &Path, port: u16, config: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
@@ -86,14 +98,7 @@ fn decisions_are_delivered_after_a_sigkill_and_a_restart() {
         &["bank", "import", "TVEC", "-"],
         Some(format!("pdq {BRIDGE}\n").as_bytes()),
     ));
-    let key = ok_lines(&cordon_in(
-        data.path(),
-        &["keys", "create", "--role", "submitter", "--name", "p"],
-        None,
-    ))[0]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = submitter_key(data.path());
     // The receiver is down while Cordon decides.
     let hook_port = free_port();
     let config = data.path().join("cordon.toml");
@@ -183,4 +188,69 @@ fn sigterm_stops_the_server_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The server's peak resident memory so far, from `/proc`.
+fn peak_rss_mb(child: &Child) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+#[test]
+fn decompression_bombs_are_refused_from_their_headers_fast_and_small() {
+    use cordon_testkit::bombs::{gif_declaring, jpeg_declaring, png_declaring, webp_declaring};
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("cordon.toml");
+    std::fs::write(&config, "").unwrap();
+    let key = submitter_key(data.path());
+    let port = free_port();
+    let mut child = serve(data.path(), port, &config);
+    let photo = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let bombs = [
+        ("PNG 100,000 x 100,000", png_declaring(100_000, 100_000), 413),
+        ("JPEG 60,000 x 60,000", jpeg_declaring(photo, 60_000, 60_000), 413),
+        ("WebP 16,384 x 16,384", webp_declaring(16_384, 16_384), 413),
+        ("GIF 65,535 x 65,535", gif_declaring(65_535, 65_535, 1), 413),
+        // Only the first frame is ever decoded: ten thousand more cost nothing.
+        ("GIF of 10,000 frames", gif_declaring(64, 64, 10_000), 200),
+    ];
+    let client = reqwest::blocking::Client::new();
+    for (name, bytes, expected) in bombs {
+        assert!(
+            bytes.len() < 400_000,
+            "{name} is a small file ({} bytes)",
+            bytes.len()
+        );
+        let started = Instant::now();
+        let form = reqwest::blocking::multipart::Form::new().part(
+            "photo",
+            reqwest::blocking::multipart::Part::bytes(bytes).file_name("bomb"),
+        );
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/h/hash"))
+            .bearer_auth(&key)
+            .multipart(form)
+            .send()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let body: Value = response.json().unwrap();
+        assert_eq!(status, expected, "{name}: {body}");
+        if expected == 413 {
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("pixels"), "{name}: {message}");
+        }
+        assert!(elapsed < Duration::from_secs(1), "{name} took {elapsed:?}");
+        eprintln!("{name}: {status} in {:.1} ms", elapsed.as_secs_f64() * 1e3);
+    }
+    let peak = peak_rss_mb(&child);
+    eprintln!("server peak RSS: {peak:.0} MB");
+    assert!(peak < 300.0, "the server peaked at {peak:.0} MB");
+    let _ = child.kill();
+    let _ = child.wait();
 }

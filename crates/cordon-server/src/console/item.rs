@@ -47,10 +47,9 @@ fn read_view(state: &AppState, reviewer: &Reviewer, id: i64) -> Result<ItemView,
     {
         Some(hash) => {
             let hits = state.ledger().find(&QuerySignals::of_hash(hash));
-            let asked = Asked {
-                posted_at: item.posted_at.clone().or(Some(item.created_at.clone())),
-                own_sighting: sighting.as_ref().map(|s| s.id),
-                exif: sighting.as_ref().and_then(provenance::exif_of),
+            let asked = match &sighting {
+                Some(sighting) => Asked::of_sighting(sighting),
+                None => Asked::default(),
             };
             Some(provenance::report(&store, &hits, &asked)?)
         }

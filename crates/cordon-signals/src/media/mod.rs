@@ -17,11 +17,13 @@
 //! Every input is bounded: bytes before anything is parsed, pixels from the header before
 //! any pixel is decoded, and progressive JPEG scans.
 
+mod c2pa;
 mod exif;
 mod jpeg;
 mod raster;
 mod webp;
 
+pub use self::c2pa::{ContentCredentials, read_content_credentials};
 pub use exif::{ExifEvidence, read_exif};
 pub use jpeg::encode_jpeg;
 

@@ -127,19 +127,3 @@ pub fn encode_with_image_crate(image: &image::DynamicImage, format: image::Image
         .unwrap_or_else(|e| panic!("{format:?}: {e}"));
     bytes.into_inner()
 }
-
-/// CRC-32 (ISO-HDLC, as PNG uses), for patching chunk headers in fixtures.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}

@@ -44,8 +44,12 @@ pub fn json_lines(output: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// The field names of a JSON object, sorted (whether serde_json keeps insertion order
+/// depends on the features other crates turn on).
 pub fn keys(value: &Value) -> Vec<String> {
-    value.as_object().unwrap().keys().cloned().collect()
+    let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
 }
 
 /// Runs `cordon --data DATA ARGS...`, feeding `stdin` when given.
