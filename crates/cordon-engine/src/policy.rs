@@ -176,6 +176,46 @@ pub struct Policy {
     pub flood_guard: crate::flood::FloodGuardConfig,
     #[serde(default)]
     pub review: crate::review::ReviewConfig,
+    #[serde(default)]
+    pub limits: RequestLimits,
+}
+
+/// `[limits]`: how hard one client may push.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestLimits {
+    /// Failed key checks (API or console sign-in) one address may make in a minute; then
+    /// everything from it that needs a key waits out the minute (429).
+    pub failed_auth_per_minute: u32,
+    /// Requests per second one key may make on average (off unless set).
+    pub key_requests_per_second: Option<u32>,
+    /// Requests one key may make at once before the rate applies (the rate unless set).
+    pub key_burst: Option<u32>,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            failed_auth_per_minute: 10,
+            key_requests_per_second: None,
+            key_burst: None,
+        }
+    }
+}
+
+impl RequestLimits {
+    fn check(&self) -> Result<(), String> {
+        if self.failed_auth_per_minute == 0
+            || self.key_requests_per_second == Some(0)
+            || self.key_burst == Some(0)
+        {
+            return Err(
+                "limits: failed_auth_per_minute, key_requests_per_second and key_burst must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Policy {
@@ -194,6 +234,7 @@ impl Policy {
         policy.fetch.check()?;
         policy.flood_guard.check()?;
         policy.review.check()?;
+        policy.limits.check()?;
         let mut names = BTreeSet::new();
         for webhook in &policy.webhooks {
             if !names.insert(&webhook.name) {

@@ -20,6 +20,17 @@ pub async fn require(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let address = client_address(&request);
+    let now = std::time::Instant::now();
+    if let Some(wait) = address.and_then(|a| state.throttle.locked_out(a, now)) {
+        return Err(too_many(
+            format!(
+                "too many wrong keys from this address; try again in {} s",
+                wait.as_secs() + 1
+            ),
+            wait,
+        ));
+    }
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -32,19 +43,44 @@ pub async fn require(
             "this route needs an API key: Authorization: Bearer KEY",
         ));
     };
-    let checked = blocking(move || Ok(check_key(&state.store(), &presented)?)).await?;
+    let store_state = state.clone();
+    let checked = blocking(move || Ok(check_key(&store_state.store(), &presented)?)).await?;
     match checked {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown or revoked API key",
-        )),
+        None => {
+            if let Some(address) = address {
+                state.throttle.failed(address, now);
+            }
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown or revoked API key",
+            ))
+        }
         Some((key, role)) if !role.allows(needed) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("key {} has role {role}; this route needs {needed}", key.name),
         )),
         Some((key, _)) => {
+            if let Err(wait) = state.throttle.allow(&key.name, now) {
+                return Err(too_many(
+                    format!("key {} is over its request rate", key.name),
+                    wait,
+                ));
+            }
             request.extensions_mut().insert(Caller(key.name));
             Ok(next.run(request).await)
         }
     }
+}
+
+/// The client's address, when the server was started with it (`cordon serve` is).
+pub fn client_address(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// 429 with `Retry-After`, rounded up to whole seconds.
+fn too_many(message: String, wait: std::time::Duration) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(wait.as_secs() + 1)
 }

@@ -16,6 +16,7 @@ mod hma;
 mod metrics;
 mod native;
 mod state;
+mod throttle;
 mod upload;
 
 use std::net::SocketAddr;

@@ -73,6 +73,7 @@ async fn native_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let retry_after = response.headers().get(axum::http::header::RETRY_AFTER).cloned();
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await
         .unwrap_or_default();
@@ -87,14 +88,21 @@ async fn native_errors(response: Response) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
         s if s.is_client_error() => "invalid_request",
         _ => "internal",
     };
-    (
+    let mut answer = (
         status,
         Json(json!({ "error": { "code": code, "message": message } })),
     )
-        .into_response()
+        .into_response();
+    if let Some(value) = retry_after {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    answer
 }
 
 fn platform_id(fields: &BTreeMap<String, String>, name: &str) -> Result<String, ApiError> {

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Review items each reviewer chose to see unblurred (reviewer, submission id). Kept in
     /// memory: after a restart everything is blurred again, which errs on the safe side.
     revealed: Mutex<std::collections::HashSet<(String, i64)>>,
+    /// Failed key checks per address, and request allowances per key.
+    pub throttle: crate::throttle::Throttle,
 }
 
 /// Why the server could not start.
@@ -59,6 +61,7 @@ impl AppState {
         let matcher = Matcher::load(&store)?;
         let ledger = Ledger::load(&store).map_err(MatcherError::from)?;
         let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;
+        let throttle = crate::throttle::Throttle::new(policy.limits.clone());
         let fetcher =
             MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
         Ok(AppState {
@@ -75,6 +78,7 @@ impl AppState {
             ledger: RwLock::new(ledger),
             flood: Mutex::new(flood),
             revealed: Mutex::default(),
+            throttle,
         })
     }
 

@@ -809,3 +809,45 @@ fn content_credentials_are_kept_with_the_sighting_and_outlive_a_stripped_copy() 
         "{reasons}"
     );
 }
+
+#[test]
+fn wrong_keys_lock_an_address_out_and_a_key_is_held_to_its_rate() {
+    let (hook, _received) = receiver(0);
+    let cordon = start_with(
+        &hook,
+        "[limits]\nfailed_auth_per_minute = 3\nkey_requests_per_second = 2\nkey_burst = 4\n",
+    );
+    let status = |key: &str| {
+        let response = cordon
+            .client
+            .get(format!("{}/v1/submissions/1", cordon.base))
+            .bearer_auth(key)
+            .send()
+            .unwrap();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status().as_u16(), retry)
+    };
+    // A key at its rate: four at once (the burst), then 429 with Retry-After.
+    let answers: Vec<u16> = (0..5).map(|_| status(&cordon.key).0).collect();
+    assert_eq!(answers, [404, 404, 404, 404, 429]);
+    assert_eq!(status(&cordon.key).1.as_deref(), Some("1"));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        status(&cordon.key).0,
+        404,
+        "the allowance refills at 2 per second"
+    );
+
+    // Three wrong keys, then the address waits out the minute, whatever key it shows.
+    for _ in 0..3 {
+        assert_eq!(status("ck_0000000000000000_guess").0, 401);
+    }
+    let (code, retry) = status("ck_0000000000000000_guess");
+    assert_eq!(code, 429);
+    let seconds: u64 = retry.unwrap().parse().unwrap();
+    assert!((50..=61).contains(&seconds), "{seconds}");
+    assert_eq!(status(&cordon.key).0, 429, "a locked-out address gets nothing");
+}

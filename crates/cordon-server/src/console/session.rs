@@ -136,9 +136,23 @@ pub struct SigninForm {
 
 pub async fn signin(
     State(state): Shared,
+    connection: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Result<Response, ConsoleError> {
+    let address = connection.map(|Extension(info)| info.0.ip());
+    let now = std::time::Instant::now();
+    if let Some(wait) = address.and_then(|a| state.throttle.locked_out(a, now)) {
+        let message = format!(
+            "Too many wrong keys from this address: try again in {} s.",
+            wait.as_secs() + 1
+        );
+        return Ok(signin_form(
+            &random(16)?,
+            Some(&message),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
     let echoed = cookie(&headers, SIGNIN_COOKIE).unwrap_or_default();
     if echoed.is_empty() || !constant_time_eq(echoed.as_bytes(), form.csrf.as_bytes()) {
         return Ok(signin_form(
@@ -148,8 +162,9 @@ pub async fn signin(
         ));
     }
     let presented = form.key.trim().to_string();
+    let shared = state.clone();
     let checked = blocking(move || {
-        let found = check_key(&state.store(), &presented)?;
+        let found = check_key(&shared.store(), &presented)?;
         let Some((key, role)) = found else {
             return Ok(None);
         };
@@ -167,7 +182,7 @@ pub async fn signin(
             csrf: random(32)?,
             expires_at: cordon_store::format_time(now + time::Duration::hours(SESSION_HOURS)),
         };
-        state.store().create_console_session(
+        shared.store().create_console_session(
             &token_hash(&token),
             &session,
             &cordon_store::format_time(now),
@@ -176,11 +191,16 @@ pub async fn signin(
     })
     .await?;
     match checked {
-        None => Ok(signin_form(
-            &random(16)?,
-            Some("That key is unknown or revoked."),
-            StatusCode::UNAUTHORIZED,
-        )),
+        None => {
+            if let Some(address) = address {
+                state.throttle.failed(address, now);
+            }
+            Ok(signin_form(
+                &random(16)?,
+                Some("That key is unknown or revoked."),
+                StatusCode::UNAUTHORIZED,
+            ))
+        }
         Some(Err(problem)) => Ok(signin_form(&random(16)?, Some(&problem), StatusCode::FORBIDDEN)),
         Some(Ok(token)) => {
             let mut response = see_other("/console/queue");
