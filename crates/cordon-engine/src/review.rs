@@ -66,6 +66,7 @@ pub fn review_item(
     let review = decisions.iter().find(|d| d.action == Action::Review.name())?;
     let acting: Vec<&Match> = matches.iter().filter(|m| !m.negative).collect();
     let mut banks: Vec<String> = acting.iter().map(|m| m.bank.as_str().to_string()).collect();
+    banks.sort();
     banks.dedup();
     let mut labels: Vec<String> = banks.iter().flat_map(|b| labels_of(b)).collect();
     labels.sort();
