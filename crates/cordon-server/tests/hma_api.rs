@@ -757,3 +757,80 @@ fn media_by_url_is_bounded_in_bytes_and_time() {
     assert_eq!(code, 502, "{body}");
     assert!(message(&body).contains("404"), "{body}");
 }
+
+/// A method and a path.
+type Route = (&'static str, &'static str);
+
+/// Every route but `/status` and `/metrics` needs a key, and a key of its role (or admin):
+/// 401 without one, 403 with another role's, through with the right one.
+#[test]
+fn every_route_checks_its_role() {
+    // Many revoked-key requests from one address: raise the wrong-key throttle for them.
+    let policy = Policy::parse("[limits]\nfailed_auth_per_minute = 1000\n").unwrap();
+    let server = Server::start_with_policy(DecodeLimits::default(), policy);
+    let submitter_routes = [
+        ("GET", "/h/hash"),
+        ("POST", "/h/hash"),
+        ("GET", "/m/lookup"),
+        ("POST", "/m/lookup"),
+        ("GET", "/m/raw_lookup"),
+        ("POST", "/m/compare"),
+        ("GET", "/m/index/status"),
+        ("POST", "/v1/submissions"),
+        ("GET", "/v1/submissions/1"),
+        ("GET", "/v1/accounts/a"),
+        ("POST", "/v1/accounts/a/appeal"),
+        ("POST", "/v1/provenance"),
+    ];
+    let curator_routes = [
+        ("GET", "/c/banks"),
+        ("POST", "/c/banks"),
+        ("GET", "/c/bank/NONE"),
+        ("PUT", "/c/bank/NONE"),
+        ("DELETE", "/c/bank/NONE"),
+        ("POST", "/c/bank/NONE/content"),
+        ("POST", "/c/bank/NONE/signal"),
+        ("GET", "/c/bank/NONE/content/1"),
+        ("PUT", "/c/bank/NONE/content/1"),
+        ("DELETE", "/c/bank/NONE/content/1"),
+        ("GET", "/v1/quarantine"),
+        ("POST", "/v1/quarantine/1/release"),
+    ];
+    let admin_routes = [("GET", "/v1/outbox")];
+    let status = |key: Option<&str>, method: &str, path: &str| {
+        let mut request = server
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", server.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    let groups: [(&[Route], &str, &str); 3] = [
+        (&submitter_routes, &server.submitter, &server.curator),
+        (&curator_routes, &server.curator, &server.submitter),
+        (&admin_routes, &server.admin, &server.curator),
+    ];
+    for (routes, right, wrong) in groups {
+        for (method, path) in routes {
+            assert_eq!(status(None, method, path), 401, "{method} {path} without a key");
+            assert_eq!(
+                status(Some(&server.revoked), method, path),
+                401,
+                "{method} {path} revoked"
+            );
+            assert_eq!(
+                status(Some(wrong), method, path),
+                403,
+                "{method} {path} with another role"
+            );
+            for key in [right, &server.admin] {
+                let got = status(Some(key), method, path);
+                assert!(got != 401 && got != 403, "{method} {path} with its role: {got}");
+            }
+        }
+    }
+    for open in ["/status", "/metrics"] {
+        assert_eq!(status(None, "GET", open), 200, "{open} is open");
+    }
+}
