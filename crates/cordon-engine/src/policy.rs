@@ -191,6 +191,16 @@ pub struct RequestLimits {
     pub key_requests_per_second: Option<u32>,
     /// Requests one key may make at once before the rate applies (the rate unless set).
     pub key_burst: Option<u32>,
+    /// A connection must send its request line and headers within this time, or it is
+    /// closed: slow-header clients (slowloris) cannot hold connections open.
+    pub header_timeout_seconds: u64,
+    /// A request, its body included, must be answered within this time: a client that
+    /// trickles its upload gets 408 and its connection back.
+    pub request_timeout_seconds: u64,
+    /// Request line and headers larger than this are refused (431).
+    pub max_header_bytes: usize,
+    /// Largest hash list `POST /v1/banks/<name>/import` takes (413 beyond).
+    pub max_import_bytes: u64,
 }
 
 impl Default for RequestLimits {
@@ -199,6 +209,10 @@ impl Default for RequestLimits {
             failed_auth_per_minute: 10,
             key_requests_per_second: None,
             key_burst: None,
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 120,
+            max_header_bytes: 64 << 10,
+            max_import_bytes: 1 << 30,
         }
     }
 }
@@ -213,6 +227,15 @@ impl RequestLimits {
                 "limits: failed_auth_per_minute, key_requests_per_second and key_burst must be at least 1"
                     .into(),
             );
+        }
+        if self.header_timeout_seconds == 0 || self.request_timeout_seconds == 0 {
+            return Err(
+                "limits: header_timeout_seconds and request_timeout_seconds must be at least 1".into(),
+            );
+        }
+        // hyper reads headers into one buffer that cannot be smaller than 8 KiB.
+        if !(8 << 10..=1 << 20).contains(&self.max_header_bytes) {
+            return Err("limits: max_header_bytes must be between 8192 and 1048576".into());
         }
         Ok(())
     }

@@ -2,6 +2,9 @@
 //! content and its signals stored, its sighting put in the ledger, the file kept for the
 //! console's bank pages, and all of it matchable by the very next request.
 
+use std::io::BufRead;
+
+use cordon_engine::hash_list::{EntryError, HashListFormat, read_hash_list};
 use cordon_engine::image_signals::BankSignals;
 use cordon_engine::provenance::media_facts;
 use cordon_signals::features::FeatureSet;
@@ -128,4 +131,88 @@ pub fn store_content(
         matcher.add_features(bank.id, id, features)?;
     }
     Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
+}
+
+/// Why a hash-list import stopped.
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    #[error(transparent)]
+    Store(#[from] cordon_store::StoreError),
+}
+
+/// A piece of imported content, for the matcher once the import is committed.
+struct Imported {
+    content_id: cordon_store::ContentId,
+    pdq: Vec<PdqHash>,
+    features: Option<FeatureSet>,
+}
+
+impl Imported {
+    fn of(content_id: cordon_store::ContentId, content: &NewContent) -> Imported {
+        let of_type = |wanted: SignalType| {
+            content
+                .signals
+                .iter()
+                .filter(move |s| s.signal_type == wanted.name())
+                .map(|s| s.value.as_str())
+        };
+        Imported {
+            content_id,
+            // The hash list reader already checked every value: these parse.
+            pdq: of_type(SignalType::Pdq).filter_map(|v| v.parse().ok()).collect(),
+            features: of_type(SignalType::Features).find_map(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// Imports a hash list into `bank` in one transaction (blocking work): every entry lands
+/// and becomes matchable, or — at the first bad entry — none does, and the error names
+/// its line. Answers `{"bank", "format", "imported"}`.
+pub fn import_hash_list(
+    state: &AppState,
+    caller: &Caller,
+    bank: &str,
+    mut input: impl BufRead,
+    format: Option<HashListFormat>,
+) -> Result<Value, ApiError> {
+    let format = match format {
+        Some(format) => format,
+        None => HashListFormat::sniff(
+            input
+                .fill_buf()
+                .map_err(|e| ApiError::internal(format!("reading the spooled upload: {e}")))?,
+        ),
+    };
+    let mut store = state.store_as(caller);
+    let bank = store.bank(bank)?;
+    let mut writer = store.content_writer(bank.name.as_str())?;
+    let mut imported = Vec::new();
+    let count = read_hash_list(input, format, "api-import", |content| {
+        let id = writer.insert(&content)?;
+        imported.push(Imported::of(id, &content));
+        Ok::<_, ImportError>(())
+    })
+    .map_err(|error| match error {
+        // The writer is dropped uncommitted: nothing of the list lands.
+        ImportError::Entry(error) => ApiError::bad_request(format!("{error}; nothing was imported")),
+        ImportError::Store(error) => ApiError::from(error),
+    })?;
+    writer.commit()?;
+    drop(store);
+    let mut matcher = state.matcher_mut();
+    for entry in imported {
+        for hash in entry.pdq {
+            matcher.add_pdq(bank.id, entry.content_id, hash)?;
+        }
+        if let Some(features) = entry.features {
+            matcher.add_features(bank.id, entry.content_id, features)?;
+        }
+    }
+    Ok(json!({
+        "bank": bank.name.as_str(),
+        "format": format!("{format:?}").to_lowercase(),
+        "imported": count,
+    }))
 }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod banking;
+mod connections;
 mod console;
 mod delivery;
 mod error;
@@ -19,7 +20,6 @@ mod state;
 mod throttle;
 mod upload;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -46,6 +46,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(native::routes(state.clone()))
         .merge(console::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            connections::request_deadline,
+        ))
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
@@ -59,12 +63,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Deliveries pending from before a restart go out as soon as the worker starts.
     let worker = tokio::spawn(delivery::deliver_forever(state.clone()));
-    let served = axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = state.policy.limits.clone();
+    let served = connections::accept_until(listener, router(state), &limits, shutdown).await;
     worker.abort();
     served
 }

@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cordon_engine::access::Role;
+use cordon_engine::hash_list::HashListFormat;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{Lookup, Match};
 use cordon_engine::provenance::{self, Asked, media_facts};
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::auth;
+use crate::banking::import_hash_list;
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
 use crate::upload::{Upload, read_upload};
@@ -50,6 +52,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let curator = Router::new()
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/quarantine/{content_id}/release", post(release_quarantine))
+        .route("/v1/banks/{name}/import", post(import_bank))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             |s: Shared, r: Request, n: Next| auth::require(Role::Curator, s, r, n),
@@ -159,7 +162,7 @@ fn match_json(m: &Match) -> Value {
 
 async fn submit(
     State(state): Shared,
-    axum::Extension(caller): axum::Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let form = read_upload(multipart, "media").await?;
@@ -279,7 +282,7 @@ async fn quarantine(State(state): Shared) -> Result<Json<Value>, ApiError> {
 /// Lets a quarantined entry act on its own again, and exempts it from the flood guard.
 async fn release_quarantine(
     State(state): Shared,
-    axum::Extension(caller): axum::Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(content_id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let released = blocking(move || {
@@ -320,7 +323,7 @@ struct AppealBody {
 /// user's appeal; reviewers decide it in the console (`/console/appeals`).
 async fn file_appeal(
     State(state): Shared,
-    axum::Extension(caller): axum::Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(account_id): Path<String>,
     body: Result<Json<AppealBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -420,4 +423,79 @@ fn answer_provenance(state: &AppState, query: &QuerySignals, asked: &Asked) -> R
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))
+}
+
+#[derive(serde::Deserialize)]
+struct ImportParams {
+    /// `tx`, `csv` or `json`; sniffed from the first bytes when absent.
+    format: Option<String>,
+}
+
+/// `POST /v1/banks/<name>/import`: a hash list (python-threatexchange's tx format, CSV or
+/// a JSON list) as the body, imported all or nothing. The body is spooled to an unnamed
+/// temporary file first, so a slow upload never holds the store.
+async fn import_bank(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<ImportParams>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let format = match params.format.as_deref() {
+        None => None,
+        Some("tx") => Some(HashListFormat::Tx),
+        Some("csv") => Some(HashListFormat::Csv),
+        Some("json") => Some(HashListFormat::Json),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {other:?}: expected tx, csv or json"
+            )));
+        }
+    };
+    // A typo in the bank's name is refused before a large body is read.
+    let known = (state.clone(), name.clone());
+    blocking(move || known.0.store().bank(&known.1).map(drop).map_err(ApiError::from)).await?;
+    let spooled = spool(body, state.policy.limits.max_import_bytes).await?;
+    blocking(move || {
+        let input = std::io::BufReader::with_capacity(1 << 16, spooled);
+        import_hash_list(&state, &caller, &name, input, format)
+    })
+    .await
+    .map(Json)
+}
+
+/// Copies a request body into an unnamed temporary file (gone when closed, or when the
+/// process dies), refusing it with 413 past `max_bytes`; answers the file rewound.
+async fn spool(mut body: axum::body::Body, max_bytes: u64) -> Result<std::fs::File, ApiError> {
+    use http_body_util::BodyExt;
+    use std::io::{Seek, Write};
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut file = tempfile::tempfile()?;
+        while let Some(chunk) = received.blocking_recv() {
+            file.write_all(&chunk)?;
+        }
+        file.rewind()?;
+        Ok(file)
+    });
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if total > max_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the hash list is larger than {max_bytes} bytes"),
+            ));
+        }
+        if chunks.send(data).await.is_err() {
+            break; // the writer failed: its error is reported below
+        }
+    }
+    drop(chunks);
+    writer
+        .await
+        .map_err(|e| ApiError::internal(format!("spooling failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("spooling the upload: {e}")))
 }

@@ -795,6 +795,7 @@ fn every_route_checks_its_role() {
         ("DELETE", "/c/bank/NONE/content/1"),
         ("GET", "/v1/quarantine"),
         ("POST", "/v1/quarantine/1/release"),
+        ("POST", "/v1/banks/NONE/import"),
     ];
     let admin_routes = [("GET", "/v1/outbox")];
     let status = |key: Option<&str>, method: &str, path: &str| {
@@ -833,4 +834,76 @@ fn every_route_checks_its_role() {
     for open in ["/status", "/metrics"] {
         assert_eq!(status(None, "GET", open), 200, "{open} is open");
     }
+}
+
+#[test]
+fn hash_lists_are_imported_over_http_all_or_nothing_and_match_at_once() {
+    let policy = Policy::parse("[limits]\nmax_import_bytes = 4096\n").unwrap();
+    let server = Server::start_with_policy(DecodeLimits::default(), policy);
+    let (code, _) = server.post(&server.curator, "/c/banks", json!({"name": "GIFCT_IMPORT"}));
+    assert_eq!(code, 201);
+    let import = |body: String, query: &str| {
+        let response = server
+            .client
+            .post(format!("{}/v1/banks/GIFCT_IMPORT/import{query}", server.base))
+            .bearer_auth(&server.curator)
+            .body(body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json::<Value>().unwrap())
+    };
+    let lookup = |hash: &str| {
+        server
+            .get(
+                &server.submitter,
+                &format!("/m/lookup?signal_type=pdq&signal={hash}"),
+            )
+            .1
+    };
+    let other = flipped(BRIDGE, 64);
+
+    // A bad line: nothing lands, the error names the line.
+    let (code, body) = import(format!("pdq {other}\npdq 12345\n"), "");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("line 2"), "{body}");
+    assert!(body.to_string().contains("nothing was imported"), "{body}");
+    assert_eq!(
+        lookup(&other),
+        json!({}),
+        "the good first line did not land either"
+    );
+
+    // A good list (tx, sniffed), matchable by the very next request.
+    let (code, body) = import(
+        format!("# from a partner\npdq {BRIDGE}\npdq {other} {{\"note\": \"x\"}}\n"),
+        "",
+    );
+    assert_eq!(
+        (code, &body["imported"], &body["format"]),
+        (200, &json!(2), &json!("tx")),
+        "{body}"
+    );
+    assert!(lookup(&other).get("GIFCT_IMPORT").is_some(), "{}", lookup(&other));
+    // JSON by name, and CSV sniffed from its header.
+    let third = flipped(BRIDGE, 128);
+    let (code, body) = import(format!("[\"{third}\"]"), "?format=json");
+    assert_eq!((code, &body["imported"]), (200, &json!(1)), "{body}");
+    assert!(lookup(&third).get("GIFCT_IMPORT").is_some());
+    let fourth = flipped(BRIDGE, 192);
+    let (code, body) = import(format!("signal_type,signal,note\npdq,{fourth},csv\n"), "");
+    assert_eq!((code, &body["format"]), (200, &json!("csv")), "{body}");
+    assert!(lookup(&fourth).get("GIFCT_IMPORT").is_some());
+
+    // Bounded, named, and for curators only.
+    let (code, body) = import(format!("pdq {BRIDGE}\n").repeat(100), "");
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(import(String::new(), "?format=xml").0, 400);
+    let missing = server
+        .client
+        .post(format!("{}/v1/banks/NO_SUCH_BANK/import", server.base))
+        .bearer_auth(&server.curator)
+        .body(format!("pdq {BRIDGE}\n"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
 }

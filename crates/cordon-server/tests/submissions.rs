@@ -851,3 +851,110 @@ fn wrong_keys_lock_an_address_out_and_a_key_is_held_to_its_rate() {
     assert!((50..=61).contains(&seconds), "{seconds}");
     assert_eq!(status(&cordon.key).0, 429, "a locked-out address gets nothing");
 }
+
+/// Sends `request` on a new raw connection, then reads until the server closes it or
+/// `patience` passes; answers what was read and how long it took.
+fn raw_exchange(base: &str, request: &[u8], trickle: &[u8], patience: Duration) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let mut sent = 0;
+    while started.elapsed() < patience {
+        // A slow client: one byte of `trickle` every 200 ms.
+        if sent < trickle.len() && started.elapsed() > Duration::from_millis(200 * (sent as u64 + 1)) {
+            if stream.write_all(&trickle[sent..=sent]).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let mut buffer = [0u8; 4096];
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    (String::from_utf8_lossy(&answer).to_string(), started.elapsed())
+}
+
+#[test]
+fn slow_and_oversized_requests_are_cut_off_and_the_server_serves_on() {
+    let (hook, _received) = receiver(0);
+    let cordon = start_with(
+        &hook,
+        "[limits]\nheader_timeout_seconds = 1\nrequest_timeout_seconds = 2\nmax_header_bytes = 16384\n",
+    );
+    let patience = Duration::from_secs(8);
+
+    // Headers that never finish: the connection is closed after the header deadline.
+    let (answer, took) = raw_exchange(
+        &cordon.base,
+        b"GET /status HTTP/1.1\r\nHost: x\r\n",
+        b"",
+        patience,
+    );
+    assert!(took < Duration::from_secs(4), "held for {took:?}: {answer}");
+    // ...even when they trickle in a byte at a time.
+    let (_, took) = raw_exchange(
+        &cordon.base,
+        b"GET /status HTTP/1.1\r\n",
+        b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        patience,
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "a trickling header held for {took:?}"
+    );
+
+    // A body that trickles: 408 with a JSON message once the request deadline passes.
+    let head = format!(
+        "POST /v1/submissions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n",
+        cordon.key
+    );
+    let (answer, took) = raw_exchange(&cordon.base, head.as_bytes(), &[b'x'; 40], patience);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("took longer than 2 s"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Headers over the size cap, or too many of them: 431.
+    let big = format!(
+        "GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 << 10)
+    );
+    let (answer, _) = raw_exchange(&cordon.base, big.as_bytes(), b"", patience);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let many: String = (0..200).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let many = format!("GET /status HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let (answer, _) = raw_exchange(&cordon.base, many.as_bytes(), b"", patience);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // And everyone else is served as before.
+    let status = cordon
+        .client
+        .get(format!("{}/status", cordon.base))
+        .send()
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 200);
+}
+
+#[test]
+fn limits_in_the_config_are_checked() {
+    for bad in [
+        "[limits]\nheader_timeout_seconds = 0\n",
+        "[limits]\nrequest_timeout_seconds = 0\n",
+        "[limits]\nmax_header_bytes = 100\n",
+        "[limits]\nheader_timeout = 5\n",
+    ] {
+        assert!(Policy::parse(bad).is_err(), "{bad}");
+    }
+}

@@ -55,9 +55,14 @@ fn receive_on(port: u16) -> Arc<Mutex<Vec<String>>> {
 
 /// A new key of role submitter in the data folder `data`.
 fn submitter_key(data: &Path) -> String {
+    key_with_role(data, "submitter")
+}
+
+/// A new key of `role` in the data folder `data`.
+fn key_with_role(data: &Path, role: &str) -> String {
     ok_lines(&cordon_in(
         data,
-        &["keys", "create", "--role", "submitter", "--name", "p"],
+        &["keys", "create", "--role", role, "--name", role],
         None,
     ))[0]["key"]
         .as_str()
@@ -253,4 +258,230 @@ fn decompression_bombs_are_refused_from_their_headers_fast_and_small() {
     assert!(peak < 300.0, "the server peaked at {peak:.0} MB");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A hash list of `lines` distinct PDQ hashes, different for each `seed`.
+fn hash_list(seed: u64, lines: u64) -> String {
+    (0..lines)
+        .map(|i| {
+            let x = (seed << 40 | i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!("pdq {x:016x}{:016x}{x:016x}{:016x}\n", !x, x.rotate_left(17))
+        })
+        .collect()
+}
+
+/// A request body that hands out `text` a little at a time, slowly, as a platform's
+/// upload over a poor link would.
+struct Trickle {
+    text: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(20));
+        let n = buffer.len().min(2048).min(self.text.len() - self.at);
+        buffer[..n].copy_from_slice(&self.text[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The content count of bank `name`, from the CLI.
+fn bank_count(data: &Path, name: &str) -> u64 {
+    ok_lines(&cordon_in(data, &["bank", "show", name], None))[0]["content_count"]
+        .as_u64()
+        .unwrap()
+}
+
+/// `POST /v1/banks/<bank>/import`: the status, or the error when the server went away.
+fn post_import(base: &str, key: &str, bank: &str, body: reqwest::blocking::Body) -> reqwest::Result<u16> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?
+        .post(format!("{base}/v1/banks/{bank}/import"))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .map(|r| r.status().as_u16())
+}
+
+/// Submits photos as `post-<client>-<n>` until the server goes away; answers what was
+/// acknowledged.
+fn submit_until_gone(base: String, key: String, client: usize) -> Vec<Value> {
+    let http = reqwest::blocking::Client::new();
+    let mut acknowledged = Vec::new();
+    for n in 0.. {
+        let form = reqwest::blocking::multipart::Form::new()
+            .file("media", image("misc-images/b.jpg"))
+            .unwrap()
+            .text("content_id", format!("post-{client}-{n}"))
+            .text("account_id", format!("acct-{client}-{n}"));
+        let sent = http
+            .post(format!("{base}/v1/submissions"))
+            .bearer_auth(&key)
+            .multipart(form)
+            .send();
+        let Ok(response) = sent else { break };
+        let status = response.status().as_u16();
+        let Ok(answer) = response.json::<Value>() else {
+            break;
+        };
+        assert_eq!(status, 201, "{answer}");
+        acknowledged.push(answer);
+    }
+    acknowledged
+}
+
+#[test]
+fn a_sigkill_amid_submissions_and_imports_loses_nothing_acknowledged_and_half_imports_nothing() {
+    const BIG: u64 = 200_000;
+    let data = tempfile::tempdir().unwrap();
+    for bank in ["TVEC", "DONE_IMPORT", "BIG_IMPORT", "SLOW_IMPORT"] {
+        ok_lines(&cordon_in(data.path(), &["bank", "create", bank], None));
+    }
+    ok_lines(&cordon_in(
+        data.path(),
+        &["bank", "import", "TVEC", "-"],
+        Some(format!("pdq {BRIDGE}\n").as_bytes()),
+    ));
+    let submitter = submitter_key(data.path());
+    let curator = key_with_role(data.path(), "curator");
+    let admin = key_with_role(data.path(), "admin");
+    let hook_port = free_port();
+    let received = receive_on(hook_port);
+    let config = data.path().join("cordon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[webhooks]]\nname = \"platform\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"change-me-please\"\n\n\
+             [[rules]]\nname = \"known\"\nbanks = [\"TVEC\"]\nactions = [\"remove\", \"strike\"]\n\n\
+             [flood_guard]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = serve(data.path(), port, &config);
+    // One import acknowledged before the crash.
+    let done = post_import(&base, &curator, "DONE_IMPORT", hash_list(1, 1000).into());
+    assert_eq!(done.unwrap(), 200);
+
+    let submitting: Vec<_> = (0..3)
+        .map(|client| {
+            let (base, key) = (base.clone(), submitter.clone());
+            std::thread::spawn(move || submit_until_gone(base, key, client))
+        })
+        .collect();
+    // One import trickles in (still uploading at the kill); a big one is sent at once, so
+    // that its transaction is being written when the kill comes.
+    let slow = {
+        let (base, key) = (base.clone(), curator.clone());
+        let body = Trickle {
+            text: hash_list(3, 50_000).into_bytes(),
+            at: 0,
+        };
+        std::thread::spawn(move || {
+            post_import(&base, &key, "SLOW_IMPORT", reqwest::blocking::Body::new(body))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let big = {
+        let (base, key) = (base.clone(), curator.clone());
+        std::thread::spawn(move || post_import(&base, &key, "BIG_IMPORT", hash_list(2, BIG).into()))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    first.kill().unwrap(); // SIGKILL: no shutdown, no flushing
+    first.wait().unwrap();
+    let acknowledged: Vec<Value> = submitting.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(
+        acknowledged.len() >= 3,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+    let big_acknowledged = big.join().unwrap().is_ok_and(|status| status == 200);
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the trickled import cannot have finished"
+    );
+
+    // Nothing half-imported; what was acknowledged is all there.
+    assert_eq!(bank_count(data.path(), "DONE_IMPORT"), 1000);
+    assert_eq!(bank_count(data.path(), "SLOW_IMPORT"), 0);
+    let big_count = bank_count(data.path(), "BIG_IMPORT");
+    assert!(big_count == 0 || big_count == BIG, "BIG_IMPORT holds {big_count}");
+    if big_acknowledged {
+        assert_eq!(big_count, BIG);
+    }
+    eprintln!(
+        "at the kill: {} submissions acknowledged; the big import {} ({big_count} rows)",
+        acknowledged.len(),
+        if big_acknowledged {
+            "acknowledged"
+        } else {
+            "not acknowledged"
+        }
+    );
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = serve(data.path(), port, &config);
+    let http = reqwest::blocking::Client::new();
+    // Every acknowledged submission is there with its decisions...
+    let mut decisions = std::collections::BTreeSet::new();
+    for answer in &acknowledged {
+        let stored: Value = http
+            .get(format!("{base}/v1/submissions/{}", answer["id"]))
+            .bearer_auth(&submitter)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            stored["decisions"], answer["decisions"],
+            "submission {}",
+            answer["id"]
+        );
+        for decision in answer["decisions"].as_array().unwrap() {
+            decisions.insert(format!("decision-{}", decision["id"]));
+        }
+    }
+    // ...and every decision reaches the receiver: at least once, the same body under the
+    // same idempotency key each time, so that deduplicating on it gives exactly once.
+    let started = Instant::now();
+    let by_key = loop {
+        let mut by_key: std::collections::BTreeMap<String, String> = Default::default();
+        for body in received.lock().unwrap().iter() {
+            let payload: Value = serde_json::from_str(body).unwrap();
+            let key = payload["idempotency_key"].as_str().unwrap().to_string();
+            let earlier = by_key.insert(key.clone(), body.clone());
+            assert!(
+                earlier.is_none_or(|earlier| &earlier == body),
+                "{key} delivered with two bodies"
+            );
+        }
+        let outbox: Value = http
+            .get(format!("{base}/v1/outbox"))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let drained = outbox["pending"] == serde_json::json!([]) && outbox["failed"] == serde_json::json!([]);
+        if drained && decisions.iter().all(|d| by_key.contains_key(d)) {
+            break by_key;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "undelivered: {outbox}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(by_key.len() >= decisions.len());
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // The audit log's chain is whole.
+    let check = ok_lines(&cordon_in(data.path(), &["audit", "verify"], None));
+    assert!(check[0]["problem"].is_null(), "{}", check[0]);
 }
