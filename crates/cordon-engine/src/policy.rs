@@ -192,7 +192,8 @@ pub struct RequestLimits {
     /// Requests one key may make at once before the rate applies (the rate unless set).
     pub key_burst: Option<u32>,
     /// A connection must send its request line and headers within this time, or it is
-    /// closed: slow-header clients (slowloris) cannot hold connections open.
+    /// closed: slow-header clients (slowloris) cannot hold connections open. An idle
+    /// keep-alive connection is closed after it too.
     pub header_timeout_seconds: u64,
     /// A request, its body included, must be answered within this time: a client that
     /// trickles its upload gets 408 and its connection back.
@@ -209,7 +210,7 @@ impl Default for RequestLimits {
             failed_auth_per_minute: 10,
             key_requests_per_second: None,
             key_burst: None,
-            header_timeout_seconds: 10,
+            header_timeout_seconds: 30,
             request_timeout_seconds: 120,
             max_header_bytes: 64 << 10,
             max_import_bytes: 1 << 30,

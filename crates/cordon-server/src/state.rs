@@ -57,7 +57,21 @@ pub enum StartError {
 impl AppState {
     /// Opens the store in `data` and loads every bank into the matcher.
     pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
-        let mut store = Store::open(data).map_err(MatcherError::from)?;
+        let store = Store::open(data).map_err(MatcherError::from)?;
+        Self::with_store(store, limits, policy)
+    }
+
+    /// Opens the store at `location` and loads every bank into the matcher.
+    pub fn open_at(
+        location: &cordon_store::StoreLocation,
+        limits: DecodeLimits,
+        policy: Policy,
+    ) -> Result<AppState, StartError> {
+        let store = Store::open_at(location).map_err(MatcherError::from)?;
+        Self::with_store(store, limits, policy)
+    }
+
+    fn with_store(mut store: Store, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
         let matcher = Matcher::load(&store)?;
         let ledger = Ledger::load(&store).map_err(MatcherError::from)?;
         let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;

@@ -42,7 +42,7 @@ fn start() -> Cordon {
     let (hook, received) = webhook_receiver(0);
     let data = tempfile::tempdir().unwrap();
     let keys = {
-        let mut store = Store::open(data.path()).unwrap();
+        let mut store = Store::open_at(&test_store(data.path())).unwrap();
         let tvec = NewBank {
             labels: vec!["tvec".to_string()],
             ..NewBank::default()
@@ -85,7 +85,8 @@ fn start() -> Cordon {
         "#
     ))
     .unwrap();
-    let base = common::serve(AppState::open(data.path(), DecodeLimits::default(), policy).unwrap());
+    let base =
+        common::serve(AppState::open_at(&test_store(data.path()), DecodeLimits::default(), policy).unwrap());
     let cordon = Cordon {
         base,
         keys,
@@ -207,7 +208,7 @@ fn set_cookie(response: &reqwest::blocking::Response, name: &str) -> Option<Stri
 fn hidden_csrf(html: &str) -> String {
     let at = html
         .find(r#"name="csrf" value=""#)
-        .expect("a form with a CSRF token");
+        .unwrap_or_else(|| panic!("a form with a CSRF token in {html}"));
     let rest = &html[at + r#"name="csrf" value=""#.len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
@@ -277,7 +278,7 @@ fn console_pages_need_a_session_and_forms_need_its_csrf_token() {
         &[("csrf", "x"), ("verdict", "confirm"), ("remove", "on")],
     );
     assert_eq!(forged.status().as_u16(), 403);
-    let store = Store::open(cordon.data.path()).unwrap();
+    let store = Store::open_at(&test_store(cordon.data.path())).unwrap();
     assert_eq!(store.review_item(id).unwrap().unwrap().state, "pending");
 
     // One reviewer at a time: ana holds the item, so ben cannot take or decide it.
@@ -716,7 +717,7 @@ fn a_reviewer_signs_in_reveals_and_decides_in_chromium() {
     );
     assert!(confirmed.0.contains_key("x-cordon-signature"));
 
-    let store = Store::open(cordon.data.path()).unwrap();
+    let store = Store::open_at(&test_store(cordon.data.path())).unwrap();
     let account = store.account("acct-1").unwrap().unwrap();
     assert_eq!(account.state, "active", "reinstated after the appeal");
     assert_eq!(
@@ -784,7 +785,7 @@ fn an_escalated_item_goes_to_senior_reviewers_only() {
         ),
         303
     );
-    let store = Store::open(cordon.data.path()).unwrap();
+    let store = Store::open_at(&test_store(cordon.data.path())).unwrap();
     let item = store.review_item(id).unwrap().unwrap();
     assert_eq!(
         (item.state.as_str(), item.claimed_by.as_deref()),
@@ -831,4 +832,9 @@ fn an_escalated_item_goes_to_senior_reviewers_only() {
         .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["decision"]["action"].to_string())
         .collect();
     assert_eq!(actions, [r#""review""#, r#""escalate""#, r#""remove""#]);
+}
+
+/// The store of a test's data folder: SQLite in it, or PostgreSQL (`CORDON_TEST_STORE`).
+fn test_store(data: &std::path::Path) -> cordon_store::StoreLocation {
+    cordon_store::StoreLocation::parse(&cordon_testkit::store_url_for(data)).unwrap()
 }

@@ -37,7 +37,7 @@ impl Server {
     fn start_with_policy(limits: DecodeLimits, policy: Policy) -> Server {
         let data = tempfile::tempdir().unwrap();
         let (admin, curator, submitter, revoked) = {
-            let mut store = Store::open(data.path()).unwrap();
+            let mut store = Store::open_at(&test_store(data.path())).unwrap();
             let key = |store: &mut Store, name: &str, role| issue_key(store, name, role).unwrap().key;
             let revoked = key(&mut store, "old", Role::Admin);
             store.revoke_key("old").unwrap();
@@ -48,7 +48,7 @@ impl Server {
                 revoked,
             )
         };
-        let state = Arc::new(AppState::open(data.path(), limits, policy).unwrap());
+        let state = Arc::new(AppState::open_at(&test_store(data.path()), limits, policy).unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, address) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -237,7 +237,7 @@ fn banks_are_curated_with_hma_shapes() {
     assert_eq!(server.get(&server.curator, "/c/bank/ROLLOUT").0, 404);
 
     // Every change is in the audit log under the key that made it.
-    let store = Store::open(server.data.path()).unwrap();
+    let store = Store::open_at(&test_store(server.data.path())).unwrap();
     let entries = store.audit_entries(0).unwrap();
     let by_curator: Vec<&str> = entries
         .iter()
@@ -906,4 +906,9 @@ fn hash_lists_are_imported_over_http_all_or_nothing_and_match_at_once() {
         .send()
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
+}
+
+/// The store of a test's data folder: SQLite in it, or PostgreSQL (`CORDON_TEST_STORE`).
+fn test_store(data: &std::path::Path) -> cordon_store::StoreLocation {
+    cordon_store::StoreLocation::parse(&cordon_testkit::store_url_for(data)).unwrap()
 }

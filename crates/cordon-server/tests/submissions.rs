@@ -37,7 +37,7 @@ fn start(hook: &str) -> Cordon {
 fn start_with(hook: &str, more_policy: &str) -> Cordon {
     let data = tempfile::tempdir().unwrap();
     let key = {
-        let mut store = Store::open(data.path()).unwrap();
+        let mut store = Store::open_at(&test_store(data.path())).unwrap();
         let bank = BankName::new("TVEC").unwrap();
         store
             .create_bank(
@@ -96,7 +96,8 @@ fn start_with(hook: &str, more_policy: &str) -> Cordon {
         "#
     ))
     .unwrap();
-    let base = common::serve(AppState::open(data.path(), DecodeLimits::default(), policy).unwrap());
+    let base =
+        common::serve(AppState::open_at(&test_store(data.path()), DecodeLimits::default(), policy).unwrap());
     Cordon {
         base,
         key,
@@ -663,7 +664,7 @@ fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
     assert!(cordon.metrics().contains("cordon_flood_quarantined_entries 0"));
 
     // What the guard learnt is in the store: a restarted server remembers it.
-    let store = Store::open(cordon.data.path()).unwrap();
+    let store = Store::open_at(&test_store(cordon.data.path())).unwrap();
     let kept = store.quarantines().unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].released_at.is_some());
@@ -957,4 +958,9 @@ fn limits_in_the_config_are_checked() {
     ] {
         assert!(Policy::parse(bad).is_err(), "{bad}");
     }
+}
+
+/// The store of a test's data folder: SQLite in it, or PostgreSQL (`CORDON_TEST_STORE`).
+fn test_store(data: &std::path::Path) -> cordon_store::StoreLocation {
+    cordon_store::StoreLocation::parse(&cordon_testkit::store_url_for(data)).unwrap()
 }

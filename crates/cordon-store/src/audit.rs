@@ -6,10 +6,10 @@
 //! refuse UPDATE and DELETE outright. An entry is written in the same transaction as the
 //! change it records: both land, or neither.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::db::{Db, params};
 use crate::{StoreError, now_rfc3339};
 
 /// One recorded change.
@@ -54,17 +54,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Appends an entry; call it inside the transaction of the change it records.
-pub(crate) fn append(
-    conn: &Connection,
-    actor: &str,
-    event: &str,
-    data: serde_json::Value,
-) -> Result<(), StoreError> {
-    let last: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
+pub(crate) fn append(conn: &Db, actor: &str, event: &str, data: serde_json::Value) -> Result<(), StoreError> {
+    let last: Option<(i64, Vec<u8>)> = conn.query_row(
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let (seq, previous) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, vec![0u8; 32]),
@@ -72,81 +67,73 @@ pub(crate) fn append(
     let at = now_rfc3339();
     let data = data.to_string();
     let hash = chain_hash(&previous, seq, &at, actor, event, &data);
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO audit (seq, at, actor, event, data, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![seq, at, actor, event, data, hash])?;
+        params![seq, at, actor, event, data, hash],
+    )?;
     Ok(())
 }
 
 /// Entries from `since` (exclusive) on, oldest first.
-pub(crate) fn entries(conn: &Connection, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut statement =
-        conn.prepare("SELECT seq, at, actor, event, data, hash FROM audit WHERE seq > ?1 ORDER BY seq")?;
-    let rows = statement.query_map([since], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Vec<u8>>(5)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, at, actor, event, data, hash) = row?;
-        out.push(AuditEntry {
-            seq,
-            at,
-            actor,
-            event,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-            hash: hex(&hash),
-        });
-    }
-    Ok(out)
+pub(crate) fn entries(conn: &Db, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    conn.query_map(
+        "SELECT seq, at, actor, event, data, hash FROM audit WHERE seq > ?1 ORDER BY seq",
+        params![since],
+        |r| {
+            let data: String = r.get(4)?;
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                event: r.get(3)?,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+                hash: hex(&r.get::<Vec<u8>>(5)?),
+            })
+        },
+    )
 }
 
 /// Recomputes the chain from the first entry: sequence numbers must run 1, 2, 3, ... and
 /// every stored hash must be the hash of its entry and its predecessor.
-pub(crate) fn verify(conn: &Connection) -> Result<AuditCheck, StoreError> {
-    let mut statement = conn.prepare("SELECT seq, at, actor, event, data, hash FROM audit ORDER BY seq")?;
-    let mut rows = statement.query([])?;
+pub(crate) fn verify(conn: &Db) -> Result<AuditCheck, StoreError> {
     let mut previous = vec![0u8; 32];
     let mut expected_seq = 1;
     let mut entries = 0;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let (at, actor, event, data): (String, String, String, String) =
-            (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
-        let stored: Vec<u8> = row.get(5)?;
-        let broken = |problem: String| AuditCheck {
-            entries,
-            head: hex(&previous),
-            broken_at: Some(seq),
-            problem: Some(problem),
-        };
-        if seq != expected_seq {
-            return Ok(broken(format!(
-                "entries {expected_seq} to {} are missing",
-                seq - 1
-            )));
-        }
-        let computed = chain_hash(&previous, seq, &at, &actor, &event, &data);
-        if computed != stored {
-            return Ok(broken(format!(
-                "entry {seq} was changed: its hash does not match its contents"
-            )));
-        }
-        previous = computed;
-        expected_seq += 1;
-        entries += 1;
-    }
+    let mut broken_at = None;
+    conn.for_each(
+        "SELECT seq, at, actor, event, data, hash FROM audit ORDER BY seq",
+        params![],
+        |row| {
+            if broken_at.is_some() {
+                return Ok(());
+            }
+            let seq: i64 = row.get(0)?;
+            let (at, actor, event, data): (String, String, String, String) =
+                (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+            let stored: Vec<u8> = row.get(5)?;
+            if seq != expected_seq {
+                broken_at = Some((seq, format!("entries {expected_seq} to {} are missing", seq - 1)));
+                return Ok(());
+            }
+            let computed = chain_hash(&previous, seq, &at, &actor, &event, &data);
+            if computed != stored {
+                broken_at = Some((
+                    seq,
+                    format!("entry {seq} was changed: its hash does not match its contents"),
+                ));
+                return Ok(());
+            }
+            previous = computed;
+            expected_seq += 1;
+            entries += 1;
+            Ok::<_, StoreError>(())
+        },
+    )?;
+    let (broken_at, problem) = broken_at.unzip();
     Ok(AuditCheck {
         entries,
         head: hex(&previous),
-        broken_at: None,
-        problem: None,
+        broken_at,
+        problem,
     })
 }

@@ -2,7 +2,7 @@
 //! session token is stored), display settings that protect them, and how many items they
 //! revealed each day (shown to them, and kept: exposure is part of a moderator's record).
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::params;
 use serde::Serialize;
 
 use crate::StoreError;
@@ -45,8 +45,8 @@ impl Store {
         session: &ConsoleSession,
         now: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.connection();
-        conn.execute("DELETE FROM console_session WHERE expires_at <= ?1", [now])?;
+        let conn = self.db();
+        conn.execute("DELETE FROM console_session WHERE expires_at <= ?1", params![now])?;
         conn.execute(
             "INSERT INTO console_session (token_hash, reviewer, role, csrf, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -68,43 +68,44 @@ impl Store {
         token_hash: &[u8],
         now: &str,
     ) -> Result<Option<ConsoleSession>, StoreError> {
-        Ok(self
-            .connection_ref()
-            .query_row(
-                "SELECT reviewer, role, csrf, expires_at FROM console_session
+        self.db().query_row(
+            "SELECT reviewer, role, csrf, expires_at FROM console_session
                  WHERE token_hash = ?1 AND expires_at > ?2",
-                params![token_hash, now],
-                |r| {
-                    Ok(ConsoleSession {
-                        reviewer: r.get(0)?,
-                        role: r.get(1)?,
-                        csrf: r.get(2)?,
-                        expires_at: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+            params![token_hash, now],
+            |r| {
+                Ok(ConsoleSession {
+                    reviewer: r.get(0)?,
+                    role: r.get(1)?,
+                    csrf: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            },
+        )
     }
 
     pub fn end_console_session(&mut self, token_hash: &[u8]) -> Result<(), StoreError> {
-        self.connection()
-            .execute("DELETE FROM console_session WHERE token_hash = ?1", [token_hash])?;
+        self.db().execute(
+            "DELETE FROM console_session WHERE token_hash = ?1",
+            params![token_hash],
+        )?;
         Ok(())
     }
 
     /// Ends every session of keys that were revoked (called when a key is revoked).
     pub fn end_console_sessions_of(&mut self, reviewer: &str) -> Result<(), StoreError> {
-        self.connection()
-            .execute("DELETE FROM console_session WHERE reviewer = ?1", [reviewer])?;
+        self.db().execute(
+            "DELETE FROM console_session WHERE reviewer = ?1",
+            params![reviewer],
+        )?;
         Ok(())
     }
 
     pub fn reviewer_settings(&self, reviewer: &str) -> Result<ReviewerSettings, StoreError> {
         Ok(self
-            .connection_ref()
+            .db()
             .query_row(
                 "SELECT blur, greyscale, autoplay FROM reviewer_settings WHERE reviewer = ?1",
-                [reviewer],
+                params![reviewer],
                 |r| {
                     Ok(ReviewerSettings {
                         blur: r.get(0)?,
@@ -112,8 +113,7 @@ impl Store {
                         autoplay: r.get(2)?,
                     })
                 },
-            )
-            .optional()?
+            )?
             .unwrap_or_default())
     }
 
@@ -122,7 +122,7 @@ impl Store {
         reviewer: &str,
         settings: ReviewerSettings,
     ) -> Result<(), StoreError> {
-        self.connection().execute(
+        self.db().execute(
             "INSERT INTO reviewer_settings (reviewer, blur, greyscale, autoplay) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(reviewer) DO UPDATE SET blur = ?2, greyscale = ?3, autoplay = ?4",
             params![reviewer, settings.blur, settings.greyscale, settings.autoplay],
@@ -133,24 +133,22 @@ impl Store {
     /// Counts one revealed item for `reviewer` on `day` (`YYYY-MM-DD`); returns the day's
     /// count.
     pub fn count_reveal(&mut self, reviewer: &str, day: &str) -> Result<u32, StoreError> {
-        Ok(self.connection().query_row(
+        self.db().query_value(
             "INSERT INTO reviewer_reveals (reviewer, day, reveals) VALUES (?1, ?2, 1)
-             ON CONFLICT(reviewer, day) DO UPDATE SET reveals = reveals + 1
+             ON CONFLICT(reviewer, day) DO UPDATE SET reveals = reviewer_reveals.reveals + 1
              RETURNING reveals",
             params![reviewer, day],
-            |r| r.get(0),
-        )?)
+        )
     }
 
     pub fn reveals(&self, reviewer: &str, day: &str) -> Result<u32, StoreError> {
         Ok(self
-            .connection_ref()
+            .db()
             .query_row(
                 "SELECT reveals FROM reviewer_reveals WHERE reviewer = ?1 AND day = ?2",
                 params![reviewer, day],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(0))
     }
 }

@@ -5,6 +5,10 @@ pub enum StoreError {
     DataFolder { path: String, source: std::io::Error },
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {}", postgres_detail(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("invalid store address {url:?}: {reason}")]
+    StoreUrl { url: String, reason: String },
     #[error(
         "the database at {path} has schema version {found}, newer than this Cordon ({supported}); upgrade Cordon"
     )]
@@ -49,4 +53,12 @@ pub enum StoreError {
     AppealDecided(i64),
     #[error("corrupt value in the database ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
+}
+
+/// The server's own message when there is one (the client's `Display` says only "db error").
+fn postgres_detail(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
 }

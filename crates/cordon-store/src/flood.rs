@@ -3,7 +3,7 @@
 //! more likely a bad hash (a flat colour, a meme slipped into a shared list) than a wave
 //! of real violations; its matches go to people until someone releases it.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::db::{Db, Row, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -49,21 +49,22 @@ pub struct WindowHits {
     pub hits: u32,
 }
 
-pub(crate) fn record(tx: &Transaction<'_>, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
-    let mut count = tx.prepare_cached(
-        // Content deleted since the match was made has nothing left to count against.
-        "INSERT INTO content_hits (content_id, window_start, hits)
-         SELECT ?1, ?2, 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
-         ON CONFLICT(content_id, window_start) DO UPDATE SET hits = hits + 1",
-    )?;
+pub(crate) fn record(tx: &Db, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
     for content_id in &flood.hits {
-        count.execute(params![content_id, flood.window_start])?;
+        tx.execute(
+            // Content deleted since the match was made has nothing left to count against.
+            "INSERT INTO content_hits (content_id, window_start, hits)
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
+             ON CONFLICT(content_id, window_start) DO UPDATE SET hits = content_hits.hits + 1",
+            params![content_id, flood.window_start],
+        )?;
     }
     let now = now_rfc3339();
     for quarantine in &flood.quarantines {
         tx.execute(
             "INSERT INTO quarantine (content_id, bank, since, reason)
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT)
+             WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
              ON CONFLICT(content_id) DO NOTHING",
             params![quarantine.content_id, quarantine.bank, now, quarantine.reason],
         )?;
@@ -80,7 +81,7 @@ pub(crate) fn record(tx: &Transaction<'_>, actor: &str, flood: &FloodRecord) -> 
 
 const COLUMNS: &str = "content_id, bank, since, reason, released_at, released_by";
 
-fn quarantine(row: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantine> {
+fn quarantine(row: &Row<'_>) -> Result<Quarantine, StoreError> {
     Ok(Quarantine {
         content_id: row.get(0)?,
         bank: row.get(1)?,
@@ -94,17 +95,17 @@ fn quarantine(row: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantine> {
 impl Store {
     /// Every quarantine, current and released, newest first.
     pub fn quarantines(&self) -> Result<Vec<Quarantine>, StoreError> {
-        let mut statement = self.connection_ref().prepare(&format!(
-            "SELECT {COLUMNS} FROM quarantine ORDER BY since DESC, content_id"
-        ))?;
-        let rows = statement.query_map([], quarantine)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db().query_map(
+            &format!("SELECT {COLUMNS} FROM quarantine ORDER BY since DESC, content_id"),
+            params![],
+            quarantine,
+        )
     }
 
     /// Lets a quarantined entry act again, for good: a person has checked it.
     pub fn release_quarantine(&mut self, content_id: ContentId) -> Result<Quarantine, StoreError> {
         let actor = self.actor().to_string();
-        let tx = self.connection().transaction()?;
+        let tx = self.db().transaction()?;
         let changed = tx.execute(
             "UPDATE quarantine SET released_at = ?1, released_by = ?2
              WHERE content_id = ?3 AND released_at IS NULL",
@@ -117,10 +118,9 @@ impl Store {
         let released = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM quarantine WHERE content_id = ?1"),
-                [content_id],
+                params![content_id],
                 quarantine,
-            )
-            .optional()?
+            )?
             .ok_or(StoreError::NotQuarantined(content_id))?;
         tx.commit()?;
         Ok(released)
@@ -129,17 +129,18 @@ impl Store {
     /// Hit counts of windows starting at or after `since` (RFC 3339); older counts are
     /// dropped, as the guard no longer looks at them.
     pub fn content_hits_since(&mut self, since: &str) -> Result<Vec<WindowHits>, StoreError> {
-        let conn = self.connection();
-        conn.execute("DELETE FROM content_hits WHERE window_start < ?1", [since])?;
-        let mut statement =
-            conn.prepare("SELECT content_id, window_start, hits FROM content_hits ORDER BY window_start")?;
-        let rows = statement.query_map([], |r| {
-            Ok(WindowHits {
-                content_id: r.get(0)?,
-                window_start: r.get(1)?,
-                hits: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let conn = self.db();
+        conn.execute("DELETE FROM content_hits WHERE window_start < ?1", params![since])?;
+        conn.query_map(
+            "SELECT content_id, window_start, hits FROM content_hits ORDER BY window_start",
+            params![],
+            |r| {
+                Ok(WindowHits {
+                    content_id: r.get(0)?,
+                    window_start: r.get(1)?,
+                    hits: r.get(2)?,
+                })
+            },
+        )
     }
 }

@@ -4,7 +4,7 @@
 //! Append-only (triggers refuse changes), so that "first seen" can be trusted; a sighting
 //! outlives the media, which Cordon does not keep.
 
-use rusqlite::{Connection, Row, params};
+use crate::db::{Db, Row, params};
 use serde::Serialize;
 
 use crate::sqlite::Store;
@@ -48,7 +48,7 @@ pub struct Sighting {
 const COLUMNS: &str = "id, submission_id, bank, bank_content, received_at, posted_at, source_url, account_id,
                        sha256, size, format, width, height, pdq, quality, evidence";
 
-fn sighting(row: &Row<'_>) -> rusqlite::Result<Sighting> {
+fn sighting(row: &Row<'_>) -> Result<Sighting, StoreError> {
     let submission_id: Option<i64> = row.get(1)?;
     let evidence: String = row.get(15)?;
     Ok(Sighting {
@@ -67,7 +67,7 @@ fn sighting(row: &Row<'_>) -> rusqlite::Result<Sighting> {
         account_id: row.get(7)?,
         media: MediaFacts {
             sha256: row.get(8)?,
-            size: row.get::<_, Option<i64>>(9)?.map(|n| n as u64),
+            size: row.get::<Option<i64>>(9)?.map(|n| n as u64),
             format: row.get(10)?,
             width: row.get(11)?,
             height: row.get(12)?,
@@ -90,20 +90,16 @@ pub(crate) struct SightingOrigin<'a> {
 }
 
 /// Appends a sighting inside the caller's transaction; returns its id.
-pub(crate) fn append(
-    conn: &Connection,
-    origin: &SightingOrigin<'_>,
-    facts: &MediaFacts,
-) -> Result<i64, StoreError> {
+pub(crate) fn append(conn: &Db, origin: &SightingOrigin<'_>, facts: &MediaFacts) -> Result<i64, StoreError> {
     let evidence = if facts.evidence.is_object() {
         facts.evidence.to_string()
     } else {
         "{}".to_string()
     };
-    conn.execute(
+    conn.insert(
         "INSERT INTO sighting (submission_id, bank, bank_content, received_at, posted_at, source_url,
                                account_id, sha256, size, format, width, height, pdq, quality, evidence)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
         params![
             origin.submission_id,
             origin.bank,
@@ -121,20 +117,17 @@ pub(crate) fn append(
             facts.quality,
             evidence
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    )
 }
 
 impl Store {
     /// The sightings with these ids, oldest first.
     pub fn sightings(&self, ids: &[i64]) -> Result<Vec<Sighting>, StoreError> {
-        let mut statement = self
-            .connection_ref()
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM sighting WHERE id = ?1"))?;
+        let sql = format!("SELECT {COLUMNS} FROM sighting WHERE id = ?1");
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(row) = statement.query_map([id], sighting)?.next() {
-                found.push(row?);
+            if let Some(row) = self.db().query_row(&sql, params![id], sighting)? {
+                found.push(row);
             }
         }
         found.sort_by(|a, b| (&a.received_at, a.id).cmp(&(&b.received_at, b.id)));
@@ -143,35 +136,33 @@ impl Store {
 
     /// The sighting of a submission.
     pub fn sighting_of_submission(&self, submission_id: i64) -> Result<Option<Sighting>, StoreError> {
-        let mut statement = self.connection_ref().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM sighting WHERE submission_id = ?1"
-        ))?;
-        Ok(statement
-            .query_map([submission_id], sighting)?
-            .next()
-            .transpose()?)
+        self.db().query_row(
+            &format!("SELECT {COLUMNS} FROM sighting WHERE submission_id = ?1"),
+            params![submission_id],
+            sighting,
+        )
     }
 
     /// The sightings of a bank's content (made when it was added from media).
     pub fn sightings_of_bank_content(&self, content_id: i64) -> Result<Vec<Sighting>, StoreError> {
-        let mut statement = self.connection_ref().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM sighting WHERE bank_content = ?1 ORDER BY id"
-        ))?;
-        let rows = statement.query_map([content_id], sighting)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db().query_map(
+            &format!("SELECT {COLUMNS} FROM sighting WHERE bank_content = ?1 ORDER BY id"),
+            params![content_id],
+            sighting,
+        )
     }
 
     /// Calls `f` with the id and PDQ hash of every sighting that has one, in id order.
     pub fn for_each_sighting_pdq(&self, mut f: impl FnMut(i64, &str)) -> Result<(), StoreError> {
-        let mut statement = self
-            .connection_ref()
-            .prepare("SELECT id, pdq FROM sighting WHERE pdq IS NOT NULL ORDER BY id")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let pdq: String = row.get(1)?;
-            f(row.get(0)?, &pdq);
-        }
-        Ok(())
+        self.db().for_each(
+            "SELECT id, pdq FROM sighting WHERE pdq IS NOT NULL ORDER BY id",
+            params![],
+            |row| {
+                let pdq: String = row.get(1)?;
+                f(row.get(0)?, &pdq);
+                Ok::<_, StoreError>(())
+            },
+        )
     }
 }
 
@@ -210,7 +201,7 @@ mod tests {
             .unwrap();
         assert_eq!(seen, vec![(id, "f".repeat(64))]);
         for change in ["UPDATE sighting SET account_id = 'x'", "DELETE FROM sighting"] {
-            let error = store.connection().execute(change, []).unwrap_err();
+            let error = store.db().execute(change, params![]).unwrap_err();
             assert!(error.to_string().contains("append-only"), "{change}: {error}");
         }
     }

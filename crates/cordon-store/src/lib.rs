@@ -1,12 +1,14 @@
 //! Cordon's system of record.
 //!
-//! This crate owns persistence: banks of known content and their signals, in an embedded
-//! SQLite file inside the data folder (the default, no server to run), with versioned
-//! schema migrations applied on open. It stores and returns facts; it makes no decisions
+//! This crate owns persistence: banks of known content and their signals, submissions,
+//! decisions, the ledger and the audit log, in an embedded SQLite file inside the data
+//! folder (the default, no server to run) or in PostgreSQL, with versioned schema
+//! migrations applied on open. It stores and returns facts; it makes no decisions
 //! (what matches, what a policy does) and computes no signals.
 
 mod audit;
 mod console;
+mod db;
 mod error;
 mod flood;
 mod ledger;
@@ -18,6 +20,7 @@ mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
 pub use console::{ConsoleSession, ReviewerSettings};
+pub use db::Dialect;
 pub use error::StoreError;
 pub use flood::{FloodRecord, NewQuarantine, Quarantine, WindowHits};
 pub use ledger::{MediaFacts, Sighting};
@@ -26,7 +29,7 @@ pub use model::{
     SignalRow,
 };
 pub use review::{Appeal, NewReviewItem, Outcome, QueueFilter, ReviewItem, StoredMedia};
-pub use sqlite::{ContentWriter, Store};
+pub use sqlite::{ContentWriter, Store, StoreLocation};
 pub use submissions::{Account, NewDecision, NewSubmission, OutboxRow, Recorded, StrikeRow};
 
 /// The file inside the data folder that holds the embedded store.

@@ -3,7 +3,7 @@
 //! reviewer's decision is written by the same code as the policy's (see
 //! `submissions::write_decisions`): strikes, suspensions, webhooks and audit alike.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use crate::db::{Db, Row, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -92,11 +92,7 @@ impl Outcome {
     }
 }
 
-pub(crate) fn enqueue(
-    tx: &Transaction<'_>,
-    submission_id: i64,
-    item: &NewReviewItem,
-) -> Result<(), StoreError> {
+pub(crate) fn enqueue(tx: &Db, submission_id: i64, item: &NewReviewItem) -> Result<(), StoreError> {
     let now = now_rfc3339();
     tx.execute(
         "INSERT INTO review_item (submission_id, severity, distance, signal_type, account_strikes, banks,
@@ -133,25 +129,23 @@ struct Holder {
 }
 
 /// The holder of an item still to decide: an unknown item or a decided one is an error.
-fn holder(tx: &Transaction<'_>, submission_id: i64) -> Result<Holder, StoreError> {
-    let found = tx
-        .query_row(
-            "SELECT r.state, r.claimed_by, r.claim_expires_at, s.content_id, s.account_id
+fn holder(tx: &Db, submission_id: i64) -> Result<Holder, StoreError> {
+    let found = tx.query_row(
+        "SELECT r.state, r.claimed_by, r.claim_expires_at, s.content_id, s.account_id
              FROM review_item r JOIN submission s ON s.id = r.submission_id WHERE r.submission_id = ?1",
-            [submission_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Holder {
-                        claimed_by: r.get(1)?,
-                        claim_expires_at: r.get(2)?,
-                        content_id: r.get(3)?,
-                        account_id: r.get(4)?,
-                    },
-                ))
-            },
-        )
-        .optional()?;
+        params![submission_id],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                Holder {
+                    claimed_by: r.get(1)?,
+                    claim_expires_at: r.get(2)?,
+                    content_id: r.get(3)?,
+                    account_id: r.get(4)?,
+                },
+            ))
+        },
+    )?;
     match found {
         None => Err(StoreError::NoSuchReview(submission_id)),
         Some((state, _)) if state == "decided" => Err(StoreError::ReviewDecided(submission_id)),
@@ -163,8 +157,8 @@ const COLUMNS: &str = "r.submission_id, r.state, r.severity, r.distance, r.signa
     r.banks, r.labels, r.rule, r.reason, r.created_at, r.claimed_by, r.claim_expires_at, r.decided_by,
     r.decided_at, r.outcome, s.content_id, s.account_id, s.source_url, s.posted_at, s.response";
 
-fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
-    let json_list = |index: usize| -> rusqlite::Result<Vec<String>> {
+fn review_item(row: &Row<'_>) -> Result<ReviewItem, StoreError> {
+    let json_list = |index: usize| -> Result<Vec<String>, StoreError> {
         let text: String = row.get(index)?;
         Ok(serde_json::from_str(&text).unwrap_or_default())
     };
@@ -175,7 +169,7 @@ fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
         severity: row.get(2)?,
         distance: row.get(3)?,
         signal_type: row.get(4)?,
-        account_strikes: row.get::<_, i64>(5)?.max(0) as u64,
+        account_strikes: row.get::<i64>(5)?.max(0) as u64,
         banks: json_list(6)?,
         labels: json_list(7)?,
         rule: row.get(8)?,
@@ -198,38 +192,47 @@ impl Store {
     /// Items waiting for a person, most urgent first: escalated ones, then by severity,
     /// nearest match, the account's strikes, and age (oldest first).
     pub fn review_queue(&self, filter: &QueueFilter, limit: usize) -> Result<Vec<ReviewItem>, StoreError> {
-        let mut statement = self.connection_ref().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM review_item r JOIN submission s ON s.id = r.submission_id
-             WHERE r.state IN ('pending', 'escalated')
-               AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(r.banks) WHERE value = ?1))
-               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(r.labels) WHERE value = ?2))
-             ORDER BY r.state = 'escalated' DESC, r.severity DESC, r.distance, r.account_strikes DESC,
-                      r.created_at, r.submission_id
-             LIMIT ?3"
-        ))?;
-        let rows = statement.query_map(params![filter.bank, filter.label, limit as i64], review_item)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        // The banks and labels of an item are JSON lists of text.
+        let elements = |column: &str| match self.dialect() {
+            crate::Dialect::Sqlite => format!("SELECT value FROM json_each({column})"),
+            crate::Dialect::Postgres => format!("SELECT jsonb_array_elements_text({column}::jsonb) AS value"),
+        };
+        let (banks, labels) = (elements("r.banks"), elements("r.labels"));
+        self.db().query_map(
+            &format!(
+                "SELECT {COLUMNS} FROM review_item r JOIN submission s ON s.id = r.submission_id
+                 WHERE r.state IN ('pending', 'escalated')
+                   AND (CAST(?1 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM ({banks}) e WHERE e.value = ?1))
+                   AND (CAST(?2 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM ({labels}) e WHERE e.value = ?2))
+                 ORDER BY r.state = 'escalated' DESC, r.severity DESC, r.distance, r.account_strikes DESC,
+                          r.created_at, r.submission_id
+                 LIMIT ?3"
+            ),
+            params![filter.bank, filter.label, limit as i64],
+            review_item,
+        )
     }
 
     /// Items waiting, by state (`pending`, `escalated`).
     pub fn review_counts(&self) -> Result<(u64, u64), StoreError> {
-        Ok(self.connection_ref().query_row(
-            "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'escalated'), 0)
+        let counts = self.db().query_row(
+            "SELECT count(CASE WHEN state = 'pending' THEN 1 END), count(CASE WHEN state = 'escalated' THEN 1 END)
              FROM review_item",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-        )?)
+            params![],
+            |r| Ok((r.get::<u64>(0)?, r.get::<u64>(1)?)),
+        )?;
+        Ok(counts.unwrap_or_default())
     }
 
     pub fn review_item(&self, submission_id: i64) -> Result<Option<ReviewItem>, StoreError> {
-        let mut statement = self.connection_ref().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM review_item r JOIN submission s ON s.id = r.submission_id
-             WHERE r.submission_id = ?1"
-        ))?;
-        Ok(statement
-            .query_map([submission_id], review_item)?
-            .next()
-            .transpose()?)
+        self.db().query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM review_item r JOIN submission s ON s.id = r.submission_id
+                 WHERE r.submission_id = ?1"
+            ),
+            params![submission_id],
+            review_item,
+        )
     }
 
     /// Gives an item to `reviewer` until `until` (RFC 3339): nobody else can decide it
@@ -241,7 +244,7 @@ impl Store {
         now: &str,
         until: &str,
     ) -> Result<ReviewItem, StoreError> {
-        let tx = self.connection().transaction()?;
+        let tx = self.db().transaction()?;
         let held = holder(&tx, submission_id)?;
         if let (Some(holder), Some(expires)) = (&held.claimed_by, &held.claim_expires_at)
             && holder != reviewer
@@ -277,7 +280,7 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let actor = self.actor().to_string();
         let now = now_rfc3339();
-        let tx = self.connection().transaction()?;
+        let tx = self.db().transaction()?;
         let held = holder(&tx, submission_id)?;
         let holds = held.claimed_by.as_deref() == Some(reviewer)
             && held.claim_expires_at.as_deref().is_some_and(|e| e > now.as_str());
@@ -327,19 +330,16 @@ impl Store {
     }
 
     fn stored_media(&self, column: &str, id: i64) -> Result<Option<StoredMedia>, StoreError> {
-        Ok(self
-            .connection_ref()
-            .query_row(
-                &format!("SELECT mime, bytes FROM stored_media WHERE {column} = ?1"),
-                [id],
-                |r| {
-                    Ok(StoredMedia {
-                        mime: r.get(0)?,
-                        bytes: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db().query_row(
+            &format!("SELECT mime, bytes FROM stored_media WHERE {column} = ?1"),
+            params![id],
+            |r| {
+                Ok(StoredMedia {
+                    mime: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            },
+        )
     }
 }
 
@@ -358,7 +358,7 @@ pub struct Appeal {
     pub note: Option<String>,
 }
 
-fn appeal(row: &Row<'_>) -> rusqlite::Result<Appeal> {
+fn appeal(row: &Row<'_>) -> Result<Appeal, StoreError> {
     Ok(Appeal {
         id: row.get(0)?,
         account_id: row.get(1)?,
@@ -377,33 +377,30 @@ impl Store {
     /// Files an appeal of a suspended account (one pending appeal per account).
     pub fn file_appeal(&mut self, account_id: &str, reason: &str) -> Result<Appeal, StoreError> {
         let actor = self.actor().to_string();
-        let tx = self.connection().transaction()?;
-        let suspended: Option<String> = tx
-            .query_row("SELECT state FROM account WHERE id = ?1", [account_id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let tx = self.db().transaction()?;
+        let suspended: Option<String> = tx.query_row(
+            "SELECT state FROM account WHERE id = ?1",
+            params![account_id],
+            |r| r.get(0),
+        )?;
         if suspended.as_deref() != Some("suspended") {
             return Err(StoreError::NotSuspended(account_id.to_string()));
         }
-        let pending: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM appeal WHERE account_id = ?1 AND state = 'pending'",
-                [account_id],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let pending: Option<i64> = tx.query_row(
+            "SELECT id FROM appeal WHERE account_id = ?1 AND state = 'pending'",
+            params![account_id],
+            |r| r.get(0),
+        )?;
         if let Some(id) = pending {
             return Err(StoreError::AppealPending {
                 account_id: account_id.to_string(),
                 appeal_id: id,
             });
         }
-        tx.execute(
-            "INSERT INTO appeal (account_id, reason, created_at) VALUES (?1, ?2, ?3)",
+        let id = tx.insert(
+            "INSERT INTO appeal (account_id, reason, created_at) VALUES (?1, ?2, ?3) RETURNING id",
             params![account_id, reason, now_rfc3339()],
         )?;
-        let id = tx.last_insert_rowid();
         audit::append(
             &tx,
             &actor,
@@ -415,23 +412,20 @@ impl Store {
     }
 
     pub fn appeal(&self, id: i64) -> Result<Option<Appeal>, StoreError> {
-        Ok(self
-            .connection_ref()
-            .query_row(
-                &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1"),
-                [id],
-                appeal,
-            )
-            .optional()?)
+        self.db().query_row(
+            &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1"),
+            params![id],
+            appeal,
+        )
     }
 
     /// Appeals waiting for a decision, oldest first.
     pub fn pending_appeals(&self) -> Result<Vec<Appeal>, StoreError> {
-        let mut statement = self.connection_ref().prepare(&format!(
-            "SELECT {APPEAL_COLUMNS} FROM appeal WHERE state = 'pending' ORDER BY created_at, id"
-        ))?;
-        let rows = statement.query_map([], appeal)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db().query_map(
+            &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE state = 'pending' ORDER BY created_at, id"),
+            params![],
+            appeal,
+        )
     }
 
     /// Decides an appeal. Reinstating writes a `reinstate_account` decision on the
@@ -450,14 +444,12 @@ impl Store {
     ) -> Result<Appeal, StoreError> {
         let actor = self.actor().to_string();
         let now = now_rfc3339();
-        let tx = self.connection().transaction()?;
-        let found = tx
-            .query_row(
-                &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1"),
-                [id],
-                appeal,
-            )
-            .optional()?;
+        let tx = self.db().transaction()?;
+        let found = tx.query_row(
+            &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1"),
+            params![id],
+            appeal,
+        )?;
         let Some(filed) = found else {
             return Err(StoreError::NoSuchAppeal(id));
         };
@@ -465,14 +457,12 @@ impl Store {
             return Err(StoreError::AppealDecided(id));
         }
         if reinstate {
-            let suspended_by: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT s.id, s.content_id FROM decision d JOIN submission s ON s.id = d.submission_id
+            let suspended_by: Option<(i64, String)> = tx.query_row(
+                "SELECT s.id, s.content_id FROM decision d JOIN submission s ON s.id = d.submission_id
                      WHERE s.account_id = ?1 AND d.action = 'suspend_account' ORDER BY d.id DESC LIMIT 1",
-                    [&filed.account_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+                params![filed.account_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let Some((submission_id, content_id)) = suspended_by else {
                 return Err(StoreError::NotSuspended(filed.account_id));
             };

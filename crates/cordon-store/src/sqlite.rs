@@ -1,9 +1,10 @@
-//! The embedded store: one SQLite file in the data folder.
+//! The store: banks, content, signals and keys, in the embedded SQLite file of the data
+//! folder or in PostgreSQL.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use crate::db::{Db, PgConnection, Row, Transaction, params};
 use serde_json::json;
 
 use crate::audit::{self, AuditCheck, AuditEntry};
@@ -14,9 +15,69 @@ use crate::model::{
 };
 use crate::{DATABASE_FILE, StoreError, now_rfc3339};
 
-/// A connection to the embedded store.
+/// Where the store lives: `sqlite://PATH` (a file, by default the data folder's) or a
+/// `postgres://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// The embedded default: the SQLite file inside `data_dir`.
+    pub fn in_data_folder(data_dir: &Path) -> StoreLocation {
+        StoreLocation::Sqlite(data_dir.join(DATABASE_FILE))
+    }
+
+    /// Reads `sqlite://PATH` or `postgres://…` (also `postgresql://…`).
+    pub fn parse(url: &str) -> Result<StoreLocation, StoreError> {
+        let invalid = |reason: &str| StoreError::StoreUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(invalid("sqlite:// needs a file path"));
+            }
+            Ok(StoreLocation::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.parse::<postgres::Config>()
+                .map_err(|e| invalid(&e.to_string()))?;
+            Ok(StoreLocation::Postgres(url.to_string()))
+        } else {
+            Err(invalid(
+                "expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+            ))
+        }
+    }
+
+    /// The location without its password, for messages.
+    pub fn display(&self) -> String {
+        match self {
+            StoreLocation::Sqlite(path) => format!("sqlite://{}", path.display()),
+            StoreLocation::Postgres(url) => match url.parse::<postgres::Config>() {
+                Ok(config) => {
+                    let host = match config.get_hosts().first() {
+                        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+                        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+                        None => String::new(),
+                    };
+                    let port = config.get_ports().first().copied().unwrap_or(5432);
+                    format!(
+                        "postgres://{}@{host}:{port}/{}",
+                        config.get_user().unwrap_or(""),
+                        config.get_dbname().unwrap_or("")
+                    )
+                }
+                Err(_) => "postgres://…".to_string(),
+            },
+        }
+    }
+}
+
+/// A connection to the store.
 pub struct Store {
-    conn: Connection,
+    db: Db,
     /// Who the audit log names for the changes made through this connection.
     actor: String,
 }
@@ -46,26 +107,49 @@ impl Store {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let path = data_dir.join(DATABASE_FILE);
-        let conn = Connection::open(&path)?;
-        Self::configure(conn, &path.display().to_string())
+        Self::open_at(&StoreLocation::in_data_folder(data_dir))
+    }
+
+    /// Opens (creating when absent) the store at `location`, and migrates it.
+    pub fn open_at(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)?;
+                Self::configure(conn, &path.display().to_string())
+            }
+            StoreLocation::Postgres(url) => {
+                let client = postgres::Client::connect(url, postgres::NoTls)?;
+                let db = Db::Postgres(Box::new(std::cell::RefCell::new(PgConnection::new(client))));
+                migrate(&db, &location.display())?;
+                Ok(Store {
+                    db,
+                    actor: "unknown".to_string(),
+                })
+            }
+        }
     }
 
     /// A store that lives in memory only, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::configure(Connection::open_in_memory()?, ":memory:")
+        Self::configure(rusqlite::Connection::open_in_memory()?, ":memory:")
     }
 
-    fn configure(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
+    /// Which SQL the store speaks.
+    pub fn dialect(&self) -> crate::Dialect {
+        self.db.dialect()
+    }
+
+    fn configure(conn: rusqlite::Connection, path: &str) -> Result<Store, StoreError> {
         // WAL lets readers (the server, a `match` run) go on while an import writes;
         // NORMAL sync is durable across process crashes, which is what WAL needs.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        migrate(&mut conn, path)?;
+        let db = Db::Sqlite(conn);
+        migrate(&db, path)?;
         Ok(Store {
-            conn,
+            db,
             actor: "unknown".to_string(),
         })
     }
@@ -80,39 +164,35 @@ impl Store {
         &self.actor
     }
 
-    pub(crate) fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
-    pub(crate) fn connection_ref(&self) -> &Connection {
-        &self.conn
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Audit entries after `since`, oldest first.
     pub fn audit_entries(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        audit::entries(&self.conn, since)
+        audit::entries(&self.db, since)
     }
 
     /// Checks the audit log's hash chain from its first entry.
     pub fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
-        audit::verify(&self.conn)
+        audit::verify(&self.db)
     }
 
     // ---- banks ---------------------------------------------------------------------
 
     pub fn create_bank(&mut self, name: &BankName, new: NewBank) -> Result<Bank, StoreError> {
-        let tx = self.conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM bank WHERE name = ?1", [name.as_str()], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let tx = self.db.transaction()?;
+        let exists: Option<i64> = tx.query_row(
+            "SELECT id FROM bank WHERE name = ?1",
+            params![name.as_str()],
+            |r| r.get(0),
+        )?;
         if exists.is_some() {
             return Err(StoreError::BankExists(name.to_string()));
         }
-        tx.execute(
+        let id = tx.insert(
             "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at, negative)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
                 name.as_str(),
                 new.description,
@@ -123,7 +203,6 @@ impl Store {
                 new.negative
             ],
         )?;
-        let id = tx.last_insert_rowid();
         write_thresholds(&tx, id, &new.thresholds)?;
         audit::append(
             &tx,
@@ -138,22 +217,22 @@ impl Store {
     }
 
     pub fn banks(&self) -> Result<Vec<Bank>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank ORDER BY name")?;
-        let rows = statement.query_map([], |row| Ok(BankRow::read(row)))?;
-        rows.map(|row| row??.into_bank(self)).collect()
+        let rows = self.db.query_map(
+            "SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank ORDER BY name",
+            params![],
+            BankRow::read,
+        )?;
+        rows.into_iter().map(|row| row.into_bank(self)).collect()
     }
 
     pub fn bank(&self, name: &str) -> Result<Bank, StoreError> {
-        self.conn
+        self.db
             .query_row(
                 "SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank WHERE name = ?1",
-                [name],
-                |row| Ok(BankRow::read(row)),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))??
+                params![name],
+                BankRow::read,
+            )?
+            .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))?
             .into_bank(self)
     }
 
@@ -164,7 +243,7 @@ impl Store {
             "labels": update.labels, "enabled": update.enabled, "enabled_ratio": update.enabled_ratio,
             "thresholds": update.thresholds, "negative": update.negative,
         });
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         if let Some(description) = update.description {
             tx.execute(
                 "UPDATE bank SET description = ?1 WHERE id = ?2",
@@ -193,11 +272,11 @@ impl Store {
         if let Some(new_name) = update.name
             && new_name.as_str() != name
         {
-            let taken: Option<i64> = tx
-                .query_row("SELECT id FROM bank WHERE name = ?1", [new_name.as_str()], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let taken: Option<i64> = tx.query_row(
+                "SELECT id FROM bank WHERE name = ?1",
+                params![new_name.as_str()],
+                |r| r.get(0),
+            )?;
             if taken.is_some() {
                 return Err(StoreError::BankExists(new_name.to_string()));
             }
@@ -214,7 +293,7 @@ impl Store {
             )?;
         }
         if let Some(thresholds) = update.thresholds {
-            tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", [bank.id])?;
+            tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", params![bank.id])?;
             write_thresholds(&tx, bank.id, &thresholds)?;
         }
         audit::append(
@@ -230,11 +309,11 @@ impl Store {
     /// Deletes a bank with all its content and signals; returns how much content went.
     pub fn delete_bank(&mut self, name: &str) -> Result<u64, StoreError> {
         let bank = self.bank(name)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         // Explicit deletes in bulk are much faster than row-by-row cascades.
-        tx.execute("DELETE FROM signal WHERE bank_id = ?1", [bank.id])?;
-        let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", [bank.id])?;
-        tx.execute("DELETE FROM bank WHERE id = ?1", [bank.id])?;
+        tx.execute("DELETE FROM signal WHERE bank_id = ?1", params![bank.id])?;
+        let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", params![bank.id])?;
+        tx.execute("DELETE FROM bank WHERE id = ?1", params![bank.id])?;
         audit::append(
             &tx,
             &self.actor,
@@ -242,15 +321,14 @@ impl Store {
             json!({ "bank": name, "content_deleted": content }),
         )?;
         tx.commit()?;
-        Ok(content as u64)
+        Ok(content)
     }
 
     pub fn content_count(&self, bank_id: i64) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row(
+        self.db.query_value(
             "SELECT count(*) FROM content WHERE bank_id = ?1",
-            [bank_id],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+            params![bank_id],
+        )
     }
 
     // ---- content -------------------------------------------------------------------
@@ -259,7 +337,7 @@ impl Store {
     /// [`ContentWriter::commit`]; dropping the writer undoes everything it wrote.
     pub fn content_writer(&mut self, bank: &str) -> Result<ContentWriter<'_>, StoreError> {
         let bank = self.bank(bank)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         Ok(ContentWriter {
             tx,
             bank_id: bank.id,
@@ -303,11 +381,9 @@ impl Store {
              FROM content c JOIN bank b ON b.id = c.bank_id LEFT JOIN signal s ON s.content_id = c.id
              WHERE {filter} ORDER BY c.id, s.id"
         );
-        let mut statement = self.conn.prepare(&sql).map_err(StoreError::from)?;
-        let mut rows = statement.query([key]).map_err(StoreError::from)?;
         let mut current: Option<Content> = None;
-        while let Some(row) = rows.next().map_err(StoreError::from)? {
-            let id: ContentId = row.get(0).map_err(StoreError::from)?;
+        self.db.for_each(&sql, params![key], |row| -> Result<(), E> {
+            let id: ContentId = row.get(0)?;
             if current.as_ref().is_some_and(|c| c.id != id)
                 && let Some(done) = current.take()
             {
@@ -316,12 +392,13 @@ impl Store {
             if current.is_none() {
                 current = Some(content_from_row(row)?);
             }
-            let signal_type: Option<String> = row.get(8).map_err(StoreError::from)?;
+            let signal_type: Option<String> = row.get(8)?;
             if let (Some(content), Some(signal_type)) = (current.as_mut(), signal_type) {
-                let value: String = row.get(9).map_err(StoreError::from)?;
+                let value: String = row.get(9)?;
                 content.signals.push(Signal { signal_type, value });
             }
-        }
+            Ok(())
+        })?;
         if let Some(done) = current {
             visit(done)?;
         }
@@ -336,12 +413,10 @@ impl Store {
         before: Option<ContentId>,
         limit: usize,
     ) -> Result<Vec<ContentSummary>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
+        self.db.query_map(
             "SELECT c.id, c.external_id, c.note, c.origin, c.created_at, c.disabled_until,
                     EXISTS (SELECT 1 FROM stored_media m WHERE m.content_id = c.id)
              FROM content c WHERE c.bank_id = ?1 AND c.id < ?2 ORDER BY c.id DESC LIMIT ?3",
-        )?;
-        let rows = statement.query_map(
             params![bank_id, before.unwrap_or(ContentId::MAX), limit as i64],
             |r| {
                 Ok(ContentSummary {
@@ -354,8 +429,7 @@ impl Store {
                     has_media: r.get(6)?,
                 })
             },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 
     /// Sets or clears the time until which content does not match.
@@ -364,7 +438,7 @@ impl Store {
         id: ContentId,
         until: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         let changed = tx.execute(
             "UPDATE content SET disabled_until = ?1 WHERE id = ?2",
             params![until, id],
@@ -385,9 +459,9 @@ impl Store {
     /// Deletes content and its signals; returns what was deleted.
     pub fn delete_content(&mut self, id: ContentId) -> Result<Content, StoreError> {
         let content = self.content(id)?;
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM signal WHERE content_id = ?1", [id])?;
-        tx.execute("DELETE FROM content WHERE id = ?1", [id])?;
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM signal WHERE content_id = ?1", params![id])?;
+        tx.execute("DELETE FROM content WHERE id = ?1", params![id])?;
         audit::append(
             &tx,
             &self.actor,
@@ -399,7 +473,7 @@ impl Store {
     }
 
     pub fn set_content_note(&mut self, id: ContentId, note: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         if tx.execute("UPDATE content SET note = ?1 WHERE id = ?2", params![note, id])? == 0 {
             return Err(StoreError::NoSuchContent(id));
         }
@@ -423,14 +497,15 @@ impl Store {
         role: &str,
         secret_hash: &[u8],
     ) -> Result<ApiKey, StoreError> {
-        let taken: Option<String> = self
-            .conn
-            .query_row("SELECT id FROM api_key WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?;
+        let taken: Option<String> =
+            self.db
+                .query_row("SELECT id FROM api_key WHERE name = ?1", params![name], |r| {
+                    r.get(0)
+                })?;
         if taken.is_some() {
             return Err(StoreError::KeyExists(name.to_string()));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         tx.execute(
             "INSERT INTO api_key (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, name, role, secret_hash, now_rfc3339()],
@@ -449,28 +524,24 @@ impl Store {
     }
 
     pub fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, name, role, created_at, revoked_at FROM api_key ORDER BY name")?;
-        let keys = statement
-            .query_map([], api_key_from_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(keys)
+        self.db.query_map(
+            "SELECT id, name, role, created_at, revoked_at FROM api_key ORDER BY name",
+            params![],
+            api_key_from_row,
+        )
     }
 
     /// The key with public id `id` and the stored hash of its secret.
     pub fn key_for_check(&self, id: &str) -> Result<Option<(ApiKey, Vec<u8>)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id, name, role, created_at, revoked_at, secret_hash FROM api_key WHERE id = ?1",
-            )?
-            .query_row([id], |r| Ok((api_key_from_row(r)?, r.get(5)?)))
-            .optional()?)
+        self.db.query_row(
+            "SELECT id, name, role, created_at, revoked_at, secret_hash FROM api_key WHERE id = ?1",
+            params![id],
+            |r| Ok((api_key_from_row(r)?, r.get(5)?)),
+        )
     }
 
     pub fn revoke_key(&mut self, name: &str) -> Result<ApiKey, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         let changed = tx.execute(
             "UPDATE api_key SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL",
             params![now_rfc3339(), name],
@@ -495,34 +566,33 @@ impl Store {
         signal_type: &str,
         mut visit: impl FnMut(SignalRow),
     ) -> Result<(), StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT content_id, bank_id, value FROM signal WHERE signal_type = ?1")?;
-        let mut rows = statement.query([signal_type])?;
-        while let Some(row) = rows.next()? {
-            visit(SignalRow {
-                content_id: row.get(0)?,
-                bank_id: row.get(1)?,
-                value: row.get(2)?,
-            });
-        }
-        Ok(())
+        self.db.for_each(
+            "SELECT content_id, bank_id, value FROM signal WHERE signal_type = ?1 ORDER BY id",
+            params![signal_type],
+            |row| {
+                visit(SignalRow {
+                    content_id: row.get(0)?,
+                    bank_id: row.get(1)?,
+                    value: row.get(2)?,
+                });
+                Ok::<_, StoreError>(())
+            },
+        )
     }
 
     /// Content with a `disabled_until` set, and that time (it may have passed).
     pub fn disabled_content(&self) -> Result<HashMap<ContentId, String>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, disabled_until FROM content WHERE disabled_until IS NOT NULL")?;
-        let disabled = statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(disabled)
+        let disabled = self.db.query_map(
+            "SELECT id, disabled_until FROM content WHERE disabled_until IS NOT NULL",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(disabled.into_iter().collect())
     }
 }
 
 /// An `api_key` row whose first five columns are id, name, role, created_at, revoked_at.
-fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+fn api_key_from_row(r: &Row<'_>) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -532,11 +602,7 @@ fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-fn write_thresholds(
-    tx: &rusqlite::Transaction<'_>,
-    bank_id: i64,
-    thresholds: &BTreeMap<String, u32>,
-) -> Result<(), StoreError> {
+fn write_thresholds(tx: &Db, bank_id: i64, thresholds: &BTreeMap<String, u32>) -> Result<(), StoreError> {
     for (signal_type, distance) in thresholds {
         tx.execute(
             "INSERT INTO bank_threshold (bank_id, signal_type, max_distance) VALUES (?1, ?2, ?3)",
@@ -548,7 +614,7 @@ fn write_thresholds(
 
 /// Adds content to one bank inside one transaction: all of it lands, or none.
 pub struct ContentWriter<'s> {
-    tx: rusqlite::Transaction<'s>,
+    tx: Transaction<'s>,
     bank_id: i64,
     bank: String,
     actor: String,
@@ -589,12 +655,10 @@ impl ContentWriter<'_> {
     }
 
     pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
+        let content_id = self.tx.insert(
+            "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at, metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            params![
                 self.bank_id,
                 item.external_id,
                 labels_to_json(&item.labels),
@@ -604,18 +668,13 @@ impl ContentWriter<'_> {
                 item.metadata
                     .as_ref()
                     .map_or_else(|| "{}".to_string(), |m| m.to_string()),
-            ])?;
-        let content_id = self.tx.last_insert_rowid();
-        let mut insert_signal = self.tx.prepare_cached(
-            "INSERT INTO signal (content_id, bank_id, signal_type, value) VALUES (?1, ?2, ?3, ?4)",
+            ],
         )?;
         for signal in &item.signals {
-            insert_signal.execute(params![
-                content_id,
-                self.bank_id,
-                signal.signal_type,
-                signal.value
-            ])?;
+            self.tx.execute(
+                "INSERT INTO signal (content_id, bank_id, signal_type, value) VALUES (?1, ?2, ?3, ?4)",
+                params![content_id, self.bank_id, signal.signal_type, signal.value],
+            )?;
         }
         self.written += 1;
         self.first_id.get_or_insert(content_id);
@@ -665,12 +724,15 @@ impl BankRow {
     }
 
     fn into_bank(self, store: &Store) -> Result<Bank, StoreError> {
-        let mut statement = store
-            .conn
-            .prepare_cached("SELECT signal_type, max_distance FROM bank_threshold WHERE bank_id = ?1")?;
-        let thresholds: BTreeMap<String, u32> = statement
-            .query_map([self.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let thresholds: BTreeMap<String, u32> = store
+            .db
+            .query_map(
+                "SELECT signal_type, max_distance FROM bank_threshold WHERE bank_id = ?1",
+                params![self.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
         Ok(Bank {
             id: self.id,
             name: bank_name_from_db(self.name)?,
@@ -690,12 +752,12 @@ fn content_from_row(row: &Row<'_>) -> Result<Content, StoreError> {
         id: row.get(0)?,
         bank: bank_name_from_db(row.get(1)?)?,
         external_id: row.get(2)?,
-        labels: labels_from_json(&row.get::<_, String>(3)?)?,
+        labels: labels_from_json(&row.get::<String>(3)?)?,
         note: row.get(4)?,
         origin: row.get(5)?,
         created_at: row.get(6)?,
         disabled_until: row.get(7)?,
-        metadata: serde_json::from_str(&row.get::<_, String>(10)?).map_err(|e| StoreError::Corrupt {
+        metadata: serde_json::from_str(&row.get::<String>(10)?).map_err(|e| StoreError::Corrupt {
             what: "content metadata",
             detail: e.to_string(),
         })?,

@@ -2,7 +2,7 @@
 //! outbox, written together: a decision and its deliveries land in one transaction, so a
 //! crash can lose neither.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{Db, ToParam, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -102,22 +102,20 @@ impl Store {
         response: impl FnOnce(i64, &[i64]) -> String,
     ) -> Result<Recorded, StoreError> {
         let actor = self.actor().to_string();
-        let tx = self.connection().transaction()?;
-        let seen: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, response FROM submission WHERE content_id = ?1",
-                [&submission.content_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let tx = self.db().transaction()?;
+        let seen: Option<(i64, String)> = tx.query_row(
+            "SELECT id, response FROM submission WHERE content_id = ?1",
+            params![submission.content_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if let Some((id, response)) = seen {
             return Ok(Recorded::Repeat { id, response });
         }
         let now = now_rfc3339();
-        tx.execute(
+        let submission_id = tx.insert(
             "INSERT INTO submission (content_id, account_id, source_url, posted_at, metadata, received_at,
                                      sha256, size, response)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '')",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '') RETURNING id",
             params![
                 submission.content_id,
                 submission.account_id,
@@ -129,7 +127,6 @@ impl Store {
                 submission.size as i64
             ],
         )?;
-        let submission_id = tx.last_insert_rowid();
         let facts = crate::MediaFacts {
             sha256: Some(submission.sha256.clone()),
             size: Some(submission.size),
@@ -168,32 +165,29 @@ impl Store {
 
     /// The submission with the platform's `content_id`, and its stored answer.
     pub fn submission_by_content_id(&self, content_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(self
-            .connection_ref()
-            .query_row(
-                "SELECT id, response FROM submission WHERE content_id = ?1",
-                [content_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.db().query_row(
+            "SELECT id, response FROM submission WHERE content_id = ?1",
+            params![content_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The summed weight of `account_id`'s strikes that have not expired at `now`.
     pub fn active_strike_weight(&self, account_id: &str, now: &str) -> Result<u64, StoreError> {
-        Ok(self.connection_ref().query_row(
-            "SELECT coalesce(sum(weight), 0) FROM strike WHERE account_id = ?1 AND expires_at > ?2",
+        let weight: i64 = self.db().query_value(
+            // PostgreSQL sums BIGINT into NUMERIC: back to BIGINT for both.
+            "SELECT CAST(coalesce(sum(weight), 0) AS BIGINT) FROM strike WHERE account_id = ?1 AND expires_at > ?2",
             params![account_id, now],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        )?;
+        Ok(weight.max(0) as u64)
     }
 
     /// An account's state, live strikes and history (`None` if Cordon never saw it).
     pub fn account(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
-        let conn = self.connection_ref();
-        let known: i64 = conn.query_row(
+        let conn = self.db();
+        let known: i64 = conn.query_value(
             "SELECT count(*) FROM submission WHERE account_id = ?1",
-            [account_id],
-            |r| r.get(0),
+            params![account_id],
         )?;
         if known == 0 {
             return Ok(None);
@@ -201,40 +195,37 @@ impl Store {
         let (state, reason): (String, Option<String>) = conn
             .query_row(
                 "SELECT state, reason FROM account WHERE id = ?1",
-                [account_id],
+                params![account_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
+            )?
             .unwrap_or(("active".to_string(), None));
         let now = now_rfc3339();
-        let mut statement = conn.prepare(
+        let active_strikes: Vec<StrikeRow> = conn.query_map(
             "SELECT decision_id, weight, created_at, expires_at FROM strike
              WHERE account_id = ?1 AND expires_at > ?2 ORDER BY id",
-        )?;
-        let active_strikes: Vec<StrikeRow> = statement
-            .query_map(params![account_id, now], |r| {
+            params![account_id, now],
+            |r| {
                 Ok(StrikeRow {
                     decision_id: r.get(0)?,
                     weight: r.get(1)?,
                     created_at: r.get(2)?,
                     expires_at: r.get(3)?,
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut statement = conn.prepare(
+            },
+        )?;
+        let history = conn.query_map(
             "SELECT d.id, d.action, d.rule, d.reason, d.created_at, s.content_id
              FROM decision d JOIN submission s ON s.id = d.submission_id
              WHERE s.account_id = ?1 ORDER BY d.id DESC LIMIT 1000",
-        )?;
-        let history = statement
-            .query_map([account_id], |r| {
+            params![account_id],
+            |r| {
                 Ok(json!({
-                    "decision_id": r.get::<_, i64>(0)?, "action": r.get::<_, String>(1)?,
-                    "rule": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
-                    "at": r.get::<_, String>(4)?, "content_id": r.get::<_, String>(5)?,
+                    "decision_id": r.get::<i64>(0)?, "action": r.get::<String>(1)?,
+                    "rule": r.get::<String>(2)?, "reason": r.get::<String>(3)?,
+                    "at": r.get::<String>(4)?, "content_id": r.get::<String>(5)?,
                 }))
-            })?
-            .collect::<Result<_, _>>()?;
+            },
+        )?;
         Ok(Some(Account {
             id: account_id.to_string(),
             state,
@@ -247,12 +238,11 @@ impl Store {
 
     /// The stored answer to submission `id`.
     pub fn submission_response(&self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .connection_ref()
-            .query_row("SELECT response FROM submission WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.db().query_row(
+            "SELECT response FROM submission WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
     }
 
     /// Deliveries due at `now`, oldest first.
@@ -270,20 +260,18 @@ impl Store {
 
     /// How many deliveries are not yet made.
     pub fn pending_delivery_count(&self) -> Result<u64, StoreError> {
-        Ok(self.connection_ref().query_row(
+        self.db().query_value(
             "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+            params![],
+        )
     }
 
-    fn outbox_rows(&self, filter: &str, values: impl rusqlite::Params) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_rows(&self, filter: &str, values: &[&dyn ToParam]) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT id, decision_id, webhook, payload, idempotency_key, attempts, next_attempt_at, delivered_at,
                     last_error FROM outbox {filter}"
         );
-        let mut statement = self.connection_ref().prepare(&sql)?;
-        let rows = statement.query_map(values, |r| {
+        self.db().query_map(&sql, values, |r| {
             Ok(OutboxRow {
                 id: r.get(0)?,
                 decision_id: r.get(1)?,
@@ -295,13 +283,12 @@ impl Store {
                 delivered_at: r.get(7)?,
                 last_error: r.get(8)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     pub fn mark_delivered(&mut self, id: i64) -> Result<(), StoreError> {
         let actor = self.actor().to_string();
-        let tx = self.connection().transaction()?;
+        let tx = self.db().transaction()?;
         tx.execute(
             "UPDATE outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL WHERE id = ?2",
             params![now_rfc3339(), id],
@@ -312,7 +299,7 @@ impl Store {
     }
 
     pub fn mark_failed(&mut self, id: i64, error: &str, next_attempt_at: &str) -> Result<(), StoreError> {
-        self.connection_ref().execute(
+        self.db().execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2 WHERE id = ?3",
             params![error, next_attempt_at, id],
         )?;
@@ -332,7 +319,7 @@ pub(crate) struct DecisionSubject<'a> {
 /// `automatic` for the policy, else the reviewer. Automatic and reviewed decisions take
 /// this one path, so both reach the platform and the audit log alike.
 pub(crate) fn write_decisions(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     actor: &str,
     decided_by: &str,
     subject: &DecisionSubject<'_>,
@@ -344,9 +331,9 @@ pub(crate) fn write_decisions(
     let submission_id = subject.submission_id;
     let mut decision_ids = Vec::new();
     for decision in decisions {
-        tx.execute(
+        let decision_id = tx.insert(
             "INSERT INTO decision (submission_id, action, rule, reason, actor, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
             params![
                 submission_id,
                 decision.action,
@@ -356,7 +343,6 @@ pub(crate) fn write_decisions(
                 now
             ],
         )?;
-        let decision_id = tx.last_insert_rowid();
         decision_ids.push(decision_id);
         audit::append(
             tx,

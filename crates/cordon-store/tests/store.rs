@@ -1,8 +1,78 @@
-//! The embedded store on a real SQLite file.
+//! The store on both backends: a real SQLite file, and a real PostgreSQL server started for
+//! the test process (every test runs on each).
 
 use std::collections::BTreeMap;
 
-use cordon_store::{BankName, NewBank, NewContent, Signal, Store, StoreError};
+use cordon_store::{BankName, NewBank, NewContent, Signal, Store, StoreError, StoreLocation};
+use cordon_testkit::shared_postgres;
+
+/// Where one test's store lives.
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Place {
+    fn sqlite() -> Place {
+        Place::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres() -> Place {
+        Place::Postgres(shared_postgres().new_database("store"))
+    }
+
+    fn location(&self) -> StoreLocation {
+        match self {
+            Place::Sqlite(dir) => StoreLocation::in_data_folder(dir.path()),
+            Place::Postgres(url) => StoreLocation::parse(url).unwrap(),
+        }
+    }
+
+    fn open(&self) -> Store {
+        Store::open_at(&self.location()).unwrap()
+    }
+
+    /// Runs SQL past Cordon, as someone with the file or a database login could.
+    fn raw_sql(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Place::Sqlite(dir) => rusqlite::Connection::open(dir.path().join(cordon_store::DATABASE_FILE))
+                .and_then(|conn| conn.execute_batch(sql))
+                .map_err(|e| e.to_string()),
+            Place::Postgres(url) => ::postgres::Client::connect(url, ::postgres::NoTls)
+                .and_then(|mut client| client.batch_execute(sql))
+                .map_err(|e| format!("{e}: {}", e.as_db_error().map_or("", |d| d.message()))),
+        }
+    }
+
+    /// A new, empty place on the same backend.
+    fn another(&self) -> Place {
+        match self {
+            Place::Sqlite(_) => Place::sqlite(),
+            Place::Postgres(_) => Place::postgres(),
+        }
+    }
+}
+
+/// Each named test, once per backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $test() { super::$test(super::Place::sqlite()) })*
+        }
+        mod postgres {
+            $(#[test] fn $test() { super::$test(super::Place::postgres()) })*
+        }
+    };
+}
+
+on_both_backends!(
+    reopening_keeps_data_and_does_not_migrate_twice,
+    a_database_from_a_newer_cordon_is_refused,
+    an_uncommitted_writer_leaves_nothing_behind,
+    signals_and_disabled_times_are_listed_for_the_matcher,
+    every_change_is_audited_in_an_unbroken_chain,
+    the_audit_log_refuses_edits_and_verify_finds_tampering,
+);
 
 fn pdq(value: &str) -> Signal {
     Signal {
@@ -24,35 +94,31 @@ fn bank(store: &mut Store, name: &str) {
         .unwrap();
 }
 
-#[test]
-fn reopening_keeps_data_and_does_not_migrate_twice() {
-    let dir = tempfile::tempdir().unwrap();
+fn reopening_keeps_data_and_does_not_migrate_twice(place: Place) {
     {
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = place.open();
         bank(&mut store, "KEPT");
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = place.open();
     assert_eq!(store.banks().unwrap().len(), 1);
     assert_eq!(store.bank("KEPT").unwrap().thresholds["pdq"], 31);
 }
 
-#[test]
-fn a_database_from_a_newer_cordon_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(dir.path()).unwrap());
-    let conn = rusqlite::Connection::open(dir.path().join(cordon_store::DATABASE_FILE)).unwrap();
-    conn.pragma_update(None, "user_version", 999).unwrap();
-    drop(conn);
-    match Store::open(dir.path()) {
+fn a_database_from_a_newer_cordon_is_refused(place: Place) {
+    drop(place.open());
+    let newer = match place {
+        Place::Sqlite(_) => "PRAGMA user_version = 999",
+        Place::Postgres(_) => "UPDATE schema_version SET version = 999",
+    };
+    place.raw_sql(newer).unwrap();
+    match Store::open_at(&place.location()) {
         Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
         other => panic!("expected SchemaTooNew, got {:?}", other.map(|_| ())),
     }
 }
 
-#[test]
-fn an_uncommitted_writer_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
+fn an_uncommitted_writer_leaves_nothing_behind(place: Place) {
+    let mut store = place.open();
     bank(&mut store, "ATOMIC");
     {
         let mut writer = store.content_writer("ATOMIC").unwrap();
@@ -88,10 +154,8 @@ fn an_uncommitted_writer_leaves_nothing_behind() {
     assert_eq!(content.signals, vec![pdq(&"cd".repeat(32))]);
 }
 
-#[test]
-fn signals_and_disabled_times_are_listed_for_the_matcher() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
+fn signals_and_disabled_times_are_listed_for_the_matcher(place: Place) {
+    let mut store = place.open();
     bank(&mut store, "LIVE");
     let mut writer = store.content_writer("LIVE").unwrap();
     let a = writer
@@ -127,10 +191,8 @@ fn signals_and_disabled_times_are_listed_for_the_matcher() {
     assert!(store.disabled_content().unwrap().is_empty());
 }
 
-#[test]
-fn every_change_is_audited_in_an_unbroken_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
+fn every_change_is_audited_in_an_unbroken_chain(place: Place) {
+    let mut store = place.open();
     store.set_actor("key:ops");
     bank(&mut store, "AUDITED");
     let mut writer = store.content_writer("AUDITED").unwrap();
@@ -179,43 +241,46 @@ fn every_change_is_audited_in_an_unbroken_chain() {
     assert_eq!(check.head, entries[6].hash);
 }
 
-#[test]
-fn the_audit_log_refuses_edits_and_verify_finds_tampering() {
-    let dir = tempfile::tempdir().unwrap();
+fn the_audit_log_refuses_edits_and_verify_finds_tampering(place: Place) {
     {
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = place.open();
         for name in ["A", "B", "C", "D"] {
             bank(&mut store, name);
         }
     }
-    let path = dir.path().join(cordon_store::DATABASE_FILE);
-    let conn = rusqlite::Connection::open(&path).unwrap();
     // Through SQL the log is append-only.
-    let refused = conn.execute("UPDATE audit SET actor = 'someone' WHERE seq = 2", []);
-    assert!(refused.unwrap_err().to_string().contains("append-only"));
-    assert!(conn.execute("DELETE FROM audit WHERE seq = 2", []).is_err());
+    let refused = place.raw_sql("UPDATE audit SET actor = 'someone' WHERE seq = 2");
+    assert!(refused.unwrap_err().contains("append-only"));
+    assert!(place.raw_sql("DELETE FROM audit WHERE seq = 2").is_err());
 
     // Someone with the file drops the guards and rewrites an entry: the chain shows it.
-    conn.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+    let drop_guards = match place {
+        Place::Sqlite(_) => "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;",
+        Place::Postgres(_) => "DROP TRIGGER audit_no_update ON audit; DROP TRIGGER audit_no_delete ON audit;",
+    };
+    place.raw_sql(drop_guards).unwrap();
+    place
+        .raw_sql("UPDATE audit SET data = '{\"bank\":\"X\"}' WHERE seq = 2")
         .unwrap();
-    conn.execute("UPDATE audit SET data = '{\"bank\":\"X\"}' WHERE seq = 2", [])
-        .unwrap();
-    let check = Store::open(dir.path()).unwrap().verify_audit().unwrap();
+    let check = place.open().verify_audit().unwrap();
     assert_eq!(check.broken_at, Some(2));
     assert!(check.problem.unwrap().contains("changed"));
 
     // Or removes one.
-    let dir2 = tempfile::tempdir().unwrap();
+    let place = place.another();
     {
-        let mut store = Store::open(dir2.path()).unwrap();
+        let mut store = place.open();
         for name in ["A", "B", "C"] {
             bank(&mut store, name);
         }
     }
-    let conn = rusqlite::Connection::open(dir2.path().join(cordon_store::DATABASE_FILE)).unwrap();
-    conn.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2;")
-        .unwrap();
-    let check = Store::open(dir2.path()).unwrap().verify_audit().unwrap();
+    let drop_guard = match place {
+        Place::Sqlite(_) => "DROP TRIGGER audit_no_delete;",
+        Place::Postgres(_) => "DROP TRIGGER audit_no_delete ON audit;",
+    };
+    place.raw_sql(drop_guard).unwrap();
+    place.raw_sql("DELETE FROM audit WHERE seq = 2").unwrap();
+    let check = place.open().verify_audit().unwrap();
     assert_eq!(check.broken_at, Some(3));
     assert!(check.problem.unwrap().contains("missing"));
 }

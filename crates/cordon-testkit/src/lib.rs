@@ -1,9 +1,17 @@
 //! What Cordon's test suites share, and nothing else: where the reference data lives, hash
-//! fixtures, and a way to run an HTTP app on a loopback port. A dev-dependency only; no
-//! product code may depend on it.
+//! fixtures, a way to run an HTTP app on a loopback port, and real PostgreSQL and NATS servers.
+//! A dev-dependency only; no product code may depend on it.
 
 pub mod bombs;
 pub mod content_credentials;
+pub mod nats;
+pub mod postgres;
+pub mod store;
+mod watchdog;
+
+pub use nats::NatsServer;
+pub use postgres::{PostgresServer, shared_postgres};
+pub use store::store_url_for;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

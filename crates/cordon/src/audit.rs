@@ -1,6 +1,5 @@
 //! `cordon audit`: read and check the append-only audit log.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -24,8 +23,8 @@ pub struct ListArgs {
     format: Format,
 }
 
-pub fn run(command: AuditCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let store = crate::open_store(data)?;
+pub fn run(command: AuditCommand, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(storage)?;
     match command {
         AuditCommand::Verify => {
             let check = store.verify_audit()?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -141,8 +141,8 @@ struct BankLine<'a> {
     content_count: u64,
 }
 
-pub fn run(command: BankCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let mut store = crate::open_store(data)?;
+pub fn run(command: BankCommand, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
+    let mut store = crate::open_store(storage)?;
     match command {
         BankCommand::Create(args) => create(&mut store, args),
         BankCommand::List(args) => {

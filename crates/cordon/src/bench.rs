@@ -1,7 +1,7 @@
 //! `cordon bench`: Cordon's side of the side-by-side benchmarks in `bench/`. It reports
 //! timings; it never judges them (that is the benchmark's job, against the peers).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -63,10 +63,10 @@ struct PdqTiming {
     quality: u8,
 }
 
-pub fn run(command: BenchCommand, data: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(command: BenchCommand, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Pdq(args) => bench_pdq(args),
-        BenchCommand::Provenance(args) => bench_provenance(args, data),
+        BenchCommand::Provenance(args) => bench_provenance(args, storage),
     }
 }
 
@@ -89,11 +89,11 @@ struct ProvenanceTiming {
     total_ms: f64,
 }
 
-fn bench_provenance(args: ProvenanceBenchArgs, data: &Path) -> anyhow::Result<ExitCode> {
+fn bench_provenance(args: ProvenanceBenchArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
     use cordon_engine::image_signals::{QueryOptions, QuerySignals};
     use cordon_engine::provenance::{self, Asked, Ledger};
 
-    let store = crate::open_store(data)?;
+    let store = crate::open_store(storage)?;
     let started = Instant::now();
     let ledger = Ledger::load(&store).context("loading the ledger of sightings")?;
     report::json_line(&LedgerLoad {

@@ -1,6 +1,5 @@
 //! `cordon keys`: API keys for the HTTP API.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -39,8 +38,8 @@ pub struct RevokeArgs {
     name: String,
 }
 
-pub fn run(command: KeysCommand, data: &Path) -> anyhow::Result<ExitCode> {
-    let mut store = crate::open_store(data)?;
+pub fn run(command: KeysCommand, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
+    let mut store = crate::open_store(storage)?;
     match command {
         KeysCommand::Create(args) => {
             let issued = issue_key(&mut store, &args.name, args.role)?;

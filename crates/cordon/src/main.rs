@@ -37,6 +37,10 @@ struct Cli {
         value_name = "DIR"
     )]
     data: std::path::PathBuf,
+    /// Where the store is: `sqlite://PATH` (by default the SQLite file in the data folder)
+    /// or `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`.
+    #[arg(long, global = true, env = "CORDON_STORE", value_name = "URL")]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,16 +74,18 @@ enum Command {
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
+    // Only commands that use the store make the data folder.
+    let storage = || Storage::of(&cli.data, cli.store.as_deref());
     let outcome = match cli.command {
         Command::Hash(args) => hash::run(args),
-        Command::Bank(command) => bank::run(command, &cli.data),
-        Command::Match(args) => matching::run(args, &cli.data),
-        Command::Serve(args) => serve::run(args, &cli.data),
-        Command::Keys(command) => keys::run(command, &cli.data),
-        Command::Audit(command) => audit::run(command, &cli.data),
+        Command::Bank(command) => storage().and_then(|s| bank::run(command, &s)),
+        Command::Match(args) => storage().and_then(|s| matching::run(args, &s)),
+        Command::Serve(args) => storage().and_then(|s| serve::run(args, &s)),
+        Command::Keys(command) => storage().and_then(|s| keys::run(command, &s)),
+        Command::Audit(command) => storage().and_then(|s| audit::run(command, &s)),
         Command::Eval(args) => eval::run(args),
-        Command::Provenance(args) => provenance::run(args, &cli.data),
-        Command::Bench(command) => bench::run(command, &cli.data),
+        Command::Provenance(args) => storage().and_then(|s| provenance::run(args, &s)),
+        Command::Bench(command) => storage().and_then(|s| bench::run(command, &s)),
     };
     match outcome {
         Ok(code) => code,
@@ -116,11 +122,35 @@ fn keep_freed_memory() {
     }
 }
 
-/// Opens the store in the data folder; changes made through it are audited as `cli:<user>`.
-fn open_store(data: &std::path::Path) -> anyhow::Result<cordon_store::Store> {
+/// Where Cordon keeps its state: the data folder, and the store (in it, or elsewhere).
+pub struct Storage {
+    pub data: std::path::PathBuf,
+    pub store: cordon_store::StoreLocation,
+}
+
+impl Storage {
+    fn of(data: &std::path::Path, store: Option<&str>) -> anyhow::Result<Storage> {
+        use anyhow::Context;
+        let store = match store {
+            Some(url) => cordon_store::StoreLocation::parse(url).context("--store")?,
+            None => {
+                std::fs::create_dir_all(data)
+                    .with_context(|| format!("creating the data folder {}", data.display()))?;
+                cordon_store::StoreLocation::in_data_folder(data)
+            }
+        };
+        Ok(Storage {
+            data: data.to_path_buf(),
+            store,
+        })
+    }
+}
+
+/// Opens the store; changes made through it are audited as `cli:<user>`.
+fn open_store(storage: &Storage) -> anyhow::Result<cordon_store::Store> {
     use anyhow::Context;
-    let mut store = cordon_store::Store::open(data)
-        .with_context(|| format!("opening the data folder {}", data.display()))?;
+    let mut store = cordon_store::Store::open_at(&storage.store)
+        .with_context(|| format!("opening the store {}", storage.store.display()))?;
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
     store.set_actor(format!("cli:{user}"));
     Ok(store)

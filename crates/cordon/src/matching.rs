@@ -1,6 +1,6 @@
 //! `cordon match`: media or hashes against every enabled bank.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -113,7 +113,7 @@ impl MatchLine {
     }
 }
 
-pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(args: MatchArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
     if args.paths.is_empty() && args.hash.is_empty() && args.hashes.is_none() {
         bail!("nothing to match: give image paths, --hash HEX or --hashes FILE");
     }
@@ -121,7 +121,7 @@ pub fn run(args: MatchArgs, data: &Path) -> anyhow::Result<ExitCode> {
         bail!("--dihedral needs images: the variants are derived from the image's DCT, not from a hash");
     }
     let started = Instant::now();
-    let store = crate::open_store(data)?;
+    let store = crate::open_store(storage)?;
     let matcher = Matcher::load(&store).context("loading the banks")?;
     drop(store);
     let loaded = started.elapsed();

@@ -1,7 +1,7 @@
 //! `cordon provenance`: where and when each image, or a near copy, was seen before, from
 //! the ledger of sightings in the data folder, with a verdict and its reasons.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -47,12 +47,12 @@ enum ProvenanceLine {
     },
 }
 
-pub fn run(args: ProvenanceArgs, data: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(args: ProvenanceArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
     if let Some(posted) = &args.posted_at {
         time::OffsetDateTime::parse(posted, &time::format_description::well_known::Rfc3339)
             .with_context(|| format!("--posted-at {posted:?} is not RFC 3339"))?;
     }
-    let store = crate::open_store(data)?;
+    let store = crate::open_store(storage)?;
     let ledger = Ledger::load(&store).context("loading the ledger of sightings")?;
     // The banks' local features tie crops and captions to their originals' sightings.
     let matcher = Matcher::load(&store).context("loading the banks")?;

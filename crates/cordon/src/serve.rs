@@ -1,7 +1,6 @@
-//! `cordon serve`: the HTTP API on the embedded store.
+//! `cordon serve`: the HTTP API on the store.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -30,7 +29,7 @@ pub struct ServeArgs {
     max_bytes: u64,
 }
 
-pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
     let limits = DecodeLimits {
         max_bytes: args.max_bytes,
         max_pixels: args.max_pixels,
@@ -39,8 +38,8 @@ pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
         Some(path) => Policy::load(path)?,
         None => Policy::default(),
     };
-    let state =
-        AppState::open(data, limits, policy).with_context(|| format!("loading {}", data.display()))?;
+    let state = AppState::open_at(&storage.store, limits, policy)
+        .with_context(|| format!("loading {}", storage.store.display()))?;
     // Decoding and hashing are CPU-bound: more blocking threads than a few per core only
     // add memory (each keeps its own allocator arena), not speed.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -55,7 +54,7 @@ pub fn run(args: ServeArgs, data: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listening on {}", args.listen))?;
         eprintln!(
             "cordon: serving {} on http://{} ({} PDQ hashes loaded)",
-            data.display(),
+            storage.store.display(),
             listener.local_addr()?,
             state.matcher().pdq_len()
         );

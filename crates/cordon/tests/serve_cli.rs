@@ -74,6 +74,7 @@ fn serve(data: &Path, port: u16, config: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
         .arg(data)
+        .env("CORDON_STORE", cordon_testkit::store_url_for(data))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(config)
         .stdout(Stdio::null())

@@ -59,6 +59,7 @@ pub fn cordon_in(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
         .arg(data)
+        .env("CORDON_STORE", cordon_testkit::store_url_for(data))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
