@@ -69,6 +69,14 @@ pub async fn deliver_forever(state: Arc<AppState>) {
         }
     };
     loop {
+        if !state.leading.load(std::sync::atomic::Ordering::Acquire) {
+            // Another node delivers; this one waits to be told it leads, or looks again.
+            tokio::select! {
+                () = state.deliveries.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+            continue;
+        }
         let worked = deliver_due(&state, &client).await;
         if !worked {
             tokio::select! {

@@ -13,6 +13,7 @@ mod console;
 mod delivery;
 mod error;
 mod fetch;
+mod follow;
 mod hma;
 mod metrics;
 mod native;
@@ -61,10 +62,14 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Deliveries pending from before a restart go out as soon as the worker starts.
+    // Deliveries pending from before a restart go out as soon as the worker starts (on the
+    // leader, when several nodes share a PostgreSQL store).
+    follow::lead_forever(state.clone());
     let worker = tokio::spawn(delivery::deliver_forever(state.clone()));
+    let follower = tokio::spawn(follow::follow_forever(state.clone()));
     let limits = state.policy.limits.clone();
     let served = connections::accept_until(listener, router(state), &limits, shutdown).await;
     worker.abort();
+    follower.abort();
     served
 }

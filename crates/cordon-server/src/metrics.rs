@@ -188,7 +188,16 @@ pub async fn serve(State(state): State<Arc<AppState>>) -> Response {
     let index_hashes = state.matcher().pdq_len();
     let text = {
         let flood = state.flood();
-        state.metrics.render(index_hashes, depth, &flood.quarantined())
+        let mut text = state.metrics.render(index_hashes, depth, &flood.quarantined());
+        let leading = u8::from(state.leading.load(std::sync::atomic::Ordering::Acquire));
+        let cursor = state.feed_cursor.load(std::sync::atomic::Ordering::Acquire);
+        text.push_str(&format!(
+            "# HELP cordon_leader 1 when this node runs the background duties (webhook deliveries).\n\
+             # TYPE cordon_leader gauge\ncordon_leader {leading}\n\
+             # HELP cordon_change_feed_seq The last change of the store's feed applied here.\n\
+             # TYPE cordon_change_feed_seq gauge\ncordon_change_feed_seq {cursor}\n"
+        ));
+        text
     };
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

@@ -1,6 +1,7 @@
 //! What every request shares: the store, the live matcher, and how media is read.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cordon_engine::flood::FloodGuard;
@@ -8,7 +9,7 @@ use cordon_engine::matcher::{Matcher, MatcherError};
 use cordon_engine::policy::Policy;
 use cordon_engine::provenance::Ledger;
 use cordon_signals::{DecodeLimits, PdqHasher};
-use cordon_store::Store;
+use cordon_store::{Store, StoreLocation};
 
 use crate::error::ApiError;
 use crate::fetch::MediaFetcher;
@@ -43,6 +44,14 @@ pub struct AppState {
     revealed: Mutex<std::collections::HashSet<(String, i64)>>,
     /// Failed key checks per address, and request allowances per key.
     pub throttle: crate::throttle::Throttle,
+    /// Where the store is (other nodes may share it).
+    pub location: StoreLocation,
+    /// The last change of the store's feed applied to the indexes here.
+    pub feed_cursor: AtomicI64,
+    /// Wakes the feed follower (a `NOTIFY` arrived).
+    pub changes_waiting: tokio::sync::Notify,
+    /// Whether this node runs the background duties (webhook deliveries).
+    pub leading: AtomicBool,
 }
 
 /// Why the server could not start.
@@ -58,7 +67,7 @@ impl AppState {
     /// Opens the store in `data` and loads every bank into the matcher.
     pub fn open(data: &Path, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
         let store = Store::open(data).map_err(MatcherError::from)?;
-        Self::with_store(store, limits, policy)
+        Self::with_store(store, StoreLocation::in_data_folder(data), limits, policy)
     }
 
     /// Opens the store at `location` and loads every bank into the matcher.
@@ -68,12 +77,23 @@ impl AppState {
         policy: Policy,
     ) -> Result<AppState, StartError> {
         let store = Store::open_at(location).map_err(MatcherError::from)?;
-        Self::with_store(store, limits, policy)
+        Self::with_store(store, location.clone(), limits, policy)
     }
 
-    fn with_store(mut store: Store, limits: DecodeLimits, policy: Policy) -> Result<AppState, StartError> {
-        let matcher = Matcher::load(&store)?;
-        let ledger = Ledger::load(&store).map_err(MatcherError::from)?;
+    fn with_store(
+        mut store: Store,
+        location: StoreLocation,
+        limits: DecodeLimits,
+        policy: Policy,
+    ) -> Result<AppState, StartError> {
+        // The indexes and the feed's position from one snapshot: the follower then applies
+        // exactly what came after.
+        let (matcher, ledger, cursor) = store.in_snapshot(|store| {
+            let matcher = Matcher::load(store)?;
+            let ledger = Ledger::load(store).map_err(MatcherError::from)?;
+            let cursor = store.last_change().map_err(MatcherError::from)?;
+            Ok::<_, MatcherError>((matcher, ledger, cursor))
+        })?;
         let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;
         let throttle = crate::throttle::Throttle::new(policy.limits.clone());
         let fetcher =
@@ -93,6 +113,10 @@ impl AppState {
             flood: Mutex::new(flood),
             revealed: Mutex::default(),
             throttle,
+            location,
+            feed_cursor: AtomicI64::new(cursor),
+            changes_waiting: tokio::sync::Notify::new(),
+            leading: AtomicBool::new(false),
         })
     }
 

@@ -90,13 +90,18 @@ pub(crate) struct SightingOrigin<'a> {
 }
 
 /// Appends a sighting inside the caller's transaction; returns its id.
-pub(crate) fn append(conn: &Db, origin: &SightingOrigin<'_>, facts: &MediaFacts) -> Result<i64, StoreError> {
+pub(crate) fn append(
+    conn: &Db,
+    node: &str,
+    origin: &SightingOrigin<'_>,
+    facts: &MediaFacts,
+) -> Result<i64, StoreError> {
     let evidence = if facts.evidence.is_object() {
         facts.evidence.to_string()
     } else {
         "{}".to_string()
     };
-    conn.insert(
+    let id = conn.insert(
         "INSERT INTO sighting (submission_id, bank, bank_content, received_at, posted_at, source_url,
                                account_id, sha256, size, format, width, height, pdq, quality, evidence)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
@@ -117,7 +122,10 @@ pub(crate) fn append(conn: &Db, origin: &SightingOrigin<'_>, facts: &MediaFacts)
             facts.quality,
             evidence
         ],
-    )
+    )?;
+    let pdq = serde_json::json!({ "pdq": facts.pdq });
+    crate::changes::record(conn, node, "sighting.added", None, Some(id), pdq)?;
+    Ok(id)
 }
 
 impl Store {

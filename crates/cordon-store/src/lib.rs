@@ -7,6 +7,7 @@
 //! (what matches, what a policy does) and computes no signals.
 
 mod audit;
+mod changes;
 mod console;
 mod db;
 mod error;
@@ -19,6 +20,7 @@ mod sqlite;
 mod submissions;
 
 pub use audit::{AuditCheck, AuditEntry};
+pub use changes::{CHANGE_CHANNEL, Change, ChangeKind};
 pub use console::{ConsoleSession, ReviewerSettings};
 pub use db::Dialect;
 pub use error::StoreError;

@@ -243,6 +243,18 @@ const MIGRATIONS: &[&str] = &[
         note       TEXT
     ) STRICT;
     ",
+    // 10: the change feed other processes follow to keep their indexes live.
+    "
+    CREATE TABLE change_log (
+        seq        INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        node       TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        bank_id    INTEGER,
+        content_id INTEGER,
+        detail     TEXT NOT NULL DEFAULT '{}'
+    ) STRICT;
+    ",
 ];
 
 /// Brings the database up to the newest schema.

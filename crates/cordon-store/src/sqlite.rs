@@ -80,6 +80,17 @@ pub struct Store {
     db: Db,
     /// Who the audit log names for the changes made through this connection.
     actor: String,
+    /// This connection's name in the change feed, so that it can skip its own changes.
+    node: String,
+}
+
+/// A name for one process's connection, unique enough among the nodes of one store.
+fn new_node_id() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
 fn labels_to_json(labels: &[String]) -> String {
@@ -124,6 +135,7 @@ impl Store {
                 Ok(Store {
                     db,
                     actor: "unknown".to_string(),
+                    node: new_node_id(),
                 })
             }
         }
@@ -151,6 +163,7 @@ impl Store {
         Ok(Store {
             db,
             actor: "unknown".to_string(),
+            node: new_node_id(),
         })
     }
 
@@ -162,6 +175,11 @@ impl Store {
 
     pub(crate) fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// This connection's name in the change feed.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -204,6 +222,7 @@ impl Store {
             ],
         )?;
         write_thresholds(&tx, id, &new.thresholds)?;
+        crate::changes::record(&tx, &self.node, "bank.changed", Some(id), None, json!({}))?;
         audit::append(
             &tx,
             &self.actor,
@@ -234,6 +253,18 @@ impl Store {
             )?
             .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))?
             .into_bank(self)
+    }
+
+    /// The bank with id `id`, if there is one (the change feed names banks by id).
+    pub fn bank_by_id(&self, id: i64) -> Result<Option<Bank>, StoreError> {
+        self.db
+            .query_row(
+                "SELECT id, name, description, labels, enabled, created_at, enabled_ratio, negative FROM bank WHERE id = ?1",
+                params![id],
+                BankRow::read,
+            )?
+            .map(|row| row.into_bank(self))
+            .transpose()
     }
 
     pub fn update_bank(&mut self, name: &str, update: BankUpdate) -> Result<Bank, StoreError> {
@@ -302,6 +333,7 @@ impl Store {
             "bank.updated",
             json!({ "bank": bank.name.as_str(), "now": name, "changes": changes }),
         )?;
+        crate::changes::record(&tx, &self.node, "bank.changed", Some(bank.id), None, json!({}))?;
         tx.commit()?;
         self.bank(&name)
     }
@@ -320,6 +352,7 @@ impl Store {
             "bank.deleted",
             json!({ "bank": name, "content_deleted": content }),
         )?;
+        crate::changes::record(&tx, &self.node, "bank.changed", Some(bank.id), None, json!({}))?;
         tx.commit()?;
         Ok(content)
     }
@@ -343,7 +376,9 @@ impl Store {
             bank_id: bank.id,
             bank: bank.name.to_string(),
             actor: self.actor.clone(),
+            node: self.node.clone(),
             created_at: now_rfc3339(),
+            ids: Vec::new(),
             written: 0,
             first_id: None,
             last_id: None,
@@ -452,6 +487,8 @@ impl Store {
             "content.disabled_until",
             json!({ "content_id": id, "until": until }),
         )?;
+        let detail = json!({ "until": until });
+        crate::changes::record(&tx, &self.node, "content.disabled", None, Some(id), detail)?;
         tx.commit()?;
         Ok(())
     }
@@ -460,6 +497,10 @@ impl Store {
     pub fn delete_content(&mut self, id: ContentId) -> Result<Content, StoreError> {
         let content = self.content(id)?;
         let tx = self.db.transaction()?;
+        let bank_id: Option<i64> =
+            tx.query_row("SELECT bank_id FROM content WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })?;
         tx.execute("DELETE FROM signal WHERE content_id = ?1", params![id])?;
         tx.execute("DELETE FROM content WHERE id = ?1", params![id])?;
         audit::append(
@@ -468,6 +509,14 @@ impl Store {
             "content.deleted",
             json!({ "content_id": id, "bank": content.bank.as_str(), "signals": content.signals }),
         )?;
+        let pdq: Vec<&str> = content
+            .signals
+            .iter()
+            .filter(|s| s.signal_type == "pdq")
+            .map(|s| s.value.as_str())
+            .collect();
+        let detail = json!({ "pdq": pdq });
+        crate::changes::record(&tx, &self.node, "content.removed", bank_id, Some(id), detail)?;
         tx.commit()?;
         Ok(content)
     }
@@ -618,7 +667,10 @@ pub struct ContentWriter<'s> {
     bank_id: i64,
     bank: String,
     actor: String,
+    node: String,
     created_at: String,
+    /// What was written, for the change feed.
+    ids: Vec<ContentId>,
     written: u64,
     first_id: Option<ContentId>,
     last_id: Option<ContentId>,
@@ -637,7 +689,7 @@ impl ContentWriter<'_> {
             bank_content: Some(content_id),
             ..Default::default()
         };
-        crate::ledger::append(&self.tx, &origin, facts)
+        crate::ledger::append(&self.tx, &self.node, &origin, facts)
     }
 
     /// Keeps, in the same transaction, the file content `content_id` was made from, for
@@ -677,6 +729,7 @@ impl ContentWriter<'_> {
             )?;
         }
         self.written += 1;
+        self.ids.push(content_id);
         self.first_id.get_or_insert(content_id);
         self.last_id = Some(content_id);
         Ok(content_id)
@@ -692,6 +745,7 @@ impl ContentWriter<'_> {
                 json!({ "bank": self.bank, "count": self.written, "first_id": self.first_id, "last_id": self.last_id }),
             )?;
         }
+        crate::changes::record_content_added(&self.tx, &self.node, self.bank_id, &self.ids)?;
         self.tx.commit()?;
         Ok(self.written)
     }

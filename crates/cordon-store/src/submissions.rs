@@ -139,7 +139,7 @@ impl Store {
             account_id: Some(&submission.account_id),
             ..Default::default()
         };
-        crate::ledger::append(&tx, &origin, &facts)?;
+        crate::ledger::append(&tx, self.node(), &origin, &facts)?;
         crate::flood::record(&tx, &actor, &submission.flood)?;
         let subject = DecisionSubject {
             submission_id,

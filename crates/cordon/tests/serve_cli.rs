@@ -2,56 +2,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{cordon_in, image, ok_lines};
+use common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
 use serde_json::Value;
 
 const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP receiver on `port`: records every body, answers 200.
-fn receive_on(port: u16) -> Arc<Mutex<Vec<String>>> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_ok() {
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).to_string());
-            }
-            let mut stream = reader.into_inner();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    bodies
-}
 
 /// A new key of role submitter in the data folder `data`.
 fn submitter_key(data: &Path) -> String {
@@ -71,28 +30,7 @@ fn key_with_role(data: &Path, role: &str) -> String {
 }
 
 fn serve(data: &Path, port: u16, config: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .arg("--data")
-        .arg(data)
-        .env("CORDON_STORE", cordon_testkit::store_url_for(data))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if reqwest::blocking::get(format!("http://127.0.0.1:{port}/status"))
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("cordon serve did not come up on port {port}");
+    serve_on(data, &cordon_testkit::store_url_for(data), port, config)
 }
 
 #[test]
@@ -107,15 +45,7 @@ fn decisions_are_delivered_after_a_sigkill_and_a_restart() {
     let key = submitter_key(data.path());
     // The receiver is down while Cordon decides.
     let hook_port = free_port();
-    let config = data.path().join("cordon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[webhooks]]\nname = \"platform\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"change-me-please\"\n\n\
-             [[rules]]\nname = \"known\"\nbanks = [\"TVEC\"]\nactions = [\"remove\", \"strike\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = common::webhook_config(data.path(), hook_port, r#""remove", "strike""#, "");
     let port = free_port();
     let mut first = serve(data.path(), port, &config);
     let form = reqwest::blocking::multipart::Form::new()
@@ -351,16 +281,12 @@ fn a_sigkill_amid_submissions_and_imports_loses_nothing_acknowledged_and_half_im
     let admin = key_with_role(data.path(), "admin");
     let hook_port = free_port();
     let received = receive_on(hook_port);
-    let config = data.path().join("cordon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[webhooks]]\nname = \"platform\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"change-me-please\"\n\n\
-             [[rules]]\nname = \"known\"\nbanks = [\"TVEC\"]\nactions = [\"remove\", \"strike\"]\n\n\
-             [flood_guard]\nenabled = false\n"
-        ),
-    )
-    .unwrap();
+    let config = common::webhook_config(
+        data.path(),
+        hook_port,
+        r#""remove", "strike""#,
+        "[flood_guard]\nenabled = false\n",
+    );
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut first = serve(data.path(), port, &config);

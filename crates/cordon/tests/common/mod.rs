@@ -2,8 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -83,4 +87,85 @@ pub fn ok_lines(output: &Output) -> Vec<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     json_lines(output)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP receiver on `port`: records every body, answers 200.
+pub fn receive_on(port: u16) -> Arc<Mutex<Vec<String>>> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_ok() {
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).to_string());
+            }
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    bodies
+}
+
+/// `cordon serve` on the data folder `data` and the store `store`, on `port`; waits until it
+/// answers.
+pub fn serve_on(data: &Path, store: &str, port: u16, config: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .arg("--data")
+        .arg(data)
+        .env("CORDON_STORE", store)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if reqwest::blocking::get(format!("http://127.0.0.1:{port}/status"))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("cordon serve did not come up on port {port}");
+}
+
+/// Writes `cordon.toml` in `data`: a webhook to a receiver on `hook_port`, one rule acting
+/// on bank TVEC with `actions`, and `more` after them; answers its path.
+pub fn webhook_config(data: &Path, hook_port: u16, actions: &str, more: &str) -> std::path::PathBuf {
+    let config = data.join("cordon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[webhooks]]\nname = \"platform\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"change-me-please\"\n\n\
+             [[rules]]\nname = \"known\"\nbanks = [\"TVEC\"]\nactions = [{actions}]\n\n{more}"
+        ),
+    )
+    .expect("writing cordon.toml");
+    config
 }

@@ -1,0 +1,191 @@
+//! Many nodes on one store: each follows the store's change feed to keep its in-memory
+//! indexes live, and one of them, the leader, runs the background duties.
+//!
+//! Following: a cursor over the feed (`change_log`), read every [`POLL`] and, on PostgreSQL,
+//! at once when a `NOTIFY` arrives on a connection that `LISTEN`s; rows this node wrote are
+//! skipped (it applied them when it wrote them). The cursor is taken in the same snapshot
+//! the indexes are loaded from, so nothing is missed and nothing applied twice, and after a
+//! lost connection the cursor simply reads on from where it was.
+//!
+//! Leading: on PostgreSQL, the node that holds a session advisory lock delivers the webhook
+//! outbox; when it dies its connection closes, the lock is free, and another node takes it
+//! within [`LEADER_RETRY`]. A delivery in flight when a leader dies may go out twice, under
+//! the same `Idempotency-Key`. On SQLite (one machine) every server leads.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cordon_signals::PdqHash;
+use cordon_signals::features::FeatureSet;
+use cordon_store::{CHANGE_CHANNEL, Change, ChangeKind, StoreError, StoreLocation};
+
+use crate::state::AppState;
+
+/// How often the feed is read without a notification.
+const POLL: Duration = Duration::from_millis(250);
+/// Changes read at a time.
+const PAGE: usize = 2000;
+/// How often a node that does not lead tries to.
+const LEADER_RETRY: Duration = Duration::from_secs(1);
+/// Any number, as long as every node uses the same one: the leader's lock.
+const LEADER_LOCK: i64 = 0x0063_6f72_646f_6e03;
+
+/// Applies the feed forever: after every notification, and every [`POLL`].
+pub async fn follow_forever(state: Arc<AppState>) {
+    if let StoreLocation::Postgres(url) = state.location.clone() {
+        let woken = state.clone();
+        std::thread::spawn(move || listen_forever(&url, &woken));
+    }
+    loop {
+        let follower = state.clone();
+        match tokio::task::spawn_blocking(move || apply_changes(&follower)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => eprintln!("cordon: following the change feed: {error}"),
+            Err(error) => eprintln!("cordon: following the change feed: {error}"),
+        }
+        tokio::select! {
+            () = state.changes_waiting.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Applies every change after the cursor made by other nodes; answers how many.
+pub fn apply_changes(state: &AppState) -> Result<usize, StoreError> {
+    let mut applied = 0;
+    loop {
+        let after = state.feed_cursor.load(Ordering::Acquire);
+        let (changes, own) = {
+            let store = state.store();
+            (store.changes_after(after, PAGE)?, store.node().to_string())
+        };
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(applied);
+        };
+        for change in changes.iter().filter(|c| c.node != own) {
+            apply(state, change)?;
+            applied += 1;
+        }
+        state.feed_cursor.store(last, Ordering::Release);
+    }
+}
+
+fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
+    let (bank, content) = (change.bank_id, change.content_id);
+    match &change.kind {
+        ChangeKind::ContentAdded { signals } => {
+            let (Some(bank), Some(content)) = (bank, content) else {
+                return Ok(());
+            };
+            let mut matcher = state.matcher_mut();
+            for signal in signals {
+                match signal.signal_type.as_str() {
+                    "pdq" => {
+                        if let Ok(hash) = signal.value.parse::<PdqHash>() {
+                            let _ = matcher.add_pdq(bank, content, hash);
+                        }
+                    }
+                    "features" => {
+                        if let Ok(features) = signal.value.parse::<FeatureSet>() {
+                            let _ = matcher.add_features(bank, content, features);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ChangeKind::ContentRemoved { pdq } => {
+            let (Some(bank), Some(content)) = (bank, content) else {
+                return Ok(());
+            };
+            let mut matcher = state.matcher_mut();
+            for hash in pdq.iter().filter_map(|h| h.parse::<PdqHash>().ok()) {
+                matcher.remove_pdq(bank, content, hash);
+            }
+            matcher.remove_features(bank, content);
+        }
+        ChangeKind::ContentDisabled { until } => {
+            if let Some(content) = content {
+                state.matcher_mut().set_disabled_until(content, until.clone());
+            }
+        }
+        ChangeKind::BankChanged => {
+            let Some(bank) = bank else { return Ok(()) };
+            let found = state.store().bank_by_id(bank)?;
+            let mut matcher = state.matcher_mut();
+            match found {
+                Some(found) => matcher.set_bank(&found),
+                None => matcher.remove_bank(bank),
+            }
+        }
+        ChangeKind::SightingAdded { pdq } => {
+            if let (Some(sighting), Some(hash)) = (content, pdq.as_deref().and_then(|h| h.parse().ok())) {
+                state.ledger_mut().add(sighting, hash);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wakes the follower whenever PostgreSQL notifies a change; reconnects when the
+/// connection is lost (the cursor catches up on whatever came meanwhile).
+fn listen_forever(url: &str, state: &AppState) {
+    loop {
+        if let Err(error) = listen(url, state) {
+            eprintln!("cordon: listening for changes: {error}; reconnecting");
+        }
+        std::thread::sleep(LEADER_RETRY);
+        state.changes_waiting.notify_one();
+    }
+}
+
+fn listen(url: &str, state: &AppState) -> Result<(), postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    client.batch_execute(&format!("LISTEN {CHANGE_CHANNEL}"))?;
+    let mut notifications = client.notifications();
+    let mut arriving = notifications.blocking_iter();
+    while arriving.next()?.is_some() {
+        state.changes_waiting.notify_one();
+    }
+    Ok(())
+}
+
+/// Keeps trying to lead (PostgreSQL); `state.leading` says whether this node does.
+pub fn lead_forever(state: Arc<AppState>) {
+    let StoreLocation::Postgres(url) = state.location.clone() else {
+        state.leading.store(true, Ordering::Release);
+        return;
+    };
+    std::thread::spawn(move || {
+        loop {
+            if let Err(error) = lead(&url, &state) {
+                eprintln!("cordon: leader election: {error}");
+            }
+            state.leading.store(false, Ordering::Release);
+            std::thread::sleep(LEADER_RETRY);
+        }
+    });
+}
+
+/// Holds the leader's lock while the connection lives; returns when it is lost.
+fn lead(url: &str, state: &AppState) -> Result<(), postgres::Error> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    loop {
+        let won: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?
+            .get(0);
+        if won {
+            eprintln!("cordon: this node leads (webhook deliveries)");
+            state.leading.store(true, Ordering::Release);
+            state.deliveries.notify_one();
+            // The lock is the connection's: check that it still lives.
+            loop {
+                std::thread::sleep(LEADER_RETRY);
+                client.simple_query("SELECT 1")?;
+            }
+        }
+        std::thread::sleep(LEADER_RETRY);
+    }
+}

@@ -1,0 +1,201 @@
+//! The change feed: one row per change that the in-memory indexes of other processes must
+//! follow (content added, removed or disabled, banks changed, sightings added), numbered by
+//! a sequence, written in the transaction of the change itself.
+//!
+//! Every process that serves from the store keeps a cursor and applies the rows after it
+//! (skipping its own, which it applied when it made them); on PostgreSQL a `NOTIFY` wakes
+//! them at once. So that a cursor never skips a row, sequence order must be commit order:
+//! on PostgreSQL a transaction takes an advisory lock before it writes its change rows (just
+//! before it commits), on SQLite writers are serialised anyway.
+
+use crate::db::{Db, Dialect, params};
+use crate::model::ContentId;
+use crate::{Signal, Store, StoreError, now_rfc3339};
+
+/// The channel `NOTIFY` wakes followers on.
+pub const CHANGE_CHANNEL: &str = "cordon_changes";
+
+/// Any number, as long as it stays the same: the lock that orders change rows.
+const FEED_LOCK: i64 = 0x0063_6f72_646f_6e02;
+
+/// Content ids per INSERT of change rows.
+const IDS_PER_INSERT: usize = 500;
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChangeKind {
+    /// New content, with its signals.
+    ContentAdded { signals: Vec<Signal> },
+    /// Content deleted; its PDQ hashes, to take out of the index.
+    ContentRemoved { pdq: Vec<String> },
+    /// Content's disabled-until time set or cleared.
+    ContentDisabled { until: Option<String> },
+    /// A bank created or changed: read it again (gone if it was deleted).
+    BankChanged,
+    /// A sighting added to the ledger, with its PDQ hash if it has one.
+    SightingAdded { pdq: Option<String> },
+}
+
+/// One row of the feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub seq: i64,
+    /// The process that made the change (see [`Store::node`]).
+    pub node: String,
+    pub bank_id: Option<i64>,
+    /// The content, or for a sighting the sighting's id.
+    pub content_id: Option<ContentId>,
+    pub kind: ChangeKind,
+}
+
+/// Makes the rows written from here on come after every committed one (PostgreSQL).
+fn order_after_committed(tx: &Db) -> Result<(), StoreError> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", params![FEED_LOCK])?;
+        tx.execute(&format!("NOTIFY {CHANGE_CHANNEL}"), params![])?;
+    }
+    Ok(())
+}
+
+/// Records one change in the caller's transaction; call it last, before committing.
+pub(crate) fn record(
+    tx: &Db,
+    node: &str,
+    kind: &str,
+    bank_id: Option<i64>,
+    content_id: Option<i64>,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    order_after_committed(tx)?;
+    tx.execute(
+        "INSERT INTO change_log (at, node, kind, bank_id, content_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_rfc3339(), node, kind, bank_id, content_id, detail.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Records that `ids` were added to bank `bank_id`, in the caller's transaction.
+pub(crate) fn record_content_added(
+    tx: &Db,
+    node: &str,
+    bank_id: i64,
+    ids: &[ContentId],
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    order_after_committed(tx)?;
+    let at = now_rfc3339();
+    for chunk in ids.chunks(IDS_PER_INSERT) {
+        // Ids are numbers: written into the statement, one INSERT per chunk.
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|id| format!("(?1, ?2, 'content.added', ?3, {id}, '{{}}')"))
+            .collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO change_log (at, node, kind, bank_id, content_id, detail) VALUES {}",
+                values.join(", ")
+            ),
+            params![at, node, bank_id],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The last change's sequence number (0 when there is none).
+    pub fn last_change(&self) -> Result<i64, StoreError> {
+        self.db().query_value(
+            "SELECT CAST(coalesce(max(seq), 0) AS BIGINT) FROM change_log",
+            params![],
+        )
+    }
+
+    /// Up to `limit` changes after `after`, in order, with the signals of added content.
+    pub fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let mut changes: Vec<Change> = Vec::new();
+        self.db().for_each(
+            "SELECT c.seq, c.node, c.kind, c.bank_id, c.content_id, c.detail, s.signal_type, s.value
+             FROM (SELECT * FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2) c
+             LEFT JOIN signal s ON c.kind = 'content.added' AND s.content_id = c.content_id
+             ORDER BY c.seq, s.id",
+            params![after, limit],
+            |row| {
+                let seq: i64 = row.get(0)?;
+                let signal: Option<Signal> = match (row.get(6)?, row.get(7)?) {
+                    (Some(signal_type), Some(value)) => Some(Signal { signal_type, value }),
+                    _ => None,
+                };
+                if let Some(last) = changes.last_mut().filter(|c| c.seq == seq) {
+                    if let (ChangeKind::ContentAdded { signals }, Some(signal)) = (&mut last.kind, signal) {
+                        signals.push(signal);
+                    }
+                    return Ok(());
+                }
+                let kind: String = row.get(2)?;
+                let detail: String = row.get(5)?;
+                changes.push(Change {
+                    seq,
+                    node: row.get(1)?,
+                    bank_id: row.get(3)?,
+                    content_id: row.get(4)?,
+                    kind: change_kind(&kind, &detail, signal)?,
+                });
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        Ok(changes)
+    }
+
+    /// Runs `read` on one consistent view of the store: what it reads (an index load and the
+    /// feed's position, say) is from one moment, whatever other writers do meanwhile.
+    pub fn in_snapshot<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let begin = match self.dialect() {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.db().execute_batch(begin)?;
+        let result = read(self);
+        // Read only: ending it cannot lose anything.
+        let _ = self.db().execute_batch("COMMIT");
+        result
+    }
+}
+
+fn change_kind(kind: &str, detail: &str, signal: Option<Signal>) -> Result<ChangeKind, StoreError> {
+    let detail: serde_json::Value = serde_json::from_str(detail).map_err(|e| StoreError::Corrupt {
+        what: "change detail",
+        detail: e.to_string(),
+    })?;
+    let text = |key: &str| detail.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(match kind {
+        "content.added" => ChangeKind::ContentAdded {
+            signals: signal.into_iter().collect(),
+        },
+        "content.removed" => ChangeKind::ContentRemoved {
+            pdq: detail
+                .get("pdq")
+                .and_then(|v| v.as_array())
+                .map(|hashes| {
+                    hashes
+                        .iter()
+                        .filter_map(|h| h.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        "content.disabled" => ChangeKind::ContentDisabled { until: text("until") },
+        "bank.changed" => ChangeKind::BankChanged,
+        "sighting.added" => ChangeKind::SightingAdded { pdq: text("pdq") },
+        other => {
+            return Err(StoreError::Corrupt {
+                what: "change kind",
+                detail: other.to_string(),
+            });
+        }
+    })
+}
