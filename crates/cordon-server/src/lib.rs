@@ -18,6 +18,7 @@ mod hma;
 mod metrics;
 mod native;
 mod state;
+pub mod stream;
 mod throttle;
 mod upload;
 
@@ -56,20 +57,43 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The duties every node runs beside its requests: following the store's change feed,
+/// leader election, and — on the leader — webhook delivery. They stop when this is dropped.
+pub struct Background {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts them on the current tokio runtime. Deliveries pending from before a restart go
+    /// out as soon as this node leads.
+    pub fn start(state: &Arc<AppState>) -> Background {
+        follow::lead_forever(state.clone());
+        Background {
+            tasks: vec![
+                tokio::spawn(delivery::deliver_forever(state.clone())),
+                tokio::spawn(follow::follow_forever(state.clone())),
+            ],
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Deliveries pending from before a restart go out as soon as the worker starts (on the
-    // leader, when several nodes share a PostgreSQL store).
-    follow::lead_forever(state.clone());
-    let worker = tokio::spawn(delivery::deliver_forever(state.clone()));
-    let follower = tokio::spawn(follow::follow_forever(state.clone()));
+    let background = Background::start(&state);
     let limits = state.policy.limits.clone();
     let served = connections::accept_until(listener, router(state), &limits, shutdown).await;
-    worker.abort();
-    follower.abort();
+    drop(background);
     served
 }

@@ -31,7 +31,7 @@ use crate::auth;
 use crate::banking::import_hash_list;
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
-use crate::upload::{Upload, read_upload};
+use crate::upload::read_upload;
 
 type Shared = State<Arc<AppState>>;
 
@@ -122,8 +122,10 @@ fn platform_id(fields: &BTreeMap<String, String>, name: &str) -> Result<String, 
     Ok(value)
 }
 
-fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
-    let posted_at = match form.fields.get("posted_at") {
+/// A submission from its form fields (`content_id`, `account_id`, and optional
+/// `source_url`, `posted_at`, `metadata`) and its media, checked.
+pub fn new_submission(fields: &BTreeMap<String, String>, bytes: &[u8]) -> Result<NewSubmission, ApiError> {
+    let posted_at = match fields.get("posted_at") {
         None => None,
         Some(text) => {
             let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -131,7 +133,7 @@ fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
             Some(cordon_store::format_time(at))
         }
     };
-    let metadata = match form.fields.get("metadata") {
+    let metadata = match fields.get("metadata") {
         None => json!({}),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(object @ Value::Object(_)) => object,
@@ -139,19 +141,19 @@ fn new_submission(form: &Upload) -> Result<NewSubmission, ApiError> {
             Err(e) => return Err(ApiError::bad_request(format!("`metadata` is not JSON: {e}"))),
         },
     };
-    let source_url = form.fields.get("source_url").cloned();
+    let source_url = fields.get("source_url").cloned();
     if source_url.as_ref().is_some_and(|u| u.len() > 2048) {
         return Err(ApiError::bad_request("`source_url` is longer than 2048 bytes"));
     }
-    let digest = Sha256::digest(&form.bytes);
+    let digest = Sha256::digest(bytes);
     Ok(NewSubmission {
-        content_id: platform_id(&form.fields, "content_id")?,
-        account_id: platform_id(&form.fields, "account_id")?,
+        content_id: platform_id(fields, "content_id")?,
+        account_id: platform_id(fields, "account_id")?,
         source_url,
         posted_at,
         metadata,
         sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-        size: form.bytes.len() as u64,
+        size: bytes.len() as u64,
         ..NewSubmission::default()
     })
 }
@@ -166,101 +168,104 @@ async fn submit(
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let form = read_upload(multipart, "media").await?;
-    let mut submission = new_submission(&form)?;
-    let answer = blocking(move || {
-        // A retry decodes, matches and decides nothing again: it gets the first answer.
-        if let Some((id, response)) = state.store().submission_by_content_id(&submission.content_id)? {
-            return Ok(Recorded::Repeat { id, response });
-        }
-        let image = decode(&form.bytes, &state.limits)?;
-        let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
-        submission.media = media_facts(
-            &form.bytes,
-            image.width(),
-            image.height(),
-            query.hash,
-            query.quality,
-        );
-        let hash = query.hash.to_hex();
-        let mut matches = state.matcher().lookup(&query, &Lookup::default());
-        submission.flood = state
-            .flood()
-            .observe(&mut matches, time::OffsetDateTime::now_utc());
-        let mut decisions = {
-            let matcher = state.matcher();
-            state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
-        };
-        // The store stays locked from reading the account's strikes to recording the new
-        // ones, so two uploads of one account cannot both miss the suspension threshold.
-        let mut store = state.store_as(&caller);
-        let active = store.active_strike_weight(&submission.account_id, &cordon_store::now_rfc3339())?;
-        state
-            .policy
-            .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
-        // Media is kept only when people will have to look at it.
-        let kept = || StoredMedia {
-            mime: ImageFormat::sniff(&form.bytes)
-                .map_or("application/octet-stream", ImageFormat::mime)
-                .to_string(),
-            bytes: form.bytes.to_vec(),
-        };
-        submission.review = {
-            let matcher = state.matcher();
-            review::review_item(
-                &state.policy.review,
-                &decisions,
-                &matches,
-                |bank| matcher.bank_labels(bank),
-                active,
-                kept,
-            )
-        };
-        let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
-        let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
-        let matches_value = Value::Array(matches_json.clone());
-        let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
-            let about = json!({ "id": submission_id, "content_id": submission.content_id,
-                                "account_id": submission.account_id, "source_url": submission.source_url,
-                                "posted_at": submission.posted_at, "sha256": submission.sha256 });
-            crate::delivery::decision_payload(&about, &matches_value, decision_id, decision)
-        };
-        let response = |submission_id: i64, decision_ids: &[i64]| {
-            let decisions_json: Vec<Value> = decisions
-                .iter()
-                .zip(decision_ids)
-                .map(|(d, id)| json!({ "id": id, "action": d.action, "rule": d.rule, "reason": d.reason }))
-                .collect();
-            json!({
-                "id": submission_id,
-                "content_id": submission.content_id,
-                "signals": { "pdq": hash },
-                "quality": query.quality,
-                "matches": matches_json,
-                "decisions": decisions_json,
-            })
-            .to_string()
-        };
-        let recorded = store.record_submission(&submission, &decisions, &webhooks, payload, response)?;
-        if let Recorded::New { id, .. } = recorded {
-            // The sighting was written with the submission; make it findable at once.
-            if let Some(sighting) = store.sighting_of_submission(id)?
-                && sighting.media.quality.is_some_and(|q| q >= QUALITY_THRESHOLD)
-            {
-                state.ledger_mut().add(sighting.id, query.hash);
-            }
-            state
-                .metrics
-                .record_submission(!matches.is_empty(), decisions.iter().map(|d| d.action.as_str()));
-            state.deliveries.notify_one();
-        }
-        Ok(recorded)
-    })
-    .await?;
+    let submission = new_submission(&form.fields, &form.bytes)?;
+    let answer = blocking(move || decide(&state, &caller, &form.bytes, submission)).await?;
     let (status, body) = match answer {
         Recorded::New { response, .. } => (StatusCode::CREATED, response),
         Recorded::Repeat { response, .. } => (StatusCode::OK, response),
     };
     Ok((status, [("content-type", "application/json")], body).into_response())
+}
+
+/// Hashes, matches and decides an upload, and records it all in one transaction (blocking
+/// work), for `/v1/submissions` and for upload streams alike. A `content_id` seen before
+/// decides nothing again: its first answer comes back.
+pub fn decide(
+    state: &AppState,
+    caller: &Caller,
+    bytes: &[u8],
+    mut submission: NewSubmission,
+) -> Result<Recorded, ApiError> {
+    // A retry decodes, matches and decides nothing again: it gets the first answer.
+    if let Some((id, response)) = state.store().submission_by_content_id(&submission.content_id)? {
+        return Ok(Recorded::Repeat { id, response });
+    }
+    let image = decode(bytes, &state.limits)?;
+    let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
+    submission.media = media_facts(bytes, image.width(), image.height(), query.hash, query.quality);
+    let hash = query.hash.to_hex();
+    let mut matches = state.matcher().lookup(&query, &Lookup::default());
+    submission.flood = state
+        .flood()
+        .observe(&mut matches, time::OffsetDateTime::now_utc());
+    let mut decisions = {
+        let matcher = state.matcher();
+        state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
+    };
+    // The store stays locked from reading the account's strikes to recording the new
+    // ones, so two uploads of one account cannot both miss the suspension threshold.
+    let mut store = state.store_as(caller);
+    let active = store.active_strike_weight(&submission.account_id, &cordon_store::now_rfc3339())?;
+    state
+        .policy
+        .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
+    // Media is kept only when people will have to look at it.
+    let kept = || StoredMedia {
+        mime: ImageFormat::sniff(bytes)
+            .map_or("application/octet-stream", ImageFormat::mime)
+            .to_string(),
+        bytes: bytes.to_vec(),
+    };
+    submission.review = {
+        let matcher = state.matcher();
+        review::review_item(
+            &state.policy.review,
+            &decisions,
+            &matches,
+            |bank| matcher.bank_labels(bank),
+            active,
+            kept,
+        )
+    };
+    let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
+    let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
+    let matches_value = Value::Array(matches_json.clone());
+    let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
+        let about = json!({ "id": submission_id, "content_id": submission.content_id,
+                                "account_id": submission.account_id, "source_url": submission.source_url,
+                                "posted_at": submission.posted_at, "sha256": submission.sha256 });
+        crate::delivery::decision_payload(&about, &matches_value, decision_id, decision)
+    };
+    let response = |submission_id: i64, decision_ids: &[i64]| {
+        let decisions_json: Vec<Value> = decisions
+            .iter()
+            .zip(decision_ids)
+            .map(|(d, id)| json!({ "id": id, "action": d.action, "rule": d.rule, "reason": d.reason }))
+            .collect();
+        json!({
+            "id": submission_id,
+            "content_id": submission.content_id,
+            "signals": { "pdq": hash },
+            "quality": query.quality,
+            "matches": matches_json,
+            "decisions": decisions_json,
+        })
+        .to_string()
+    };
+    let recorded = store.record_submission(&submission, &decisions, &webhooks, payload, response)?;
+    if let Recorded::New { id, .. } = recorded {
+        // The sighting was written with the submission; make it findable at once.
+        if let Some(sighting) = store.sighting_of_submission(id)?
+            && sighting.media.quality.is_some_and(|q| q >= QUALITY_THRESHOLD)
+        {
+            state.ledger_mut().add(sighting.id, query.hash);
+        }
+        state
+            .metrics
+            .record_submission(!matches.is_empty(), decisions.iter().map(|d| d.action.as_str()));
+        state.deliveries.notify_one();
+    }
+    Ok(recorded)
 }
 
 async fn get_submission(State(state): Shared, Path(id): Path<i64>) -> Result<Response, ApiError> {

@@ -16,6 +16,7 @@ mod media;
 mod provenance;
 mod report;
 mod serve;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,8 @@ enum Command {
     Match(matching::MatchArgs),
     /// Serve the HTTP API (HMA-compatible routes) on the data folder.
     Serve(serve::ServeArgs),
+    /// Decide uploads from a NATS JetStream work queue, on the same store as `serve`.
+    Worker(worker::WorkerArgs),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Bank(command) => storage().and_then(|s| bank::run(command, &s)),
         Command::Match(args) => storage().and_then(|s| matching::run(args, &s)),
         Command::Serve(args) => storage().and_then(|s| serve::run(args, &s)),
+        Command::Worker(args) => storage().and_then(|s| worker::run(args, &s)),
         Command::Keys(command) => storage().and_then(|s| keys::run(command, &s)),
         Command::Audit(command) => storage().and_then(|s| audit::run(command, &s)),
         Command::Eval(args) => eval::run(args),

@@ -30,16 +30,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
-    let limits = DecodeLimits {
-        max_bytes: args.max_bytes,
-        max_pixels: args.max_pixels,
-    };
-    let policy = match &args.config {
-        Some(path) => Policy::load(path)?,
-        None => Policy::default(),
-    };
-    let state = AppState::open_at(&storage.store, limits, policy)
-        .with_context(|| format!("loading {}", storage.store.display()))?;
+    let state = open_state(storage, args.config.as_deref(), args.max_bytes, args.max_pixels)?;
     // Decoding and hashing are CPU-bound: more blocking threads than a few per core only
     // add memory (each keeps its own allocator arena), not speed.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -66,8 +57,27 @@ pub fn run(args: ServeArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode
     })
 }
 
+/// The store, its indexes and the policy of `config`, as `serve` and `worker` run them.
+pub fn open_state(
+    storage: &crate::Storage,
+    config: Option<&std::path::Path>,
+    max_bytes: u64,
+    max_pixels: u64,
+) -> anyhow::Result<AppState> {
+    let limits = DecodeLimits {
+        max_bytes,
+        max_pixels,
+    };
+    let policy = match config {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    AppState::open_at(&storage.store, limits, policy)
+        .with_context(|| format!("loading {}", storage.store.display()))
+}
+
 /// Resolves on SIGTERM or Ctrl-C: the server then finishes the requests in flight.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

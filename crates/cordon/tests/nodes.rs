@@ -35,6 +35,24 @@ fn start_node(data: &Path, store: &str, config: &Path) -> Node {
     }
 }
 
+/// The CLI on `store`, expected to succeed: its JSON lines.
+fn cli_on(data: &Path, store: &str, args: &[&str], stdin: Option<&[u8]>) -> Vec<Value> {
+    let mut all = vec!["--store", store];
+    all.extend_from_slice(args);
+    ok_lines(&cordon_in(data, &all, stdin))
+}
+
+/// Bank TVEC holding the bridge photo's hash, on `store`.
+fn bank_of_bridge(data: &Path, store: &str) {
+    cli_on(data, store, &["bank", "create", "TVEC"], None);
+    cli_on(
+        data,
+        store,
+        &["bank", "import", "TVEC", "-"],
+        Some(format!("pdq {BRIDGE}\n").as_bytes()),
+    );
+}
+
 /// A key of `role` made through the CLI on `store`.
 fn key(data: &Path, store: &str, role: &str) -> String {
     ok_lines(&cordon_in(
@@ -82,16 +100,8 @@ fn is_leader(node: &Node) -> bool {
 fn three_nodes_share_one_store_live_and_a_killed_leader_loses_no_webhook() {
     let store = cordon_testkit::shared_postgres().new_database("nodes");
     let data = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str], stdin: Option<&[u8]>| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        ok_lines(&cordon_in(data.path(), &all, stdin))
-    };
-    cli(&["bank", "create", "TVEC"], None);
-    cli(
-        &["bank", "import", "TVEC", "-"],
-        Some(format!("pdq {BRIDGE}\n").as_bytes()),
-    );
+    let cli = |args: &[&str], stdin: Option<&[u8]>| cli_on(data.path(), &store, args, stdin);
+    bank_of_bridge(data.path(), &store);
     let (admin, submitter) = (
         key(data.path(), &store, "admin"),
         key(data.path(), &store, "submitter"),
@@ -203,4 +213,151 @@ fn three_nodes_share_one_store_live_and_a_killed_leader_loses_no_webhook() {
     let back = start_node(data.path(), &store, &config);
     assert!(matches(&back, &admin, "GIFCT", &late));
     assert!(matches(&back, &admin, "GIFCT", &imported));
+}
+
+/// Publishes uploads to the stream `stream` (waiting until a worker has made it): `b.jpg`
+/// as `post-<n>` from `acct-<n>`, each acknowledged by JetStream as stored.
+fn publish_uploads(nats: &str, stream: &str, count: usize) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats).await.unwrap();
+        let context = async_nats::jetstream::new(client);
+        let started = Instant::now();
+        while context.get_stream(stream).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the worker made no stream"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let photo = std::fs::read(image("misc-images/b.jpg")).unwrap();
+        for n in 0..count {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Id", format!("post-{n}").as_str());
+            headers.insert("Account-Id", format!("acct-{n}").as_str());
+            let subject = format!("{stream}.submissions");
+            let stored = context
+                .publish_with_headers(subject, headers, photo.clone().into())
+                .await
+                .unwrap();
+            stored.await.unwrap();
+        }
+        // Not an image: terminated, not retried forever.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Content-Id", "not-an-image");
+        headers.insert("Account-Id", "acct-x");
+        let subject = format!("{stream}.submissions");
+        let stored = context
+            .publish_with_headers(subject, headers, "hello".into())
+            .await
+            .unwrap();
+        stored.await.unwrap();
+    });
+}
+
+fn start_worker(data: &Path, store: &str, nats: &str, config: &Path) -> Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["--data"])
+        .arg(data)
+        .args([
+            "--store", store, "worker", "--nats", nats, "--stream", "UPLOADS", "--config",
+        ])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The decisions of account `account` (none when Cordon never saw it).
+fn account_decisions(node: &Node, key: &str, account: &str) -> Option<usize> {
+    let answer = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/accounts/{account}", node.base))
+        .bearer_auth(key)
+        .send()
+        .unwrap();
+    if answer.status().as_u16() == 404 {
+        return None;
+    }
+    let account: Value = answer.json().unwrap();
+    Some(account["history"].as_array().unwrap().len())
+}
+
+#[test]
+fn a_killed_worker_loses_no_upload_and_decides_none_twice() {
+    const UPLOADS: usize = 60;
+    let store = cordon_testkit::shared_postgres().new_database("worker");
+    let nats = cordon_testkit::NatsServer::start();
+    let data = tempfile::tempdir().unwrap();
+    bank_of_bridge(data.path(), &store);
+    let submitter = key(data.path(), &store, "submitter");
+    let hook_port = free_port();
+    let received = receive_on(hook_port);
+    let config = common::webhook_config(data.path(), hook_port, r#""remove""#, "");
+    let node = start_node(data.path(), &store, &config);
+
+    let mut worker = start_worker(data.path(), &store, &nats.url(), &config);
+    publish_uploads(&nats.url(), "UPLOADS", UPLOADS);
+    // Killed (SIGKILL) once it has decided a few, with more in hand and waiting.
+    let started = Instant::now();
+    while account_decisions(&node, &submitter, "acct-3").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the worker decided nothing"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let decided_before = (0..UPLOADS)
+        .filter(|n| account_decisions(&node, &submitter, &format!("acct-{n}")).is_some())
+        .count();
+    let mut worker = start_worker(data.path(), &store, &nats.url(), &config);
+
+    // Every upload decided exactly once; every decision delivered (at least once, one body
+    // per idempotency key).
+    let started = Instant::now();
+    loop {
+        let decided: Vec<Option<usize>> = (0..UPLOADS)
+            .map(|n| account_decisions(&node, &submitter, &format!("acct-{n}")))
+            .collect();
+        if decided.iter().all(Option::is_some) {
+            assert!(decided.iter().all(|d| *d == Some(1)), "{decided:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "undecided: {decided:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("{decided_before} of {UPLOADS} decided before the kill");
+    assert!(
+        account_decisions(&node, &submitter, "acct-x").is_none(),
+        "not an image: nothing decided"
+    );
+    let started = Instant::now();
+    loop {
+        let mut by_key = std::collections::BTreeMap::new();
+        for body in received.lock().unwrap().iter() {
+            let payload: Value = serde_json::from_str(body).unwrap();
+            let key = payload["idempotency_key"].as_str().unwrap().to_string();
+            assert!(
+                by_key
+                    .insert(key, body.clone())
+                    .is_none_or(|earlier| &earlier == body)
+            );
+        }
+        if by_key.len() == UPLOADS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {UPLOADS} delivered",
+            by_key.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
 }
