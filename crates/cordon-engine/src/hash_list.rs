@@ -48,13 +48,16 @@ impl HashListFormat {
     pub fn sniff(head: &[u8]) -> HashListFormat {
         let text = String::from_utf8_lossy(head);
         let trimmed = text.trim_start();
+        let first_line = trimmed.lines().next().unwrap_or_default();
+        // A tx line's metadata may hold `,signal_type,` (in a note, say): what starts as a
+        // comment or an entry is tx whatever follows, or an exported list would not import.
+        let is_tx_line = first_line.starts_with('#')
+            || first_line
+                .split_once(char::is_whitespace)
+                .is_some_and(|(name, _)| SignalType::from_name(name).is_some());
         if trimmed.starts_with('[') {
             HashListFormat::Json
-        } else if trimmed
-            .lines()
-            .next()
-            .is_some_and(|l| l.split(',').any(|c| c.trim() == "signal_type"))
-        {
+        } else if !is_tx_line && first_line.split(',').any(|c| c.trim() == "signal_type") {
             HashListFormat::Csv
         } else {
             HashListFormat::Tx
@@ -650,5 +653,15 @@ mod tests {
             HashListFormat::Csv
         );
         assert_eq!(HashListFormat::sniff(b"pdq abc\n"), HashListFormat::Tx);
+        // Tx entries and comments that name the CSV column stay tx.
+        assert_eq!(
+            HashListFormat::sniff(b"pdq abc {\"note\":\"a,signal_type,b\"}\n"),
+            HashListFormat::Tx
+        );
+        assert_eq!(HashListFormat::sniff(b"# pdq,signal_type\n"), HashListFormat::Tx);
+        assert_eq!(
+            HashListFormat::sniff(b"signal_type, signal\n"),
+            HashListFormat::Csv
+        );
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{JpegKind, encode_jpeg, encode_with_image_crate, synthetic_photo};
 use cordon_signals::{DecodeError, DecodeLimits, DecodedImage, ImageFormat, PdqHasher, PixelLayout, decode};
-use cordon_testkit::bombs::crc32;
+use cordon_testkit::bombs::{crc32, gif_declaring};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use proptest::prelude::*;
 
@@ -285,6 +285,21 @@ fn decompression_bomb_headers_are_refused_before_decoding() {
         Err(DecodeError::TooManyPixels {
             width: 60000,
             height: 60000,
+            ..
+        })
+    ));
+
+    // A GIF's first frame far larger than its 1x1 screen (found by `fuzz/`: the frame is
+    // decoded whole before it is cut to the screen): refused from the frame's descriptor.
+    let mut gif = gif_declaring(1, 1, 1);
+    // Signature, screen, flags, colour table (19 bytes); separator, left, top; then the size.
+    gif[24..26].copy_from_slice(&14000u16.to_le_bytes());
+    gif[26..28].copy_from_slice(&14000u16.to_le_bytes());
+    assert!(matches!(
+        decode(&gif, &DecodeLimits::default()),
+        Err(DecodeError::TooManyPixels {
+            width: 14000,
+            height: 14000,
             ..
         })
     ));

@@ -39,8 +39,66 @@ pub(super) fn decode(
         .into_dimensions()
         .map_err(|e| convert_error(e, format, limits))?;
     check_dimensions(width, height, format, limits)?;
+    if format == ImageFormat::Gif {
+        check_gif_frame(bytes, limits)?;
+    }
     let image = reader().decode().map_err(|e| convert_error(e, format, limits))?;
     to_decoded(image)
+}
+
+/// A GIF's first frame may be far larger than its logical screen, which is all the header
+/// check sees: the `image` crate decodes that frame whole into a buffer of its own (up to
+/// its allocation limit, hundreds of MB at the default pixel limit) before cutting it to the
+/// screen. So a few bytes declaring a 1x1 screen could cost that much; the frame is
+/// refused from its descriptor instead.
+fn check_gif_frame(bytes: &[u8], limits: &DecodeLimits) -> Result<(), DecodeError> {
+    match gif_first_frame(bytes) {
+        Some((width, height)) if u64::from(width) * u64::from(height) > limits.max_pixels => {
+            Err(DecodeError::TooManyPixels {
+                width,
+                height,
+                limit: limits.max_pixels,
+            })
+        }
+        // No frame found: the decoder reports what is wrong.
+        _ => Ok(()),
+    }
+}
+
+/// The size in the first image descriptor of a GIF, found by walking its blocks (the
+/// screen descriptor, the global colour table, extensions) without decoding anything.
+fn gif_first_frame(bytes: &[u8]) -> Option<(u32, u32)> {
+    let u16_at = |at: usize| {
+        Some(u32::from(u16::from_le_bytes([
+            *bytes.get(at)?,
+            *bytes.get(at + 1)?,
+        ])))
+    };
+    // Signature (6 bytes), then the logical screen descriptor (7).
+    let flags = *bytes.get(10)?;
+    let mut at = 13;
+    if flags & 0x80 != 0 {
+        at += 3 << ((flags & 0x07) + 1);
+    }
+    loop {
+        match *bytes.get(at)? {
+            // Image descriptor: separator, left, top, width, height.
+            0x2c => return Some((u16_at(at + 5)?, u16_at(at + 7)?)),
+            // Extension: introducer, label, then data sub-blocks up to an empty one.
+            0x21 => {
+                at += 2;
+                loop {
+                    let length = usize::from(*bytes.get(at)?);
+                    at += 1 + length;
+                    if length == 0 {
+                        break;
+                    }
+                }
+            }
+            // The trailer, or a block the decoder refuses anyway.
+            _ => return None,
+        }
+    }
 }
 
 /// Drops alpha, keeps grey as grey, keeps the high byte of 16-bit samples.
