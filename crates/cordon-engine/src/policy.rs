@@ -202,6 +202,9 @@ pub struct RequestLimits {
     pub max_header_bytes: usize,
     /// Largest hash list `POST /v1/banks/<name>/import` takes (413 beyond).
     pub max_import_bytes: u64,
+    /// Connections a node keeps to PostgreSQL: how many requests may use the store at
+    /// once, so one slow query holds up one request, not the node. SQLite always has one.
+    pub store_connections: usize,
 }
 
 impl Default for RequestLimits {
@@ -214,6 +217,7 @@ impl Default for RequestLimits {
             request_timeout_seconds: 120,
             max_header_bytes: 64 << 10,
             max_import_bytes: 1 << 30,
+            store_connections: 8,
         }
     }
 }
@@ -233,6 +237,9 @@ impl RequestLimits {
             return Err(
                 "limits: header_timeout_seconds and request_timeout_seconds must be at least 1".into(),
             );
+        }
+        if !(1..=256).contains(&self.store_connections) {
+            return Err("limits: store_connections must be between 1 and 256".into());
         }
         // hyper reads headers into one buffer that cannot be smaller than 8 KiB.
         if !(8 << 10..=1 << 20).contains(&self.max_header_bytes) {

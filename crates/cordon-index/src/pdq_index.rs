@@ -9,11 +9,9 @@
 //! duplicates without a seen-set.
 //!
 //! Storage: the hashes and ids by slot, and per table a compressed sparse row layout
-//! (bucket offsets, then slots sorted by bucket). New entries go to a small delta of hash
-//! maps, merged into the sorted tables once it grows; removals are tombstones, dropped at
+//! (bucket offsets, then slots sorted by bucket). New entries go to a delta of chained
+//! buckets, merged into the sorted tables once it grows; removals are tombstones, dropped at
 //! the same merge. Every change is visible to the next query.
-
-use std::collections::HashMap;
 
 use cordon_signals::PdqHash;
 
@@ -61,7 +59,7 @@ pub struct PdqIndex {
     /// Slots `0..sorted_len` are in `sorted`; later slots are in `delta`.
     sorted_len: usize,
     sorted: Vec<SortedTable>,
-    delta: Vec<HashMap<u16, Vec<u32>>>,
+    delta: Delta,
     /// The smallest delta (and tombstone count) that triggers a merge.
     merge_at: usize,
 }
@@ -101,7 +99,7 @@ impl PdqIndex {
             removed_count: 0,
             sorted_len: 0,
             sorted: Vec::new(),
-            delta: (0..PARTS).map(|_| HashMap::new()).collect(),
+            delta: Delta::default(),
             merge_at: DELTA_MIN,
         }
     }
@@ -139,11 +137,7 @@ impl PdqIndex {
             .iter()
             .map(|t| (t.offsets.len() + t.slots.len()) * 4)
             .sum();
-        let delta: usize = self
-            .delta
-            .iter()
-            .map(|m| m.len() * 40 + m.values().map(|v| v.capacity() * 4).sum::<usize>())
-            .sum();
+        let delta = self.delta.memory_bytes();
         self.hashes.capacity() * 32 + self.ids.capacity() * 8 + self.removed.capacity() * 8 + sorted + delta
     }
 
@@ -151,14 +145,20 @@ impl PdqIndex {
     pub fn insert(&mut self, hash: PdqHash, id: EntryId) {
         let slot = self.hashes.len() as u32;
         let words = hash.words();
+        if self.hashes.len() == self.hashes.capacity() {
+            // A quarter more at a time, not double: the first live add to an index of a
+            // million hashes would otherwise hold 48 MB more at once.
+            let more = (self.hashes.len() / 4).max(1024);
+            self.hashes.reserve_exact(more);
+            self.ids.reserve_exact(more);
+        }
         self.hashes.push(Words(words));
         self.ids.push(id);
         if self.removed.len() * 64 < self.hashes.len() {
             self.removed.push(0);
         }
-        for (t, table) in self.delta.iter_mut().enumerate() {
-            table.entry(part(&words, t)).or_default().push(slot);
-        }
+        self.delta
+            .push(slot - self.sorted_len as u32, |t| part(&words, t));
         if self.hashes.len() - self.sorted_len > self.merge_at.max(self.sorted_len / 4) {
             self.compact();
         }
@@ -171,8 +171,9 @@ impl PdqIndex {
         let (sorted, delta) = self.bucket(0, part(&words, 0));
         let found = sorted
             .iter()
+            .copied()
             .chain(delta)
-            .map(|&s| s as usize)
+            .map(|s| s as usize)
             .find(|&slot| self.ids[slot] == id && self.hashes[slot].0 == words && !self.is_removed(slot));
         let Some(slot) = found else { return false };
         self.removed[slot / 64] |= 1 << (slot % 64);
@@ -234,7 +235,7 @@ impl PdqIndex {
             let key = part(&q, t);
             for &mask in masks {
                 let (sorted, delta) = self.bucket(t, key ^ mask);
-                candidates.extend(sorted.iter().chain(delta).map(|&slot| (slot, t as u8)));
+                candidates.extend(sorted.iter().copied().chain(delta).map(|slot| (slot, t as u8)));
             }
         }
         for (i, &(slot, t)) in candidates.iter().enumerate() {
@@ -273,7 +274,7 @@ impl PdqIndex {
     }
 
     /// Slots whose part `t` equals `key`: the sorted part's bucket and the delta's.
-    fn bucket(&self, t: usize, key: u16) -> (&[u32], &[u32]) {
+    fn bucket(&self, t: usize, key: u16) -> (&[u32], DeltaBucket<'_>) {
         let sorted: &[u32] = match self.sorted.get(t) {
             Some(table) => {
                 let k = usize::from(key);
@@ -281,13 +282,7 @@ impl PdqIndex {
             }
             None => &[],
         };
-        // Most of the time the delta is empty: no need to hash the key.
-        let delta: &[u32] = if self.hashes.len() == self.sorted_len {
-            &[]
-        } else {
-            self.delta[t].get(&key).map_or(&[], Vec::as_slice)
-        };
-        (sorted, delta)
+        (sorted, self.delta.bucket(t, key, self.sorted_len as u32))
     }
 
     fn is_removed(&self, slot: usize) -> bool {
@@ -342,9 +337,77 @@ impl PdqIndex {
             })
             .collect();
         self.sorted_len = n;
-        for table in &mut self.delta {
-            table.clear();
+        self.delta = Delta::default();
+    }
+}
+
+/// Entries added since the last merge, per table a chain of slots per key: `heads[t][key]`
+/// is the newest such entry, `next[t][i]` the one added before entry `i` with the same
+/// key. Costs 64 bytes an entry plus 4 MiB while not empty (nothing once merged), where a
+/// hash map of lists cost about a kilobyte an entry.
+#[derive(Default)]
+struct Delta {
+    heads: Vec<Box<[u32]>>,
+    next: Vec<Vec<u32>>,
+}
+
+/// Ends a chain.
+const NO_ENTRY: u32 = u32::MAX;
+
+impl Delta {
+    /// Adds entry `i` (its slot less the sorted part's length), whose part `t` is `key(t)`.
+    fn push(&mut self, i: u32, key: impl Fn(usize) -> u16) {
+        if self.heads.is_empty() {
+            self.heads = (0..PARTS)
+                .map(|_| vec![NO_ENTRY; KEYS].into_boxed_slice())
+                .collect();
+            self.next = vec![Vec::new(); PARTS];
         }
+        for t in 0..PARTS {
+            let head = &mut self.heads[t][usize::from(key(t))];
+            self.next[t].push(*head);
+            *head = i;
+        }
+    }
+
+    /// The slots of the entries whose part `t` is `key`, newest first.
+    fn bucket(&self, t: usize, key: u16, first_slot: u32) -> DeltaBucket<'_> {
+        match self.heads.get(t) {
+            Some(heads) => DeltaBucket {
+                next: &self.next[t],
+                at: heads[usize::from(key)],
+                first_slot,
+            },
+            None => DeltaBucket {
+                next: &[],
+                at: NO_ENTRY,
+                first_slot,
+            },
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.heads.len() * KEYS * 4 + self.next.iter().map(|n| n.capacity() * 4).sum::<usize>()
+    }
+}
+
+/// Walks one chain of the [`Delta`].
+struct DeltaBucket<'a> {
+    next: &'a [u32],
+    at: u32,
+    first_slot: u32,
+}
+
+impl Iterator for DeltaBucket<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let i = self.at;
+        if i == NO_ENTRY {
+            return None;
+        }
+        self.at = self.next.get(i as usize).copied().unwrap_or(NO_ENTRY);
+        Some(self.first_slot + i)
     }
 }
 
@@ -535,6 +598,26 @@ mod tests {
         assert_eq!(probe_masks(0), vec![0]);
         assert_eq!(probe_masks(1).len(), 17);
         assert_eq!(probe_masks(2).len(), 1 + 16 + 120);
+    }
+
+    #[test]
+    fn live_adds_cost_tens_of_bytes_each_until_merged() {
+        let hash = |i: u64| {
+            let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            PdqHash::from_words([mixed, mixed.rotate_left(17), mixed.rotate_left(31), !mixed])
+        };
+        let mut index = PdqIndex::from_entries((0..20_000).map(|i| (hash(i), i)));
+        let before = index.memory_bytes();
+        for i in 20_000..40_000 {
+            index.insert(hash(i), i);
+        }
+        assert!(index.hashes.len() > index.sorted_len, "still in the delta");
+        let per_add = (index.memory_bytes() - before - 16 * KEYS * 4) / 20_000;
+        // The hash and id (40 bytes) and 16 chain links (64), with their vectors' headroom;
+        // a hash map of lists per table cost about a kilobyte.
+        assert!(per_add <= 256, "{per_add} bytes per live add");
+        let found = searched(&index, &hash(39_999).words(), 0);
+        assert!(found.iter().any(|hit| hit.id == 39_999), "{found:?}");
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //! Leading: on PostgreSQL, the node that holds a session advisory lock delivers the webhook
 //! outbox; when it dies its connection closes, the lock is free, and another node takes it
 //! within [`LEADER_RETRY`]. A delivery in flight when a leader dies may go out twice, under
-//! the same `Idempotency-Key`. On SQLite (one machine) every server leads.
+//! the same `Idempotency-Key`. The leader also purges the feed of changes older than
+//! [`FEED_RETENTION`]; a node whose cursor the purge passed loads its indexes again. On
+//! SQLite (one machine) every server leads.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use cordon_engine::matcher::MatcherError;
 use cordon_signals::PdqHash;
 use cordon_signals::features::FeatureSet;
 use cordon_store::{CHANGE_CHANNEL, Change, ChangeKind, StoreError, StoreLocation};
@@ -52,14 +55,24 @@ pub async fn follow_forever(state: Arc<AppState>) {
 }
 
 /// Applies every change after the cursor made by other nodes; answers how many.
-pub fn apply_changes(state: &AppState) -> Result<usize, StoreError> {
+pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
     let mut applied = 0;
     loop {
         let after = state.feed_cursor.load(Ordering::Acquire);
-        let (changes, own) = {
+        let (changes, own, fell_behind) = {
             let store = state.store();
-            (store.changes_after(after, PAGE)?, store.node().to_string())
+            let changes = store.changes_after(after, PAGE)?;
+            // A gap after the cursor is either numbers never used (rolled back) or changes
+            // purged before this node read them: then only a full load is sure.
+            let gap = changes.first().is_some_and(|c| c.seq > after + 1);
+            let fell_behind = gap && store.first_change()? > after + 1;
+            (changes, store.node().to_string(), fell_behind)
         };
+        if fell_behind {
+            eprintln!("cordon: the change feed no longer reaches back to {after}: loading the indexes again");
+            state.reload_indexes()?;
+            return Ok(applied);
+        }
         let Some(last) = changes.last().map(|c| c.seq) else {
             return Ok(applied);
         };
@@ -128,6 +141,30 @@ fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long changes stay in the feed: far longer than any running node lags (it reads the
+/// feed every [`POLL`]); a node that still falls behind it loads its indexes again.
+pub const FEED_RETENTION: time::Duration = time::Duration::hours(24);
+/// How often the leader purges the feed.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// On the leader, deletes the feed's changes older than [`FEED_RETENTION`], every
+/// [`PURGE_EVERY`]: without it the feed would grow by a row for every hash ever added.
+pub async fn purge_feed_forever(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(PURGE_EVERY).await;
+        if !state.leading.load(Ordering::Acquire) {
+            continue;
+        }
+        let purger = state.clone();
+        let before = cordon_store::format_time(time::OffsetDateTime::now_utc() - FEED_RETENTION);
+        match tokio::task::spawn_blocking(move || purger.store().purge_changes(&before)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => eprintln!("cordon: purging the change feed: {error}"),
+            Err(error) => eprintln!("cordon: purging the change feed: {error}"),
+        }
+    }
+}
+
 /// Wakes the follower whenever PostgreSQL notifies a change; reconnects when the
 /// connection is lost (the cursor catches up on whatever came meanwhile).
 fn listen_forever(url: &str, state: &AppState) {
@@ -187,5 +224,73 @@ fn lead(url: &str, state: &AppState) -> Result<(), postgres::Error> {
             }
         }
         std::thread::sleep(LEADER_RETRY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cordon_engine::policy::Policy;
+    use cordon_signals::DecodeLimits;
+    use cordon_store::{BankName, NewBank, NewContent, Signal, Store, StoreLocation};
+
+    use super::*;
+
+    fn add_content(store: &mut Store, hash: &str) {
+        let mut writer = store.content_writer("FEED").unwrap();
+        writer
+            .insert(&NewContent {
+                signals: vec![Signal {
+                    signal_type: "pdq".to_string(),
+                    value: hash.to_string(),
+                }],
+                ..NewContent::default()
+            })
+            .unwrap();
+        writer.commit().unwrap();
+    }
+
+    fn matched(state: &AppState, hash: &str) -> bool {
+        !state.matcher().match_pdq(&hash.parse().unwrap()).is_empty()
+    }
+
+    #[test]
+    fn a_node_the_purge_passed_by_loads_its_indexes_again() {
+        let data = tempfile::tempdir().unwrap();
+        let location = StoreLocation::in_data_folder(data.path());
+        // Another process: its changes reach the node only through the feed.
+        let mut other = Store::open_at(&location).unwrap();
+        other
+            .create_bank(
+                &BankName::new("FEED").unwrap(),
+                NewBank {
+                    enabled: true,
+                    thresholds: [("pdq".to_string(), 31)].into(),
+                    ..NewBank::default()
+                },
+            )
+            .unwrap();
+        let state =
+            AppState::open_at(&location, DecodeLimits::default(), Policy::parse("").unwrap()).unwrap();
+
+        let (first, second) = ("a".repeat(64), "b".repeat(64));
+        add_content(&mut other, &first);
+        add_content(&mut other, &second);
+        // The leader purges before this node read either change: only the newest stays.
+        other.purge_changes("9999-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(other.first_change().unwrap(), other.last_change().unwrap());
+
+        apply_changes(&state).unwrap();
+        assert!(matched(&state, &first), "the purged change is not lost");
+        assert!(matched(&state, &second));
+        assert_eq!(
+            state.feed_cursor.load(Ordering::Acquire),
+            other.last_change().unwrap()
+        );
+
+        // From there on the feed is followed as before.
+        let third = "c".repeat(64);
+        add_content(&mut other, &third);
+        assert_eq!(apply_changes(&state).unwrap(), 1);
+        assert!(matched(&state, &third));
     }
 }

@@ -202,57 +202,61 @@ pub fn decide(
         let matcher = state.matcher();
         state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
     };
-    // The store stays locked from reading the account's strikes to recording the new
-    // ones, so two uploads of one account cannot both miss the suspension threshold.
+    // From reading the account's strikes to recording the new ones, nothing else is
+    // decided for this account, so two uploads of one account cannot both miss the
+    // suspension threshold.
     let mut store = state.store_as(caller);
-    let active = store.active_strike_weight(&submission.account_id, &cordon_store::now_rfc3339())?;
-    state
-        .policy
-        .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
-    // Media is kept only when people will have to look at it.
-    let kept = || StoredMedia {
-        mime: ImageFormat::sniff(bytes)
-            .map_or("application/octet-stream", ImageFormat::mime)
-            .to_string(),
-        bytes: bytes.to_vec(),
-    };
-    submission.review = {
-        let matcher = state.matcher();
-        review::review_item(
-            &state.policy.review,
-            &decisions,
-            &matches,
-            |bank| matcher.bank_labels(bank),
-            active,
-            kept,
-        )
-    };
-    let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
-    let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
-    let matches_value = Value::Array(matches_json.clone());
-    let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
-        let about = json!({ "id": submission_id, "content_id": submission.content_id,
+    let account = submission.account_id.clone();
+    let recorded = store.for_account(&account, |store| {
+        let active = store.active_strike_weight(&submission.account_id, &cordon_store::now_rfc3339())?;
+        state
+            .policy
+            .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
+        // Media is kept only when people will have to look at it.
+        let kept = || StoredMedia {
+            mime: ImageFormat::sniff(bytes)
+                .map_or("application/octet-stream", ImageFormat::mime)
+                .to_string(),
+            bytes: bytes.to_vec(),
+        };
+        submission.review = {
+            let matcher = state.matcher();
+            review::review_item(
+                &state.policy.review,
+                &decisions,
+                &matches,
+                |bank| matcher.bank_labels(bank),
+                active,
+                kept,
+            )
+        };
+        let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
+        let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
+        let matches_value = Value::Array(matches_json.clone());
+        let payload = |submission_id: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
+            let about = json!({ "id": submission_id, "content_id": submission.content_id,
                                 "account_id": submission.account_id, "source_url": submission.source_url,
                                 "posted_at": submission.posted_at, "sha256": submission.sha256 });
-        crate::delivery::decision_payload(&about, &matches_value, decision_id, decision)
-    };
-    let response = |submission_id: i64, decision_ids: &[i64]| {
-        let decisions_json: Vec<Value> = decisions
-            .iter()
-            .zip(decision_ids)
-            .map(|(d, id)| json!({ "id": id, "action": d.action, "rule": d.rule, "reason": d.reason }))
-            .collect();
-        json!({
-            "id": submission_id,
-            "content_id": submission.content_id,
-            "signals": { "pdq": hash },
-            "quality": query.quality,
-            "matches": matches_json,
-            "decisions": decisions_json,
-        })
-        .to_string()
-    };
-    let recorded = store.record_submission(&submission, &decisions, &webhooks, payload, response)?;
+            crate::delivery::decision_payload(&about, &matches_value, decision_id, decision)
+        };
+        let response = |submission_id: i64, decision_ids: &[i64]| {
+            let decisions_json: Vec<Value> = decisions
+                .iter()
+                .zip(decision_ids)
+                .map(|(d, id)| json!({ "id": id, "action": d.action, "rule": d.rule, "reason": d.reason }))
+                .collect();
+            json!({
+                "id": submission_id,
+                "content_id": submission.content_id,
+                "signals": { "pdq": hash },
+                "quality": query.quality,
+                "matches": matches_json,
+                "decisions": decisions_json,
+            })
+            .to_string()
+        };
+        Ok::<_, ApiError>(store.record_submission(&submission, &decisions, &webhooks, payload, response)?)
+    })?;
     if let Recorded::New { id, .. } = recorded {
         // The sighting was written with the submission; make it findable at once.
         if let Some(sighting) = store.sighting_of_submission(id)?

@@ -9,18 +9,21 @@ use cordon_engine::matcher::{Matcher, MatcherError};
 use cordon_engine::policy::Policy;
 use cordon_engine::provenance::Ledger;
 use cordon_signals::{DecodeLimits, PdqHasher};
-use cordon_store::{Store, StoreLocation};
+use cordon_store::{PooledStore, Store, StoreLocation, StorePool};
 
 use crate::error::ApiError;
 use crate::fetch::MediaFetcher;
 use crate::metrics::Metrics;
+
+/// Who the audit log names for changes the server makes on its own (no key behind them).
+const SERVER_ACTOR: &str = "cordon:server";
 
 /// The name of the key a request came with, put on the request by the key check.
 #[derive(Clone, Debug)]
 pub struct Caller(pub String);
 
 pub struct AppState {
-    store: Mutex<Store>,
+    stores: StorePool,
     matcher: RwLock<Matcher>,
     pub hasher: PdqHasher,
     pub limits: DecodeLimits,
@@ -86,20 +89,15 @@ impl AppState {
         limits: DecodeLimits,
         policy: Policy,
     ) -> Result<AppState, StartError> {
-        // The indexes and the feed's position from one snapshot: the follower then applies
-        // exactly what came after.
-        let (matcher, ledger, cursor) = store.in_snapshot(|store| {
-            let matcher = Matcher::load(store)?;
-            let ledger = Ledger::load(store).map_err(MatcherError::from)?;
-            let cursor = store.last_change().map_err(MatcherError::from)?;
-            Ok::<_, MatcherError>((matcher, ledger, cursor))
-        })?;
+        let (matcher, ledger, cursor) = indexes_in_snapshot(&store)?;
         let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;
         let throttle = crate::throttle::Throttle::new(policy.limits.clone());
         let fetcher =
             MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
+        let stores = StorePool::around(store, &location, policy.limits.store_connections)
+            .map_err(MatcherError::from)?;
         Ok(AppState {
-            store: Mutex::new(store),
+            stores,
             matcher: RwLock::new(matcher),
             hasher: PdqHasher::default(),
             limits,
@@ -120,6 +118,17 @@ impl AppState {
         })
     }
 
+    /// Loads the indexes again from the store, as at start, with the feed position of the
+    /// same snapshot: for a node that fell behind further than the feed reaches back.
+    pub fn reload_indexes(&self) -> Result<(), MatcherError> {
+        let (matcher, ledger, cursor) = indexes_in_snapshot(&self.store())?;
+        *self.matcher_mut() = matcher;
+        *self.ledger_mut() = ledger;
+        self.feed_cursor
+            .store(cursor, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
     pub fn revealed(&self) -> MutexGuard<'_, std::collections::HashSet<(String, i64)>> {
         self.revealed
             .lock()
@@ -130,17 +139,19 @@ impl AppState {
         self.flood.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The store. A poisoned lock (a panic while it was held) still holds a consistent
-    /// connection: SQLite rolls back whatever transaction was open.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A connection to the store, whose changes the audit log records as the server's own.
+    pub fn store(&self) -> PooledStore<'_> {
+        self.stores.get(SERVER_ACTOR)
     }
 
-    /// The store, with changes recorded in the audit log under `caller`'s name.
-    pub fn store_as(&self, caller: &Caller) -> MutexGuard<'_, Store> {
-        let mut store = self.store();
-        store.set_actor(format!("key:{}", caller.0));
-        store
+    /// A connection to the store, whose changes the audit log records under `caller`'s name.
+    pub fn store_as(&self, caller: &Caller) -> PooledStore<'_> {
+        self.stores.get(&format!("key:{}", caller.0))
+    }
+
+    /// The store's connections.
+    pub fn stores(&self) -> &StorePool {
+        &self.stores
     }
 
     pub fn matcher(&self) -> RwLockReadGuard<'_, Matcher> {
@@ -166,6 +177,17 @@ impl AppState {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The indexes and the feed's position, from one snapshot: the follower then applies
+/// exactly what came after.
+fn indexes_in_snapshot(store: &Store) -> Result<(Matcher, Ledger, i64), MatcherError> {
+    store.in_snapshot(|store| {
+        let matcher = Matcher::load(store)?;
+        let ledger = Ledger::load(store).map_err(MatcherError::from)?;
+        let cursor = store.last_change().map_err(MatcherError::from)?;
+        Ok::<_, MatcherError>((matcher, ledger, cursor))
+    })
 }
 
 /// The flood guard as the store left it: quarantines, and the hit counts of the history

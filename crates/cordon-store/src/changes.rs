@@ -112,6 +112,24 @@ impl Store {
         )
     }
 
+    /// The oldest change's sequence number still in the feed (0 when there is none).
+    pub fn first_change(&self) -> Result<i64, StoreError> {
+        self.db().query_value(
+            "SELECT CAST(coalesce(min(seq), 0) AS BIGINT) FROM change_log",
+            params![],
+        )
+    }
+
+    /// Deletes the changes made before `before` (RFC 3339), except the newest: the feed
+    /// must not run empty, or SQLite would number the next change 1 again and every
+    /// follower's cursor would pass over it. Answers how many went.
+    pub fn purge_changes(&mut self, before: &str) -> Result<u64, StoreError> {
+        self.db().execute(
+            "DELETE FROM change_log WHERE at < ?1 AND seq < (SELECT max(seq) FROM change_log)",
+            params![before],
+        )
+    }
+
     /// Up to `limit` changes after `after`, in order, with the signals of added content.
     pub fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let mut changes: Vec<Change> = Vec::new();

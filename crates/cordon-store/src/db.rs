@@ -167,6 +167,14 @@ impl Db {
         }
     }
 
+    /// Whether the server closed the connection (SQLite's never closes).
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Db::Sqlite(_) => false,
+            Db::Postgres(conn) => conn.borrow().client.is_closed(),
+        }
+    }
+
     /// Runs a statement; answers how many rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[&dyn ToParam]) -> Result<u64, StoreError> {
         match self {

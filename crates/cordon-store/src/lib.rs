@@ -15,6 +15,7 @@ mod flood;
 mod ledger;
 mod migrations;
 mod model;
+mod pool;
 mod review;
 mod sqlite;
 mod submissions;
@@ -30,6 +31,7 @@ pub use model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
     SignalRow,
 };
+pub use pool::{PooledStore, StorePool};
 pub use review::{Appeal, NewReviewItem, Outcome, QueueFilter, ReviewItem, StoredMedia};
 pub use sqlite::{ContentWriter, Store, StoreLocation};
 pub use submissions::{Account, NewDecision, NewSubmission, OutboxRow, Recorded, StrikeRow};

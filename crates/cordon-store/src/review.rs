@@ -130,9 +130,17 @@ struct Holder {
 
 /// The holder of an item still to decide: an unknown item or a decided one is an error.
 fn holder(tx: &Db, submission_id: i64) -> Result<Holder, StoreError> {
+    // On PostgreSQL the row stays locked until the transaction ends, so two reviewers
+    // claiming at once on two connections are told apart (SQLite has one writer anyway).
+    let lock = match tx.dialect() {
+        crate::Dialect::Sqlite => "",
+        crate::Dialect::Postgres => " FOR UPDATE OF r",
+    };
     let found = tx.query_row(
-        "SELECT r.state, r.claimed_by, r.claim_expires_at, s.content_id, s.account_id
-             FROM review_item r JOIN submission s ON s.id = r.submission_id WHERE r.submission_id = ?1",
+        &format!(
+            "SELECT r.state, r.claimed_by, r.claim_expires_at, s.content_id, s.account_id
+             FROM review_item r JOIN submission s ON s.id = r.submission_id WHERE r.submission_id = ?1{lock}"
+        ),
         params![submission_id],
         |r| {
             Ok((

@@ -182,6 +182,16 @@ impl Store {
         &self.node
     }
 
+    /// Names this connection like another of the same process (see [`crate::StorePool`]).
+    pub(crate) fn set_node(&mut self, node: &str) {
+        self.node = node.to_string();
+    }
+
+    /// Whether PostgreSQL closed this connection: every query on it would fail.
+    pub fn is_closed(&self) -> bool {
+        self.db.is_closed()
+    }
+
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }

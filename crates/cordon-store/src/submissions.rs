@@ -172,6 +172,30 @@ impl Store {
         )
     }
 
+    /// Runs `work` while no other connection, of this node or another, runs work for the
+    /// same account through this method: reading an account's strikes and recording new
+    /// ones must not interleave, or two uploads at once could both stay under the
+    /// suspension threshold. A session advisory lock on PostgreSQL; nothing on SQLite,
+    /// whose one connection per process is already used by one request at a time.
+    pub fn for_account<T, E: From<StoreError>>(
+        &mut self,
+        account_id: &str,
+        work: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.dialect() == crate::Dialect::Sqlite {
+            return work(self);
+        }
+        let key = account_lock_key(account_id);
+        self.db().execute("SELECT pg_advisory_lock(?1)", params![key])?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
+        // An unlock that fails means the connection is gone, and the lock with it.
+        let _ = self.db().execute("SELECT pg_advisory_unlock(?1)", params![key]);
+        match result {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
     /// The summed weight of `account_id`'s strikes that have not expired at `now`.
     pub fn active_strike_weight(&self, account_id: &str, now: &str) -> Result<u64, StoreError> {
         let weight: i64 = self.db().query_value(
@@ -387,4 +411,14 @@ pub(crate) fn write_decisions(
         }
     }
     Ok(decision_ids)
+}
+
+/// The advisory lock key of one account: 64 bits of its id's SHA-256. Two accounts that
+/// share a key only wait for each other.
+fn account_lock_key(account_id: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("cordon-account:{account_id}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }

@@ -72,6 +72,7 @@ on_both_backends!(
     signals_and_disabled_times_are_listed_for_the_matcher,
     every_change_is_audited_in_an_unbroken_chain,
     the_audit_log_refuses_edits_and_verify_finds_tampering,
+    the_change_feed_is_purged_but_never_emptied,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -283,4 +284,29 @@ fn the_audit_log_refuses_edits_and_verify_finds_tampering(place: Place) {
     let check = place.open().verify_audit().unwrap();
     assert_eq!(check.broken_at, Some(3));
     assert!(check.problem.unwrap().contains("missing"));
+}
+
+fn the_change_feed_is_purged_but_never_emptied(place: Place) {
+    let mut store = place.open();
+    assert_eq!(
+        (store.first_change().unwrap(), store.last_change().unwrap()),
+        (0, 0)
+    );
+    bank(&mut store, "ONE");
+    bank(&mut store, "TWO");
+    let newest = store.last_change().unwrap();
+    assert!(store.first_change().unwrap() < newest);
+
+    // Nothing is old enough yet.
+    assert_eq!(store.purge_changes("2000-01-01T00:00:00.000Z").unwrap(), 0);
+    // Everything is: all but the newest go.
+    assert_eq!(store.purge_changes("9999-01-01T00:00:00.000Z").unwrap(), 1);
+    assert_eq!(store.first_change().unwrap(), newest);
+    assert_eq!(store.purge_changes("9999-01-01T00:00:00.000Z").unwrap(), 0);
+
+    // The next change is numbered after it, so no follower's cursor passes over it.
+    bank(&mut store, "THREE");
+    let next = store.changes_after(newest, 10).unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0].seq > newest);
 }

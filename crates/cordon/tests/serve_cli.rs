@@ -48,19 +48,8 @@ fn decisions_are_delivered_after_a_sigkill_and_a_restart() {
     let config = common::webhook_config(data.path(), hook_port, r#""remove", "strike""#, "");
     let port = free_port();
     let mut first = serve(data.path(), port, &config);
-    let form = reqwest::blocking::multipart::Form::new()
-        .file("media", image("misc-images/b.jpg"))
-        .unwrap()
-        .text("content_id", "post-1")
-        .text("account_id", "acct-1");
-    let answer: Value = reqwest::blocking::Client::new()
-        .post(format!("http://127.0.0.1:{port}/v1/submissions"))
-        .bearer_auth(&key)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let (_, answer) =
+        common::submit_bridge(&format!("http://127.0.0.1:{port}"), &key, "post-1", "acct-1").unwrap();
     let decisions: Vec<i64> = answer["decisions"]
         .as_array()
         .unwrap()
@@ -240,22 +229,14 @@ fn post_import(base: &str, key: &str, bank: &str, body: reqwest::blocking::Body)
 /// Submits photos as `post-<client>-<n>` until the server goes away; answers what was
 /// acknowledged.
 fn submit_until_gone(base: String, key: String, client: usize) -> Vec<Value> {
-    let http = reqwest::blocking::Client::new();
     let mut acknowledged = Vec::new();
     for n in 0.. {
-        let form = reqwest::blocking::multipart::Form::new()
-            .file("media", image("misc-images/b.jpg"))
-            .unwrap()
-            .text("content_id", format!("post-{client}-{n}"))
-            .text("account_id", format!("acct-{client}-{n}"));
-        let sent = http
-            .post(format!("{base}/v1/submissions"))
-            .bearer_auth(&key)
-            .multipart(form)
-            .send();
-        let Ok(response) = sent else { break };
-        let status = response.status().as_u16();
-        let Ok(answer) = response.json::<Value>() else {
+        let Some((status, answer)) = common::submit_bridge(
+            &base,
+            &key,
+            &format!("post-{client}-{n}"),
+            &format!("acct-{client}-{n}"),
+        ) else {
             break;
         };
         assert_eq!(status, 201, "{answer}");

@@ -399,32 +399,36 @@ pub async fn decide(
         let mut decisions = decisions_for(&verdict, &reviewer.name, &form.note);
         let caller = Caller(reviewer.name.clone());
         let mut store = shared.store_as(&caller);
-        let active = store.active_strike_weight(&item.account_id, &cordon_store::now_rfc3339())?;
-        shared
-            .policy
-            .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
-        let webhooks: Vec<String> = shared.policy.webhooks.iter().map(|w| w.name.clone()).collect();
-        let about = json!({ "id": item.submission_id, "content_id": item.content_id,
+        // As for uploads (`native::decide`): strikes read and written with nothing between.
+        let outcome = store.for_account(&item.account_id.clone(), |store| {
+            let active = store.active_strike_weight(&item.account_id, &cordon_store::now_rfc3339())?;
+            shared
+                .policy
+                .apply_strikes(&mut decisions, active, time::OffsetDateTime::now_utc());
+            let webhooks: Vec<String> = shared.policy.webhooks.iter().map(|w| w.name.clone()).collect();
+            let about = json!({ "id": item.submission_id, "content_id": item.content_id,
                             "account_id": item.account_id, "source_url": item.source_url,
                             "posted_at": item.posted_at, "reviewed_by": reviewer.name });
-        let matches = Value::Array(matches_of(&item));
-        let payload = |_: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
-            crate::delivery::decision_payload(&about, &matches, decision_id, decision)
-        };
-        let outcome = match verdict {
-            Verdict::Confirm(_) => Outcome::Confirmed,
-            Verdict::Overturn => Outcome::Overturned,
-            Verdict::Escalate => Outcome::Escalated,
-        };
-        store.decide_review(
-            id,
-            &reviewer.name,
-            outcome,
-            &form.note,
-            &decisions,
-            &webhooks,
-            payload,
-        )?;
+            let matches = Value::Array(matches_of(&item));
+            let payload = |_: i64, decision_id: i64, decision: &cordon_store::NewDecision| {
+                crate::delivery::decision_payload(&about, &matches, decision_id, decision)
+            };
+            let outcome = match verdict {
+                Verdict::Confirm(_) => Outcome::Confirmed,
+                Verdict::Overturn => Outcome::Overturned,
+                Verdict::Escalate => Outcome::Escalated,
+            };
+            store.decide_review(
+                id,
+                &reviewer.name,
+                outcome,
+                &form.note,
+                &decisions,
+                &webhooks,
+                payload,
+            )?;
+            Ok::<_, ConsoleError>(outcome)
+        })?;
         drop(store);
         shared.deliveries.notify_one();
         if outcome == Outcome::Overturned && !form.negative_bank.is_empty() {

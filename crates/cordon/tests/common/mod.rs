@@ -169,3 +169,21 @@ pub fn webhook_config(data: &Path, hook_port: u16, actions: &str, more: &str) ->
     .expect("writing cordon.toml");
     config
 }
+
+/// `POST /v1/submissions` of the bridge photo to the server at `base`: the status and the
+/// answer, or `None` when the server went away before answering.
+pub fn submit_bridge(base: &str, key: &str, content_id: &str, account_id: &str) -> Option<(u16, Value)> {
+    let form = reqwest::blocking::multipart::Form::new()
+        .file("media", image("misc-images/b.jpg"))
+        .expect("the bridge photo")
+        .text("content_id", content_id.to_string())
+        .text("account_id", account_id.to_string());
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{base}/v1/submissions"))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().ok()?))
+}
