@@ -6,7 +6,13 @@
 //! [`PAIR_RADIUS`], the same radius [`verify`] pairs within, so a set with fewer than
 //! [`MIN_INLIERS`] query descriptors near it cannot verify and is skipped; the sets left
 //! are verified in full. The result is exactly what verifying the query against every
-//! stored set would give.
+//! stored set would give, with one exception that bounds the work an upload can cause:
+//! a query descriptor whose buckets hold far more stored descriptors than the average
+//! (more than [`COMMON_FACTOR`] times, and more than [`COMMON_FLOOR`]) says nothing about
+//! which image it came from (the texture of a flat sky, say, in many stored images, or a
+//! crafted upload aimed at such a crowd) and is not searched. Without that, a bank holding
+//! many alike images made every query descriptor near one of theirs cost as much as
+//! comparing it with all of them.
 
 use std::collections::HashMap;
 
@@ -17,6 +23,23 @@ use crate::{EntryId, Hit, PdqIndex};
 
 /// Keypoint numbers take the low bits of a descriptor's entry id; the set's slot the rest.
 const KEYPOINT_BITS: u32 = 16;
+
+/// A query descriptor is too common to search when its buckets hold more than this many
+/// times the average...
+pub const COMMON_FACTOR: f64 = 64.0;
+/// ...and more than this many stored descriptors (small banks are cheap whatever the query).
+pub const COMMON_FLOOR: usize = 4096;
+
+/// A search's answer, and what it cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeatureSearch {
+    /// The sets that verified, most inliers first.
+    pub hits: Vec<FeatureHit>,
+    /// Stored descriptors compared with the query's.
+    pub candidates: usize,
+    /// Query descriptors not searched: too common to tell images apart.
+    pub common: usize,
+}
 
 /// A stored set that verified against a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,14 +100,28 @@ impl FeatureIndex {
 
     /// Every stored set that verifies against `query`, most inliers first.
     pub fn search(&self, query: &FeatureSet) -> Vec<FeatureHit> {
+        self.search_counted(query).hits
+    }
+
+    /// [`FeatureIndex::search`], with what it cost.
+    pub fn search_counted(&self, query: &FeatureSet) -> FeatureSearch {
+        let too_common =
+            (self.descriptors.mean_candidates(PAIR_RADIUS) * COMMON_FACTOR).max(COMMON_FLOOR as f64);
+        let mut searched = FeatureSearch::default();
         // For each set, how many query descriptors have some descriptor of it in range.
         let mut near: HashMap<usize, u32> = HashMap::new();
         let mut hits: Vec<Hit> = Vec::new();
         let mut slots_hit: Vec<usize> = Vec::new();
         for descriptor in &query.descriptors {
+            let descriptor = PdqHash::from_words(*descriptor);
+            let candidates = self.descriptors.candidates(&descriptor, PAIR_RADIUS);
+            if candidates as f64 > too_common {
+                searched.common += 1;
+                continue;
+            }
+            searched.candidates += candidates;
             hits.clear();
-            self.descriptors
-                .search(&PdqHash::from_words(*descriptor), PAIR_RADIUS, &mut hits);
+            self.descriptors.search(&descriptor, PAIR_RADIUS, &mut hits);
             slots_hit.clear();
             slots_hit.extend(hits.iter().map(|hit| (hit.id >> KEYPOINT_BITS) as usize));
             slots_hit.sort_unstable();
@@ -103,6 +140,7 @@ impl FeatureIndex {
             })
             .collect();
         found.sort_by(|a, b| b.inliers.cmp(&a.inliers).then(a.id.cmp(&b.id)));
-        found
+        searched.hits = found;
+        searched
     }
 }

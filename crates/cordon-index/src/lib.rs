@@ -3,14 +3,15 @@
 //! This crate owns in-memory search over signals: [`PdqIndex`] finds every stored PDQ hash
 //! within a radius of a query (multi-index hashing, proved equal to brute force by
 //! property tests), and [`FeatureIndex`] finds every stored local-feature set that verifies
-//! against a query's; both take inserts and removals live, visible to the very next query.
+//! against a query's (leaving out query descriptors far too common to tell images apart);
+//! both take inserts and removals live, visible to the very next query.
 //! It stores opaque [`EntryId`]s chosen by the caller and knows nothing of banks,
 //! thresholds, policies or storage: those belong to the stages above it.
 
 mod feature_index;
 mod pdq_index;
 
-pub use feature_index::{FeatureHit, FeatureIndex};
+pub use feature_index::{COMMON_FACTOR, COMMON_FLOOR, FeatureHit, FeatureIndex, FeatureSearch};
 pub use pdq_index::{Hit, PdqIndex};
 
 /// The caller's name for an entry (for example a signal's row id in the store).

@@ -260,6 +260,37 @@ impl PdqIndex {
         }
     }
 
+    /// How many stored entries a search for `query` at `radius` would check: the sizes of
+    /// the buckets it probes (an entry in several counted in each), reading no entry.
+    pub fn candidates(&self, query: &PdqHash, radius: u32) -> usize {
+        let per_part = radius / PARTS as u32;
+        if per_part > MAX_PROBE_RADIUS {
+            return self.hashes.len();
+        }
+        let q = query.words();
+        let masks = probe_masks_cached(per_part);
+        let mut total = 0;
+        for t in 0..PARTS {
+            let key = part(&q, t);
+            for &mask in masks {
+                let (sorted, delta) = self.bucket(t, key ^ mask);
+                total += sorted.len() + delta.count();
+            }
+        }
+        total
+    }
+
+    /// What [`PdqIndex::candidates`] comes to on average over every possible query, with
+    /// the entries spread evenly over the buckets.
+    pub fn mean_candidates(&self, radius: u32) -> f64 {
+        let per_part = radius / PARTS as u32;
+        if per_part > MAX_PROBE_RADIUS {
+            return self.hashes.len() as f64;
+        }
+        let probes = PARTS * probe_masks_cached(per_part).len();
+        probes as f64 * self.hashes.len() as f64 / KEYS as f64
+    }
+
     /// Every live entry within `radius`, by comparing with each one.
     fn scan(&self, q: &[u64; 4], radius: u32, hits: &mut Vec<Hit>) {
         for (slot, Words(h)) in self.hashes.iter().enumerate() {

@@ -85,3 +85,67 @@ fn removed_and_replaced_sets_stop_matching_at_once() {
     assert!(index.search(&b).is_empty());
     assert_eq!(index.search(&a)[0].id, 2);
 }
+
+/// `n` keypoints spread over a 512-pixel square, all with `descriptor`.
+fn crowd(descriptor: [u64; 4], n: usize, seed: u64) -> FeatureSet {
+    let keypoints = (0..n)
+        .map(|i| {
+            let spot = (i as u64 * 7919 + seed * 104_729) % (512 * 512);
+            features::Keypoint {
+                x: (spot % 512) as f32,
+                y: (spot / 512) as f32,
+                level: 0,
+                angle: 0.0,
+            }
+        })
+        .collect();
+    FeatureSet {
+        keypoints,
+        descriptors: vec![descriptor; n],
+    }
+}
+
+#[test]
+fn a_descriptor_a_crowd_of_stored_sets_share_is_not_searched_and_real_matches_still_are() {
+    const CROWD: u64 = 300;
+    const FLAT: usize = 100;
+    let mut index = FeatureIndex::new();
+    for (i, relative) in DISTINCT_PHOTOS.iter().enumerate() {
+        index.insert(100 + i as u64, features::extract(&photo(relative)));
+    }
+    // Many stored images with one flat region: the same descriptor 100 times in each.
+    let flat = [0u64; 4];
+    for i in 0..CROWD {
+        index.insert(1000 + i, crowd(flat, FLAT, i));
+    }
+    // An upload: a crop of a banked photo, with that flat descriptor 100 times over.
+    let mut query = features::extract(&cropped(&photo(DISTINCT_PHOTOS[0])));
+    let added = crowd(flat, FLAT, CROWD);
+    query.keypoints.extend(added.keypoints);
+    query.descriptors.extend(added.descriptors);
+
+    let searched = index.search_counted(&query);
+    // The flat descriptors (and the odd real one whose buckets the crowd fills) are left
+    // out: each would have been compared with all 30,000 of the crowd's, in 16 tables.
+    assert!(
+        (FLAT..FLAT + 10).contains(&searched.common),
+        "{} left out",
+        searched.common
+    );
+    assert!(
+        searched.candidates < 1_000_000,
+        "{} candidates",
+        searched.candidates
+    );
+    assert_eq!(
+        searched.hits.first().map(|hit| hit.id),
+        Some(100),
+        "{:?}",
+        searched.hits
+    );
+    assert!(
+        searched.hits.iter().all(|hit| hit.id < 1000),
+        "{:?}",
+        searched.hits
+    );
+}

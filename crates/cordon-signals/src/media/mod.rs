@@ -246,7 +246,7 @@ fn check_dimensions(
 
 /// A zeroed buffer, or an error instead of an abort when memory is short.
 fn pixel_buffer(len: usize, width: u32, height: u32) -> Result<Vec<u8>, DecodeError> {
-    let mut buffer = SPARE_PIXELS.with_borrow_mut(std::mem::take);
+    let mut buffer = spare_pixels().pop().unwrap_or_default();
     buffer.clear();
     buffer
         .try_reserve_exact(len)
@@ -255,27 +255,70 @@ fn pixel_buffer(len: usize, width: u32, height: u32) -> Result<Vec<u8>, DecodeEr
     Ok(buffer)
 }
 
-/// Largest pixel buffer kept for reuse by a thread.
+/// Largest pixel buffer kept for reuse.
 const MAX_SPARE_BYTES: usize = 64 << 20;
 
-thread_local! {
-    /// The pixels of the last image dropped on this thread, reused by the next decode:
-    /// hashing a stream of images then maps, faults in and unmaps no fresh memory.
-    static SPARE_PIXELS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// The pixels of images dropped lately, reused by the next decodes: hashing a stream of
+/// images then maps, faults in and unmaps no fresh memory. One process-wide list of at most
+/// one buffer per core (as many as can be in use at once when every core decodes), not one
+/// per thread: a server's worker threads come and go, and each would have kept its own.
+fn spare_pixels() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
+    static SPARE_PIXELS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    // A poisoned list still holds whole buffers.
+    SPARE_PIXELS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn max_spare_buffers() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 impl Drop for DecodedImage {
     fn drop(&mut self) {
         let pixels = std::mem::take(&mut self.pixels);
-        if pixels.capacity() <= MAX_SPARE_BYTES {
-            // Ignored when the thread is shutting down and its storage is gone.
-            let _ = SPARE_PIXELS.try_with(|spare| {
-                if let Ok(mut spare) = spare.try_borrow_mut()
-                    && spare.capacity() < pixels.capacity()
-                {
-                    *spare = pixels;
-                }
-            });
+        if pixels.capacity() == 0 || pixels.capacity() > MAX_SPARE_BYTES {
+            return;
         }
+        let mut spare = spare_pixels();
+        if spare.len() < max_spare_buffers() {
+            spare.push(pixels);
+        } else if let Some(smallest) = spare.iter_mut().min_by_key(|buffer| buffer.capacity())
+            && smallest.capacity() < pixels.capacity()
+        {
+            // Keep the larger: the next large image then needs no new memory.
+            *smallest = pixels;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spare_pixel_buffers_are_kept_per_core_not_per_thread() {
+        // Twenty threads, each dropping an image: what stays for reuse is one buffer per
+        // core at most.
+        let threads: Vec<_> = (1..=20u32)
+            .map(|side| {
+                std::thread::spawn(move || {
+                    let pixels = vec![7u8; (side * 100 * side * 100) as usize];
+                    drop(DecodedImage::from_pixels(
+                        side * 100,
+                        side * 100,
+                        PixelLayout::Grey,
+                        pixels,
+                    ));
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        // (Other tests decode meanwhile and may take some out again.)
+        let spare = spare_pixels();
+        assert!(spare.len() <= max_spare_buffers(), "{} kept", spare.len());
     }
 }
