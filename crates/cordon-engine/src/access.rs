@@ -107,22 +107,95 @@ pub fn issue_key(store: &mut Store, name: &str, role: Role) -> Result<IssuedKey,
 
 /// The role of a presented key, or `None` if it is malformed, unknown or revoked.
 pub fn check_key(store: &Store, presented: &str) -> Result<Option<(ApiKey, Role)>, StoreError> {
-    let Some((id, secret)) = presented
-        .strip_prefix("ck_")
-        .and_then(|rest| rest.split_once('_'))
-    else {
+    let Some((id, secret)) = split_key(presented) else {
         return Ok(None);
     };
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
+    Ok(store
+        .key_for_check(id)?
+        .and_then(|(record, stored)| judge(record, &stored, secret)))
+}
+
+/// A presented key's public id and secret, if it has the form of one.
+fn split_key(presented: &str) -> Option<(&str, &str)> {
+    let (id, secret) = presented.strip_prefix("ck_")?.split_once('_')?;
+    (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
+}
+
+/// The key and its role, if `secret` is its secret and it is not revoked.
+fn judge(record: ApiKey, stored: &[u8], secret: &str) -> Option<(ApiKey, Role)> {
+    if !constant_time_eq(&secret_hash(secret), stored) || record.revoked_at.is_some() {
+        return None;
     }
-    let Some((record, stored)) = store.key_for_check(id)? else {
-        return Ok(None);
-    };
-    if !constant_time_eq(&secret_hash(secret), &stored) || record.revoked_at.is_some() {
-        return Ok(None);
+    record.role.parse().ok().map(|role| (record, role))
+}
+
+/// Keys as the store held them lately, so that checking the key of every request does not
+/// ask the store every time (on PostgreSQL a round trip on every lookup). An entry is
+/// trusted for [`KeyCache::TRUST`]; the change feed makes a revocation forget it at once
+/// (see [`KeyCache::forget`]), so the time only bounds what a change behind Cordon's back
+/// (SQL by hand) takes to be seen.
+#[derive(Default)]
+pub struct KeyCache {
+    known: std::sync::Mutex<std::collections::HashMap<String, KnownKey>>,
+}
+
+struct KnownKey {
+    record: ApiKey,
+    secret_hash: Vec<u8>,
+    fetched: std::time::Instant,
+}
+
+impl KeyCache {
+    /// How long a key read from the store is trusted.
+    pub const TRUST: std::time::Duration = std::time::Duration::from_secs(30);
+    /// Keys kept at most; beyond, the cache starts afresh (keys are few: a deployment has
+    /// tens or hundreds).
+    const MAX_KEYS: usize = 10_000;
+
+    /// The answer for `presented` from memory: `Some` when it is known (or malformed),
+    /// `None` when the store must be asked ([`KeyCache::fetch`]).
+    pub fn lookup(&self, presented: &str) -> Option<Option<(ApiKey, Role)>> {
+        let Some((id, secret)) = split_key(presented) else {
+            return Some(None);
+        };
+        let known = self.known();
+        let key = known.get(id).filter(|k| k.fetched.elapsed() < Self::TRUST)?;
+        Some(judge(key.record.clone(), &key.secret_hash, secret))
     }
-    Ok(record.role.parse().ok().map(|role| (record, role)))
+
+    /// Asks the store about `presented`, and remembers what it said.
+    pub fn fetch(&self, store: &Store, presented: &str) -> Result<Option<(ApiKey, Role)>, StoreError> {
+        let Some((id, secret)) = split_key(presented) else {
+            return Ok(None);
+        };
+        let Some((record, stored)) = store.key_for_check(id)? else {
+            return Ok(None);
+        };
+        let mut known = self.known();
+        if known.len() >= Self::MAX_KEYS {
+            known.clear();
+        }
+        let answer = judge(record.clone(), &stored, secret);
+        known.insert(
+            id.to_string(),
+            KnownKey {
+                record,
+                secret_hash: stored,
+                fetched: std::time::Instant::now(),
+            },
+        );
+        Ok(answer)
+    }
+
+    /// Forgets the key with public id `id` (it was revoked): the next check asks the store.
+    pub fn forget(&self, id: &str) {
+        self.known().remove(id);
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, KnownKey>> {
+        // A poisoned map is still a map of whole entries.
+        self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Equality that takes as long whatever the contents, so timing tells nothing of the secret.
@@ -133,6 +206,32 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_cache_answers_from_memory_until_told_to_forget() {
+        let mut store = Store::open_in_memory().unwrap();
+        let issued = issue_key(&mut store, "platform-1", Role::Submitter).unwrap();
+        let cache = KeyCache::default();
+        assert_eq!(cache.lookup(&issued.key), None, "not checked yet: ask the store");
+        let (record, role) = cache.fetch(&store, &issued.key).unwrap().unwrap();
+        assert_eq!((record.name.as_str(), role), ("platform-1", Role::Submitter));
+        assert_eq!(cache.lookup(&issued.key).unwrap().unwrap().1, Role::Submitter);
+
+        // A wrong secret for a known id is refused from memory too.
+        let mut wrong = issued.key.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(cache.lookup(&wrong), Some(None));
+        assert_eq!(cache.lookup("not-a-key"), Some(None));
+
+        // Revoked in the store: remembered as good until forgotten, then refused.
+        store.revoke_key("platform-1").unwrap();
+        assert!(cache.lookup(&issued.key).unwrap().is_some());
+        cache.forget(&record.id);
+        assert_eq!(cache.lookup(&issued.key), None);
+        assert!(cache.fetch(&store, &issued.key).unwrap().is_none());
+        assert_eq!(cache.lookup(&issued.key), Some(None), "now known as revoked");
+    }
 
     #[test]
     fn issued_keys_check_and_revoked_keys_do_not() {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
-use cordon_engine::access::{Role, check_key};
+use cordon_engine::access::Role;
 
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
@@ -43,8 +43,14 @@ pub async fn require(
             "this route needs an API key: Authorization: Bearer KEY",
         ));
     };
-    let store_state = state.clone();
-    let checked = blocking(move || Ok(check_key(&store_state.store(), &presented)?)).await?;
+    // From memory when the key was checked lately; else from the store (blocking work).
+    let checked = match state.keys.lookup(&presented) {
+        Some(known) => known,
+        None => {
+            let store_state = state.clone();
+            blocking(move || Ok(store_state.keys.fetch(&store_state.store(), &presented)?)).await?
+        }
+    };
     match checked {
         None => {
             if let Some(address) = address {

@@ -76,7 +76,10 @@ pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
         let Some(last) = changes.last().map(|c| c.seq) else {
             return Ok(applied);
         };
-        for change in changes.iter().filter(|c| c.node != own) {
+        // A revocation is applied whoever made it: this node's key checks do not go
+        // through the code that revoked it.
+        let needed = |c: &&Change| c.node != own || matches!(c.kind, ChangeKind::KeyRevoked { .. });
+        for change in changes.iter().filter(needed) {
             apply(state, change)?;
             applied += 1;
         }
@@ -137,6 +140,8 @@ fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
                 state.ledger_mut().add(sighting, hash);
             }
         }
+        ChangeKind::KeyRevoked { id } => state.keys.forget(id),
+        ChangeKind::Unknown { .. } => {}
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     revealed: Mutex<std::collections::HashSet<(String, i64)>>,
     /// Failed key checks per address, and request allowances per key.
     pub throttle: crate::throttle::Throttle,
+    /// Keys checked lately, so that a request's key check seldom asks the store.
+    pub keys: cordon_engine::access::KeyCache,
     /// Where the store is (other nodes may share it).
     pub location: StoreLocation,
     /// The last change of the store's feed applied to the indexes here.
@@ -111,6 +113,7 @@ impl AppState {
             flood: Mutex::new(flood),
             revealed: Mutex::default(),
             throttle,
+            keys: cordon_engine::access::KeyCache::default(),
             location,
             feed_cursor: AtomicI64::new(cursor),
             changes_waiting: tokio::sync::Notify::new(),

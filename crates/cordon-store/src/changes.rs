@@ -34,6 +34,10 @@ pub enum ChangeKind {
     BankChanged,
     /// A sighting added to the ledger, with its PDQ hash if it has one.
     SightingAdded { pdq: Option<String> },
+    /// An API key revoked: its public id, for servers to forget it.
+    KeyRevoked { id: String },
+    /// A kind a newer Cordon wrote (during a rolling upgrade): nothing to do here.
+    Unknown { kind: String },
 }
 
 /// One row of the feed.
@@ -209,11 +213,11 @@ fn change_kind(kind: &str, detail: &str, signal: Option<Signal>) -> Result<Chang
         "content.disabled" => ChangeKind::ContentDisabled { until: text("until") },
         "bank.changed" => ChangeKind::BankChanged,
         "sighting.added" => ChangeKind::SightingAdded { pdq: text("pdq") },
-        other => {
-            return Err(StoreError::Corrupt {
-                what: "change kind",
-                detail: other.to_string(),
-            });
-        }
+        "key.revoked" => ChangeKind::KeyRevoked {
+            id: text("id").unwrap_or_default(),
+        },
+        other => ChangeKind::Unknown {
+            kind: other.to_string(),
+        },
     })
 }

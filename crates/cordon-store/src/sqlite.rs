@@ -607,6 +607,9 @@ impl Store {
         )?;
         if changed > 0 {
             audit::append(&tx, &self.actor, "key.revoked", json!({ "key": name }))?;
+            // Servers remember keys they checked: this tells them to forget this one.
+            let id: String = tx.query_value("SELECT id FROM api_key WHERE name = ?1", params![name])?;
+            crate::changes::record(&tx, &self.node, "key.revoked", None, None, json!({ "id": id }))?;
         }
         tx.commit()?;
         let key = self.keys()?.into_iter().find(|k| k.name == name);

@@ -393,3 +393,39 @@ fn a_sigkill_amid_submissions_and_imports_loses_nothing_acknowledged_and_half_im
     let check = ok_lines(&cordon_in(data.path(), &["audit", "verify"], None));
     assert!(check[0]["problem"].is_null(), "{}", check[0]);
 }
+
+#[test]
+fn a_key_revoked_with_the_cli_is_refused_by_a_running_server_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let submitter = submitter_key(data.path());
+    let config = common::webhook_config(data.path(), free_port(), r#""remove""#, "");
+    let port = free_port();
+    let mut server = serve(data.path(), port, &config);
+    let lookup = || {
+        reqwest::blocking::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{port}/m/lookup?signal_type=pdq&signal={BRIDGE}"
+            ))
+            .bearer_auth(&submitter)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Checked once, so the server now answers for this key from memory.
+    assert_eq!(lookup(), 200);
+    assert_eq!(lookup(), 200);
+    ok_lines(&cordon_in(data.path(), &["keys", "revoke", "submitter"], None));
+    // The change feed tells the server (every 250 ms at most), long before the 30 s its
+    // memory of a key may last.
+    let started = Instant::now();
+    while lookup() != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the revoked key still works"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
