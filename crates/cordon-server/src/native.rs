@@ -194,14 +194,22 @@ pub fn decide(
     let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
     submission.media = media_facts(bytes, image.width(), image.height(), query.hash, query.quality);
     let hash = query.hash.to_hex();
-    let mut matches = state.matcher().lookup(&query, &Lookup::default());
+    // The matches and their banks' labels from one look at the matcher, so that the rules
+    // and the review queue see the banks as they were when the upload matched them.
+    let (mut matches, labels) = {
+        let matcher = state.matcher();
+        let matches = matcher.lookup(&query, &Lookup::default());
+        let labels: BTreeMap<String, Vec<String>> = matches
+            .iter()
+            .map(|m| (m.bank.as_str().to_string(), matcher.bank_labels(m.bank.as_str())))
+            .collect();
+        (matches, labels)
+    };
+    let labels_of = |bank: &str| labels.get(bank).cloned().unwrap_or_default();
     submission.flood = state
         .flood()
         .observe(&mut matches, time::OffsetDateTime::now_utc());
-    let mut decisions = {
-        let matcher = state.matcher();
-        state.policy.decide(&matches, |bank| matcher.bank_labels(bank))
-    };
+    let mut decisions = state.policy.decide(&matches, labels_of);
     // From reading the account's strikes to recording the new ones, nothing else is
     // decided for this account, so two uploads of one account cannot both miss the
     // suspension threshold.
@@ -219,17 +227,14 @@ pub fn decide(
                 .to_string(),
             bytes: bytes.to_vec(),
         };
-        submission.review = {
-            let matcher = state.matcher();
-            review::review_item(
-                &state.policy.review,
-                &decisions,
-                &matches,
-                |bank| matcher.bank_labels(bank),
-                active,
-                kept,
-            )
-        };
+        submission.review = review::review_item(
+            &state.policy.review,
+            &decisions,
+            &matches,
+            labels_of,
+            active,
+            kept,
+        );
         let webhooks: Vec<String> = state.policy.webhooks.iter().map(|w| w.name.clone()).collect();
         let matches_json: Vec<Value> = matches.iter().map(match_json).collect();
         let matches_value = Value::Array(matches_json.clone());

@@ -607,6 +607,9 @@ impl Store {
         )?;
         if changed > 0 {
             audit::append(&tx, &self.actor, "key.revoked", json!({ "key": name }))?;
+            // Revoking a reviewer's key ends their console sessions too (a session names the
+            // key it was opened with).
+            tx.execute("DELETE FROM console_session WHERE reviewer = ?1", params![name])?;
             // Servers remember keys they checked: this tells them to forget this one.
             let id: String = tx.query_value("SELECT id FROM api_key WHERE name = ?1", params![name])?;
             crate::changes::record(&tx, &self.node, "key.revoked", None, None, json!({ "id": id }))?;

@@ -73,6 +73,7 @@ on_both_backends!(
     every_change_is_audited_in_an_unbroken_chain,
     the_audit_log_refuses_edits_and_verify_finds_tampering,
     the_change_feed_is_purged_but_never_emptied,
+    revoking_a_key_ends_its_console_sessions_and_tells_the_servers,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -309,4 +310,32 @@ fn the_change_feed_is_purged_but_never_emptied(place: Place) {
     let next = store.changes_after(newest, 10).unwrap();
     assert_eq!(next.len(), 1, "{next:?}");
     assert!(next[0].seq > newest);
+}
+
+fn revoking_a_key_ends_its_console_sessions_and_tells_the_servers(place: Place) {
+    let mut store = place.open();
+    let key = store
+        .create_key("00112233445566aa", "alice", "reviewer", &[7u8; 32])
+        .unwrap();
+    let now = "2026-11-30T00:00:00.000Z";
+    let session = cordon_store::ConsoleSession {
+        reviewer: "alice".to_string(),
+        role: "reviewer".to_string(),
+        csrf: "c".repeat(64),
+        expires_at: "2026-11-30T12:00:00.000Z".to_string(),
+    };
+    store.create_console_session(&[1u8; 32], &session, now).unwrap();
+    assert!(store.console_session(&[1u8; 32], now).unwrap().is_some());
+    let before = store.last_change().unwrap();
+
+    store.revoke_key("alice").unwrap();
+    assert!(
+        store.console_session(&[1u8; 32], now).unwrap().is_none(),
+        "a revoked reviewer is signed out"
+    );
+    let told = store.changes_after(before, 10).unwrap();
+    assert_eq!(
+        told.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
+        [cordon_store::ChangeKind::KeyRevoked { id: key.id }]
+    );
 }
