@@ -128,8 +128,13 @@ impl Store {
     /// must not run empty, or SQLite would number the next change 1 again and every
     /// follower's cursor would pass over it. Answers how many went.
     pub fn purge_changes(&mut self, before: &str) -> Result<u64, StoreError> {
+        // Rows are appended in time order, so the cut is the first row at or after
+        // `before`, found by reading the feed from its start in key order: only the rows
+        // that go are read, and `at` needs no index of its own.
         self.db().execute(
-            "DELETE FROM change_log WHERE at < ?1 AND seq < (SELECT max(seq) FROM change_log)",
+            "DELETE FROM change_log WHERE seq < coalesce(
+                 (SELECT seq FROM change_log WHERE at >= ?1 ORDER BY seq LIMIT 1),
+                 (SELECT max(seq) FROM change_log))",
             params![before],
         )
     }
