@@ -827,10 +827,14 @@ fn an_escalated_item_goes_to_senior_reviewers_only() {
     );
 
     let delivered = wait_for_deliveries(&cordon.received, 3, Duration::from_secs(10));
-    let actions: Vec<String> = delivered
+    // Deliveries due together go out at once, so they may arrive in any order: the
+    // decisions' ids give the order they were made in.
+    let mut decisions: Vec<Value> = delivered
         .iter()
-        .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["decision"]["action"].to_string())
+        .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["decision"].clone())
         .collect();
+    decisions.sort_by_key(|decision| decision["id"].as_i64());
+    let actions: Vec<String> = decisions.iter().map(|d| d["action"].to_string()).collect();
     assert_eq!(actions, [r#""review""#, r#""escalate""#, r#""remove""#]);
 }
 
