@@ -152,11 +152,6 @@ impl AppState {
         self.stores.get(&format!("key:{}", caller.0))
     }
 
-    /// The store's connections.
-    pub fn stores(&self) -> &StorePool {
-        &self.stores
-    }
-
     pub fn matcher(&self) -> RwLockReadGuard<'_, Matcher> {
         self.matcher
             .read()

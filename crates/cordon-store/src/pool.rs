@@ -25,7 +25,8 @@ pub struct PooledStore<'a> {
 }
 
 impl StorePool {
-    /// Opens `connections` connections to `location` (one for SQLite), migrating it once.
+    /// Opens `connections` connections to `location` (one for SQLite); each checks the
+    /// schema as it opens, and only the first finds anything to migrate.
     pub fn open(location: &StoreLocation, connections: usize) -> Result<StorePool, StoreError> {
         let first = Store::open_at(location)?;
         Self::around(first, location, connections)
