@@ -4,7 +4,7 @@
 //! 1280x800 and 400 px wide, are saved under `target/console-screenshots/` for a person
 //! to look at.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! `/v1/submissions` end to end: a real Cordon server, a real webhook receiver on another
 //! loopback port, real SQLite, real photos.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

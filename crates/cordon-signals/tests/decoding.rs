@@ -1,9 +1,7 @@
 //! Decoding every supported format and colour model, and refusing every kind of bad
 //! input with a precise error (never a panic).
 
-mod common;
-
-use common::{JpegKind, encode_jpeg, encode_with_image_crate, synthetic_photo};
+use crate::common::{JpegKind, encode_jpeg, encode_with_image_crate, synthetic_photo};
 use cordon_signals::{DecodeError, DecodeLimits, DecodedImage, ImageFormat, PdqHasher, PixelLayout, decode};
 use cordon_testkit::bombs::{crc32, gif_declaring};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};

@@ -1,7 +1,7 @@
 //! Local features on real photos: a photo and its cropped, shrunk or covered copies
 //! verify; different photos do not.
 
-mod common;
+use crate::common;
 
 use cordon_signals::features::{self, FeatureSet, MIN_INLIERS};
 use cordon_signals::{DecodedImage, PixelLayout};

@@ -1,9 +1,7 @@
 //! PDQ against the reference's own outputs (`shared/testdata/pdq-reference`): never
 //! against values Cordon computed itself.
 
-mod common;
-
-use common::{decode_file, hash, histogram, read_csv};
+use crate::common::{decode_file, hash, histogram, read_csv};
 use cordon_signals::{Dihedral, PdqFamily, PdqHasher};
 
 /// The reference's column names for the eight dihedral hashes, in Cordon's order.

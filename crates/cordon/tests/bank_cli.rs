@@ -1,10 +1,8 @@
 //! `cordon bank` and `cordon match` against a real store in a temporary data folder.
 
-mod common;
-
 use std::path::Path;
 
-use common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
+use crate::common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
 use cordon_testkit::{BRIDGE, flipped};
 use serde_json::{Value, json};
 

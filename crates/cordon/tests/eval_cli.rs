@@ -1,13 +1,11 @@
 //! `cordon eval` as a user runs it: the real binary on a small corpus of real photos from
 //! the reference images, with one broken file among them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use common::{cordon, image, json_lines};
+use crate::common::{cordon, image, json_lines};
 use cordon_signals::{DecodeLimits, PixelLayout};
 use serde_json::Value;
 

@@ -1,11 +1,9 @@
 //! `cordon hash` as a user runs it: the real binary, real files, JSON lines on stdout.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{cordon, cordon_paths, expected, image, json_lines, keys, reference_dir};
+use crate::common::{cordon, cordon_paths, expected, image, json_lines, keys, reference_dir};
 
 #[test]
 fn one_json_line_per_input_with_the_reference_hash() {

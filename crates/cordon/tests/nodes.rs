@@ -2,14 +2,14 @@
 //! imported anywhere is live everywhere within a second, one node leads the webhook
 //! deliveries, and when it is killed another takes over and delivers everything.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
+use crate::common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
 use serde_json::{Value, json};
 
 const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";

@@ -1,13 +1,13 @@
 //! `cordon serve` as a process: decisions survive a SIGKILL, SIGTERM stops it cleanly.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
+use crate::common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
 use serde_json::Value;
 
 const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";

@@ -1,0 +1,11 @@
+//! The crate's integration tests, linked into one binary (one module a file): each test
+//! binary links every dependency, so one binary instead of several saves minutes of
+//! linking and gigabytes of disk in a clean build.
+
+mod common;
+
+mod c2pa;
+mod decoding;
+mod features;
+mod fuzz_regressions;
+mod pdq_reference;

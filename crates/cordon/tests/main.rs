@@ -1,0 +1,11 @@
+//! The crate's integration tests, linked into one binary (one module a file): each test
+//! binary links every dependency, so one binary instead of several saves minutes of
+//! linking and gigabytes of disk in a clean build.
+
+mod common;
+
+mod bank_cli;
+mod eval_cli;
+mod hash_cli;
+mod nodes;
+mod serve_cli;
