@@ -107,6 +107,11 @@ fn child_holding_the_shared_server() {
     std::mem::forget(nats);
     if how == "killed" {
         std::thread::sleep(Duration::from_secs(60));
+    } else {
+        // Exit only once the parent has seen the servers up (it closes our stdin then):
+        // exiting at once raced the parent's check that they were up.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
     }
 }
 
@@ -115,12 +120,13 @@ fn the_shared_server_goes_with_the_process() {
     for how in ["exits", "killed"] {
         let mut child = Command::new(std::env::current_exe().expect("this test program"))
             .args([
-                "child_holding_the_shared_server",
+                "postgres::child_holding_the_shared_server",
                 "--exact",
                 "--include-ignored",
                 "--nocapture",
             ])
             .env("CORDON_TESTKIT_CHILD", how)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -145,6 +151,8 @@ fn the_shared_server_goes_with_the_process() {
         }
         if how == "killed" {
             child.kill().expect("SIGKILL");
+        } else {
+            drop(child.stdin.take());
         }
         child.wait().expect("the child's end");
         let ended = Instant::now();
