@@ -82,8 +82,10 @@ impl PostgresServer {
                 "synchronous_commit=off".into(),
                 "-c".into(),
                 "full_page_writes=off".into(),
+                // A test binary's servers live as long as it does, each with a pool of
+                // connections, and one binary holds all of a crate's suites.
                 "-c".into(),
-                "max_connections=200".into(),
+                "max_connections=1000".into(),
             ];
             // SIGQUIT: the postmaster's immediate shutdown (`pg_ctl stop -m immediate`).
             let mut server = Watched::spawn(
