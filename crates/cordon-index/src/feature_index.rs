@@ -106,7 +106,7 @@ impl FeatureIndex {
     /// [`FeatureIndex::search`], with what it cost.
     pub fn search_counted(&self, query: &FeatureSet) -> FeatureSearch {
         let too_common =
-            (self.descriptors.mean_candidates(PAIR_RADIUS) * COMMON_FACTOR).max(COMMON_FLOOR as f64);
+            (self.descriptors.mean_candidates(PAIR_RADIUS) * COMMON_FACTOR).max(COMMON_FLOOR as f64) as usize;
         let mut searched = FeatureSearch::default();
         // For each set, how many query descriptors have some descriptor of it in range.
         let mut near: HashMap<usize, u32> = HashMap::new();
@@ -114,14 +114,15 @@ impl FeatureIndex {
         let mut slots_hit: Vec<usize> = Vec::new();
         for descriptor in &query.descriptors {
             let descriptor = PdqHash::from_words(*descriptor);
-            let candidates = self.descriptors.candidates(&descriptor, PAIR_RADIUS);
-            if candidates as f64 > too_common {
+            hits.clear();
+            let Some(candidates) =
+                self.descriptors
+                    .search_within(&descriptor, PAIR_RADIUS, too_common, &mut hits)
+            else {
                 searched.common += 1;
                 continue;
-            }
+            };
             searched.candidates += candidates;
-            hits.clear();
-            self.descriptors.search(&descriptor, PAIR_RADIUS, &mut hits);
             slots_hit.clear();
             slots_hit.extend(hits.iter().map(|hit| (hit.id >> KEYPOINT_BITS) as usize));
             slots_hit.sort_unstable();

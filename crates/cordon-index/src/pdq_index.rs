@@ -25,6 +25,11 @@ const MAX_PROBE_RADIUS: u32 = 2;
 /// The delta is merged once it holds more than this many entries or a quarter of the
 /// sorted part, whichever is larger.
 const DELTA_MIN: usize = 1 << 16;
+/// An index of at most this many entries is searched by comparing the query with each:
+/// one probe of the tables is a random memory access, and a search makes up to 16 x 137
+/// of them, while a few thousand hashes side by side are read faster than that (a bank of
+/// a few images' local features is searched hundreds of times per upload).
+const SCAN_UP_TO: usize = 2048;
 
 /// One entry within the radius of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,6 +67,8 @@ pub struct PdqIndex {
     delta: Delta,
     /// The smallest delta (and tombstone count) that triggers a merge.
     merge_at: usize,
+    /// [`SCAN_UP_TO`], or another bound in tests.
+    scan_up_to: usize,
 }
 
 impl Default for PdqIndex {
@@ -101,6 +108,7 @@ impl PdqIndex {
             sorted: Vec::new(),
             delta: Delta::default(),
             merge_at: DELTA_MIN,
+            scan_up_to: SCAN_UP_TO,
         }
     }
 
@@ -187,29 +195,58 @@ impl PdqIndex {
     /// Appends to `hits` every live entry within `radius` bits of `query`, each once, in no
     /// particular order.
     pub fn search(&self, query: &PdqHash, radius: u32, hits: &mut Vec<Hit>) {
+        self.search_within(query, radius, usize::MAX, hits);
+    }
+
+    /// [`PdqIndex::search`], unless it would check more than `max_candidates` stored
+    /// entries (the sizes of the buckets it probes, an entry in several counted in each):
+    /// then it checks none, appends nothing and returns `None`. Otherwise it returns how
+    /// many it checked. The count comes from the same bucket lookups the search makes.
+    pub fn search_within(
+        &self,
+        query: &PdqHash,
+        radius: u32,
+        max_candidates: usize,
+        hits: &mut Vec<Hit>,
+    ) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU has POPCNT, checked just above.
-            return unsafe { self.search_popcnt(query, radius, hits) };
+            return unsafe { self.search_popcnt(query, radius, max_candidates, hits) };
         }
-        self.search_portable(query, radius, hits)
+        self.search_portable(query, radius, max_candidates, hits)
     }
 
     /// The search compiled with the POPCNT instruction: every candidate check counts bits
     /// four times, and without it each count is a dozen instructions.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "popcnt")]
-    fn search_popcnt(&self, query: &PdqHash, radius: u32, hits: &mut Vec<Hit>) {
-        self.search_portable(query, radius, hits)
+    fn search_popcnt(
+        &self,
+        query: &PdqHash,
+        radius: u32,
+        max_candidates: usize,
+        hits: &mut Vec<Hit>,
+    ) -> Option<usize> {
+        self.search_portable(query, radius, max_candidates, hits)
     }
 
     #[inline(always)]
-    fn search_portable(&self, query: &PdqHash, radius: u32, hits: &mut Vec<Hit>) {
+    fn search_portable(
+        &self,
+        query: &PdqHash,
+        radius: u32,
+        max_candidates: usize,
+        hits: &mut Vec<Hit>,
+    ) -> Option<usize> {
         let q = query.words();
         let per_part = radius / PARTS as u32;
-        if per_part > MAX_PROBE_RADIUS {
+        if per_part > MAX_PROBE_RADIUS || self.hashes.len() <= self.scan_up_to {
+            if self.hashes.len() > max_candidates {
+                return None;
+            }
             self.scan(&q, radius, hits);
-            return;
+            return Some(self.hashes.len());
         }
         let masks = probe_masks_cached(per_part);
         // First every candidate of every table, then the checks: the checks are random
@@ -236,6 +273,9 @@ impl PdqIndex {
             for &mask in masks {
                 let (sorted, delta) = self.bucket(t, key ^ mask);
                 candidates.extend(sorted.iter().copied().chain(delta).map(|slot| (slot, t as u8)));
+                if candidates.len() > max_candidates {
+                    return None;
+                }
             }
         }
         for (i, &(slot, t)) in candidates.iter().enumerate() {
@@ -258,30 +298,11 @@ impl PdqIndex {
                 });
             }
         }
+        Some(candidates.len())
     }
 
-    /// How many stored entries a search for `query` at `radius` would check: the sizes of
-    /// the buckets it probes (an entry in several counted in each), reading no entry.
-    pub fn candidates(&self, query: &PdqHash, radius: u32) -> usize {
-        let per_part = radius / PARTS as u32;
-        if per_part > MAX_PROBE_RADIUS {
-            return self.hashes.len();
-        }
-        let q = query.words();
-        let masks = probe_masks_cached(per_part);
-        let mut total = 0;
-        for t in 0..PARTS {
-            let key = part(&q, t);
-            for &mask in masks {
-                let (sorted, delta) = self.bucket(t, key ^ mask);
-                total += sorted.len() + delta.count();
-            }
-        }
-        total
-    }
-
-    /// What [`PdqIndex::candidates`] comes to on average over every possible query, with
-    /// the entries spread evenly over the buckets.
+    /// How many candidates [`PdqIndex::search_within`] checks on average over every possible
+    /// query, with the entries spread evenly over the buckets.
     pub fn mean_candidates(&self, radius: u32) -> f64 {
         let per_part = radius / PARTS as u32;
         if per_part > MAX_PROBE_RADIUS {
@@ -564,10 +585,14 @@ mod tests {
         #[test]
         fn search_equals_brute_force(bank in bank_strategy(), seeds in prop::collection::vec((any::<usize>(), any::<u64>()), 1..12)) {
             let entries: Vec<([u64; 4], EntryId)> = bank.iter().enumerate().map(|(i, h)| (*h, i as EntryId * 7 + 3)).collect();
-            let index = PdqIndex::from_entries(entries.iter().map(|(h, id)| (PdqHash::from_words(*h), *id)));
-            for q in queries(&bank, &seeds) {
-                for radius in 0..64 {
-                    prop_assert_eq!(searched(&index, &q, radius), brute_force(&entries, &q, radius), "radius {}", radius);
+            let mut index = PdqIndex::from_entries(entries.iter().map(|(h, id)| (PdqHash::from_words(*h), *id)));
+            // Small banks are scanned: search them through the tables too.
+            for scan_up_to in [SCAN_UP_TO, 0] {
+                index.scan_up_to = scan_up_to;
+                for q in queries(&bank, &seeds) {
+                    for radius in 0..64 {
+                        prop_assert_eq!(searched(&index, &q, radius), brute_force(&entries, &q, radius), "radius {}", radius);
+                    }
                 }
             }
         }
@@ -582,6 +607,7 @@ mod tests {
         ) {
             let mut index = PdqIndex::new();
             index.merge_at = 7;
+            index.scan_up_to = 0;
             let mut model: Vec<([u64; 4], EntryId)> = Vec::new();
             for (step, (insert, pick)) in ops.into_iter().enumerate() {
                 if insert || model.is_empty() {
@@ -622,6 +648,32 @@ mod tests {
         assert!(index.remove(h, 2));
         let ids: Vec<EntryId> = searched(&index, &h.words(), 0).iter().map(|hit| hit.id).collect();
         assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_search_within_a_bound_counts_its_candidates_or_checks_none() {
+        // Five copies of one hash, one added live: each is a candidate in all 16 tables.
+        let h = PdqHash::from_words([5, 6, 7, 8]);
+        let mut index = PdqIndex::from_entries((1..=4).map(|id| (h, id)));
+        index.insert(h, 5);
+        index.scan_up_to = 0;
+        let mut hits = Vec::new();
+        assert_eq!(index.search_within(&h, 31, 80, &mut hits), Some(80));
+        assert_eq!(hits.len(), 5);
+        hits.clear();
+        assert_eq!(index.search_within(&h, 31, 79, &mut hits), None);
+        assert!(hits.is_empty());
+        // A small index, or a radius beyond what the tables can probe, is searched by
+        // comparing every entry: a bound below their number is refused too.
+        index.scan_up_to = SCAN_UP_TO;
+        assert_eq!(index.search_within(&h, 31, 4, &mut hits), None);
+        assert_eq!(index.search_within(&h, 31, 5, &mut hits), Some(5));
+        assert_eq!(hits.len(), 5);
+        hits.clear();
+        index.scan_up_to = 0;
+        assert_eq!(index.search_within(&h, 255, 4, &mut hits), None);
+        assert_eq!(index.search_within(&h, 255, 5, &mut hits), Some(5));
+        assert_eq!(hits.len(), 5);
     }
 
     #[test]
