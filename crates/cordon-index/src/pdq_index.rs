@@ -241,7 +241,7 @@ impl PdqIndex {
     ) -> Option<usize> {
         let q = query.words();
         let per_part = radius / PARTS as u32;
-        if per_part > MAX_PROBE_RADIUS || self.hashes.len() <= self.scan_up_to {
+        if self.scans(per_part) {
             if self.hashes.len() > max_candidates {
                 return None;
             }
@@ -301,11 +301,18 @@ impl PdqIndex {
         Some(candidates.len())
     }
 
+    /// Whether a search allowing `per_part` differing bits in each part compares with every
+    /// entry rather than probing the tables: beyond what the tables can probe, or when the
+    /// index is small enough that reading it all is cheaper than the probes.
+    fn scans(&self, per_part: u32) -> bool {
+        per_part > MAX_PROBE_RADIUS || self.hashes.len() <= self.scan_up_to
+    }
+
     /// How many candidates [`PdqIndex::search_within`] checks on average over every possible
     /// query, with the entries spread evenly over the buckets.
     pub fn mean_candidates(&self, radius: u32) -> f64 {
         let per_part = radius / PARTS as u32;
-        if per_part > MAX_PROBE_RADIUS {
+        if self.scans(per_part) {
             return self.hashes.len() as f64;
         }
         let probes = PARTS * probe_masks_cached(per_part).len();
