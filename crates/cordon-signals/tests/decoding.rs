@@ -171,6 +171,30 @@ fn encode_every_format() -> Vec<(ImageFormat, Vec<u8>)> {
     ]
 }
 
+/// Leaves spare pixel buffers (larger than any fixture) full of `byte` for the next decodes.
+fn leave_spare_buffers_of(byte: u8) {
+    let images: Vec<_> = (0..8)
+        .map(|_| {
+            DecodedImage::from_pixels(W * 2, H * 2, PixelLayout::Rgb, vec![byte; (W * H * 12) as usize])
+                .unwrap()
+        })
+        .collect();
+    drop(images);
+}
+
+#[test]
+fn a_reused_pixel_buffer_leaves_no_trace_of_the_image_before() {
+    // Decoders write into buffers kept from earlier images without clearing them first:
+    // whatever was there, the pixels must come out the same.
+    for (format, bytes) in every_format_fixture() {
+        leave_spare_buffers_of(0x00);
+        let after_zeros = decode_ok(&bytes);
+        leave_spare_buffers_of(0xff);
+        let after_ones = decode_ok(&bytes);
+        assert_eq!(after_zeros, after_ones, "{format:?}");
+    }
+}
+
 #[test]
 fn empty_and_unknown_inputs_are_refused() {
     let limits = DecodeLimits::default();

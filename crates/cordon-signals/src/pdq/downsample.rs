@@ -14,7 +14,10 @@
 //!   of rows as tall as the window is ever held (under a megabyte for a 12 MP photo,
 //!   instead of two 48 MB images that would each cost page faults and memory traffic);
 //! * row passes run [`LANES`] rows side by side, so the serial chain of one running sum
-//!   does not stall the core; column passes run across a whole row at once.
+//!   does not stall the core; column passes run across a whole row at once;
+//! * rows are produced whole (luma as vector arithmetic over a row, column-pass quotients
+//!   a row at a time) and turned lane-major a band at a time by [`Interleave`], with 8x8
+//!   register transposes where the CPU has AVX2 rather than a scattered store per sample.
 //!
 //! `reference.rs` (tests only) holds the straightforward port; the tests prove both give
 //! the same bits on random images of every awkward size.
@@ -164,12 +167,15 @@ impl RunningBox for LaneGroup<'_> {
 
 /// The first row pass, computed on demand a band of rows at a time into a ring that holds
 /// just enough rows for the column pass that reads it.
-struct FirstRowPass<'r, S> {
-    /// `source(row, out, stride)` writes the luma of column `j` of `row` to `out[j * stride]`.
+struct FirstRowPass<'r, S, I> {
+    /// `source(row, out)` writes the luma of `row` to `out`.
     source: &'r mut S,
+    interleave: I,
     rows: usize,
     cols: usize,
     window: usize,
+    /// The band's rows as the source wrote them, one after another.
+    band: &'r mut [f32],
     /// The band being filtered, lane-major.
     lanes: &'r mut [f32],
     ring: &'r mut [f32],
@@ -178,16 +184,17 @@ struct FirstRowPass<'r, S> {
     produced: usize,
 }
 
-impl<S: FnMut(usize, &mut [f32], usize)> FirstRowPass<'_, S> {
+impl<S: FnMut(usize, &mut [f32]), I: Interleave> FirstRowPass<'_, S, I> {
     /// Makes row `row` (and so every row before it) available.
     #[inline(always)]
     fn ensure(&mut self, row: usize) {
         while self.produced <= row {
             let first = self.produced;
             let live = LANES.min(self.rows - first);
-            for l in 0..live {
-                (self.source)(first + l, &mut self.lanes[l..], LANES);
+            for (l, row) in self.band.chunks_exact_mut(self.cols).take(live).enumerate() {
+                (self.source)(first + l, row);
             }
+            self.interleave.interleave(self.band, self.lanes);
             let mut group = LaneGroup {
                 input: self.lanes,
                 length: self.cols,
@@ -214,10 +221,13 @@ impl<S: FnMut(usize, &mut [f32], usize)> FirstRowPass<'_, S> {
 
 /// The second row pass, fed finished rows of the first column pass a band at a time; it
 /// keeps only the 64 sampled columns of each row.
-struct SecondRowPass<'a> {
+struct SecondRowPass<'a, I> {
     window: usize,
     col_samples: &'a [usize; 64],
-    /// The band being collected, lane-major.
+    interleave: I,
+    /// The band being collected, a row after another.
+    band: &'a mut [f32],
+    /// The band being filtered, lane-major.
     lanes: &'a mut [f32],
     /// The first row held in the band, and how many rows are there.
     band_first: usize,
@@ -225,13 +235,18 @@ struct SecondRowPass<'a> {
     narrow: &'a mut [f32],
 }
 
-impl SecondRowPass<'_> {
+impl<I: Interleave> SecondRowPass<'_, I> {
+    /// The row `accept` will fill next.
     #[inline(always)]
-    fn accept(&mut self, row: usize, values: &[f32]) {
+    fn next_row(&mut self) -> &mut [f32] {
+        let cols = self.lanes.len() / LANES;
+        &mut self.band[self.band_len * cols..(self.band_len + 1) * cols]
+    }
+
+    /// Takes the row just written into [`Self::next_row`] as row `row`.
+    #[inline(always)]
+    fn accept(&mut self, row: usize) {
         debug_assert_eq!(row, self.band_first + self.band_len);
-        for (cell, &value) in self.lanes[self.band_len..].iter_mut().step_by(LANES).zip(values) {
-            *cell = value;
-        }
         self.band_len += 1;
         if self.band_len == LANES {
             self.flush();
@@ -245,6 +260,7 @@ impl SecondRowPass<'_> {
         }
         let cols = self.lanes.len() / LANES;
         let first = self.band_first;
+        self.interleave.interleave(self.band, self.lanes);
         let mut group = LaneGroup {
             input: self.lanes,
             length: cols,
@@ -266,15 +282,13 @@ impl SecondRowPass<'_> {
 
 /// The first column pass over every column at once, pulling input rows from the first row
 /// pass and handing each output row to the second row pass.
-struct FirstColumnPass<'p, 'r, 'c, S> {
-    input: &'p mut FirstRowPass<'r, S>,
+struct FirstColumnPass<'p, 'r, 'c, S, I> {
+    input: &'p mut FirstRowPass<'r, S, I>,
     sums: &'p mut [f32],
-    /// One output row, divided as a whole (vectorised) before it is handed on.
-    quotients: &'p mut [f32],
-    output: &'p mut SecondRowPass<'c>,
+    output: &'p mut SecondRowPass<'c, I>,
 }
 
-impl<S: FnMut(usize, &mut [f32], usize)> RunningBox for FirstColumnPass<'_, '_, '_, S> {
+impl<S: FnMut(usize, &mut [f32]), I: Interleave> RunningBox for FirstColumnPass<'_, '_, '_, S, I> {
     #[inline(always)]
     fn step(&mut self, add: Option<usize>, sub: Option<usize>, out: Option<(usize, f32)>) {
         if let Some(a) = add {
@@ -300,10 +314,11 @@ impl<S: FnMut(usize, &mut [f32], usize)> RunningBox for FirstColumnPass<'_, '_, 
             (None, None) => {}
         }
         if let Some((o, count)) = out {
-            for (q, &sum) in self.quotients.iter_mut().zip(self.sums.iter()) {
+            // Divided as a whole row (vectorised), straight into the next pass's band.
+            for (q, &sum) in self.output.next_row().iter_mut().zip(self.sums.iter()) {
                 *q = sum / count;
             }
-            self.output.accept(o, self.quotients);
+            self.output.accept(o);
         }
     }
 }
@@ -341,20 +356,19 @@ impl RunningBox for LastColumnPass<'_> {
 }
 
 /// Blurs the `rows x cols` luma image that `source` produces with the reference's two
-/// Jarosz passes and returns its 64x64 decimation. `source(row, out, stride)` writes the
-/// luma of column `j` of `row` to `out[j * stride]`; it is asked for each row once, in
-/// order.
+/// Jarosz passes and returns its 64x64 decimation. `source(row, out)` writes the luma of
+/// `row` to `out` (`cols` values); it is asked for each row once, in order.
 ///
 /// `rows` and `cols` are at least 1; the caller handles images too small to hash.
 pub(crate) fn downsample_to_64(
     rows: usize,
     cols: usize,
-    source: &mut impl FnMut(usize, &mut [f32], usize),
+    source: &mut impl FnMut(usize, &mut [f32]),
 ) -> Box<Block64> {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { downsample_avx2(rows, cols, source) };
+    if let Some(avx2) = Avx2::detect() {
+        // SAFETY: an `Avx2` exists only where the CPU has AVX2.
+        return unsafe { downsample_avx2(rows, cols, source, avx2) };
     }
     downsample_portable(rows, cols, source)
 }
@@ -366,22 +380,33 @@ pub(crate) fn downsample_to_64(
 fn downsample_avx2(
     rows: usize,
     cols: usize,
-    source: &mut impl FnMut(usize, &mut [f32], usize),
+    source: &mut impl FnMut(usize, &mut [f32]),
+    avx2: Avx2,
 ) -> Box<Block64> {
-    downsample_portable(rows, cols, source)
+    downsample_with(rows, cols, source, avx2)
 }
 
-#[inline(always)]
+/// The blur with plain code, whatever the CPU.
 pub(crate) fn downsample_portable(
     rows: usize,
     cols: usize,
-    source: &mut impl FnMut(usize, &mut [f32], usize),
+    source: &mut impl FnMut(usize, &mut [f32]),
+) -> Box<Block64> {
+    downsample_with(rows, cols, source, Portable)
+}
+
+#[inline(always)]
+fn downsample_with<I: Interleave>(
+    rows: usize,
+    cols: usize,
+    source: &mut impl FnMut(usize, &mut [f32]),
+    interleave: I,
 ) -> Box<Block64> {
     let mut block = Box::new([[0f32; 64]; 64]);
     // The reference skips the blur for an input that is already 64x64.
     if rows == 64 && cols == 64 {
         for (row, cells) in block.iter_mut().enumerate() {
-            source(row, cells, 1);
+            source(row, cells);
         }
         return block;
     }
@@ -398,9 +423,11 @@ pub(crate) fn downsample_portable(
     let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
     let mut first_rows = FirstRowPass {
         source,
+        interleave,
         rows,
         cols,
         window: along_rows,
+        band: zeroed(&mut scratch.first_band, LANES * cols),
         lanes: zeroed(&mut scratch.first_lanes, LANES * cols),
         ring: zeroed(&mut scratch.ring, ring_rows * cols),
         ring_rows,
@@ -409,6 +436,8 @@ pub(crate) fn downsample_portable(
     let mut second_rows = SecondRowPass {
         window: along_rows,
         col_samples: &col_samples,
+        interleave,
+        band: zeroed(&mut scratch.second_band, LANES * cols),
         lanes: zeroed(&mut scratch.second_lanes, LANES * cols),
         band_first: 0,
         band_len: 0,
@@ -417,7 +446,6 @@ pub(crate) fn downsample_portable(
     let mut first_columns = FirstColumnPass {
         input: &mut first_rows,
         sums: zeroed(&mut scratch.sums, cols),
-        quotients: zeroed(&mut scratch.quotients, cols),
         output: &mut second_rows,
     };
     run_box(rows, along_cols, &mut first_columns);
@@ -435,16 +463,122 @@ pub(crate) fn downsample_portable(
     block
 }
 
+/// Rearranges a band of `LANES` rows, stored one after another, into lane-major order
+/// (sample `j` of row `l` to `lanes[j * LANES + l]`) for a row pass.
+trait Interleave: Copy {
+    fn interleave(self, band: &[f32], lanes: &mut [f32]);
+}
+
+/// One sample at a time.
+#[derive(Clone, Copy)]
+struct Portable;
+
+impl Interleave for Portable {
+    #[inline(always)]
+    fn interleave(self, band: &[f32], lanes: &mut [f32]) {
+        interleave_samples(band, lanes, 0);
+    }
+}
+
+/// Moves samples `from..` of every row of `band` into `lanes`, one at a time.
+#[inline(always)]
+fn interleave_samples(band: &[f32], lanes: &mut [f32], from: usize) {
+    let cols = lanes.len() / LANES;
+    if from >= cols {
+        return;
+    }
+    for (l, row) in band.chunks_exact(cols).enumerate() {
+        for (cell, &value) in lanes[from * LANES + l..]
+            .iter_mut()
+            .step_by(LANES)
+            .zip(&row[from..])
+        {
+            *cell = value;
+        }
+    }
+}
+
+/// Proof that the CPU has AVX2: eight rows are moved eight samples at a time as an 8x8
+/// transpose in registers, instead of 64 scattered stores.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    fn detect() -> Option<Avx2> {
+        std::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Interleave for Avx2 {
+    #[inline(always)]
+    fn interleave(self, band: &[f32], lanes: &mut [f32]) {
+        // SAFETY: an `Avx2` exists only where the CPU has AVX2.
+        unsafe { interleave_avx2(band, lanes) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn interleave_avx2(band: &[f32], lanes: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let cols = lanes.len() / LANES;
+    let whole = cols - cols % LANES;
+    for j in (0..whole).step_by(LANES) {
+        let r: [__m256; LANES] = std::array::from_fn(|l| {
+            let row = &band[l * cols + j..l * cols + j + LANES];
+            // SAFETY: `row` holds 8 floats.
+            unsafe { _mm256_loadu_ps(row.as_ptr()) }
+        });
+        // Pairs of rows, then quads, then halves: the classic 8x8 transpose.
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let columns = [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ];
+        let out = &mut lanes[j * LANES..(j + LANES) * LANES];
+        for (cells, column) in out.chunks_exact_mut(LANES).zip(columns) {
+            // SAFETY: `cells` holds 8 floats.
+            unsafe { _mm256_storeu_ps(cells.as_mut_ptr(), column) }
+        }
+    }
+    interleave_samples(band, lanes, whole);
+}
+
 /// Buffers kept per thread from one image to the next, so hashing a stream of images
 /// does not map, fault in and unmap fresh memory for each.
 #[derive(Default)]
 struct Scratch {
+    first_band: Vec<f32>,
     first_lanes: Vec<f32>,
     ring: Vec<f32>,
+    second_band: Vec<f32>,
     second_lanes: Vec<f32>,
     narrow: Vec<f32>,
     sums: Vec<f32>,
-    quotients: Vec<f32>,
 }
 
 thread_local! {

@@ -206,28 +206,25 @@ impl PdqHasher {
 /// Luma as PyPI `pdqhash` computes it for HMA: the BT.601 weighted sum in f64, rounded
 /// once to f32. (The C++ core sums in f32; the two differ by one ulp on some pixels and
 /// very rarely by a bit of the hash, so the family HMA uses is followed exactly.)
-fn full_res_luma(image: &DecodedImage, region: Region) -> impl FnMut(usize, &mut [f32], usize) + '_ {
-    // Each weighted term depends on one byte only: look the 3 x 256 products up instead
-    // of converting and multiplying (the same f64 values, so the same sums).
-    let weighted = |weight: f64| -> [f64; 256] { std::array::from_fn(|v| v as f64 * weight) };
-    let (r, g, b) = (weighted(0.299), weighted(0.587), weighted(0.114));
+fn full_res_luma(image: &DecodedImage, region: Region) -> impl FnMut(usize, &mut [f32]) + '_ {
     let channels = image.layout().channels();
     let stride_bytes = image.width() as usize * channels;
     let (left, top, width) = (region.left as usize, region.top as usize, region.width as usize);
-    // Inlined into the hashing loop so that it is compiled for the same instruction set.
+    // Inlined into the hashing loop so that it is compiled for the same instruction set,
+    // where the weighted sums become vector arithmetic over a row.
     #[inline(always)]
-    move |row, out, stride| {
+    move |row, out| {
         let pixels = &image.pixels()[(top + row) * stride_bytes + left * channels..][..width * channels];
-        let cells = out.iter_mut().step_by(stride);
         match image.layout() {
             PixelLayout::Grey => {
-                for (cell, &grey) in cells.zip(pixels) {
+                for (cell, &grey) in out.iter_mut().zip(pixels) {
                     *cell = f32::from(grey);
                 }
             }
             PixelLayout::Rgb => {
-                for (cell, p) in cells.zip(pixels.chunks_exact(3)) {
-                    *cell = (r[usize::from(p[0])] + g[usize::from(p[1])] + b[usize::from(p[2])]) as f32;
+                for (cell, p) in out.iter_mut().zip(pixels.chunks_exact(3)) {
+                    let (r, g, b) = (f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+                    *cell = (r * 0.299 + g * 0.587 + b * 0.114) as f32;
                 }
             }
         }
@@ -251,16 +248,16 @@ fn cli512_luma(
     region: Region,
     rows: usize,
     cols: usize,
-) -> impl FnMut(usize, &mut [f32], usize) + '_ {
+) -> impl FnMut(usize, &mut [f32]) + '_ {
     let (height, width) = (region.height as usize, region.width as usize);
     let (left, top) = (region.left as usize, region.top as usize);
     let channels = image.layout().channels();
     let stride_bytes = image.width() as usize * channels;
     let src_x: Vec<usize> = (0..cols).map(|x| x * width / cols).collect();
-    move |y, out, stride| {
+    move |y, out| {
         let start = (top + y * height / rows) * stride_bytes + left * channels;
         let src_row = &image.pixels()[start..][..width * channels];
-        for (cell, &x) in out.iter_mut().step_by(stride).zip(&src_x) {
+        for (cell, &x) in out.iter_mut().zip(&src_x) {
             let p = &src_row[x * channels..][..channels];
             *cell = match image.layout() {
                 PixelLayout::Grey => f32::from(p[0]),
@@ -295,14 +292,8 @@ mod tests {
     }
 
     fn fast_downsample(luma: &[f32], rows: usize, cols: usize) -> Box<dct::Block64> {
-        let mut source = |row: usize, out: &mut [f32], stride: usize| {
-            for (cell, &value) in out
-                .iter_mut()
-                .step_by(stride)
-                .zip(&luma[row * cols..(row + 1) * cols])
-            {
-                *cell = value;
-            }
+        let mut source = |row: usize, out: &mut [f32]| {
+            out.copy_from_slice(&luma[row * cols..(row + 1) * cols]);
         };
         let dispatched = downsample::downsample_to_64(rows, cols, &mut source);
         // The portable build must agree too, whichever one the CPU dispatched to.
