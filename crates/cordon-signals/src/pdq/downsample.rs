@@ -69,7 +69,8 @@ fn run_box(n: usize, w: usize, target: &mut impl RunningBox) {
 
 /// Where a row pass writes. Lane `l` of the group writes row `starts[l]..` of `output`;
 /// lanes at and beyond `live` are padding (a last band of fewer rows) and are dropped.
-struct LaneSink<'a> {
+struct LaneSink<'a, I> {
+    interleave: I,
     output: &'a mut [f32],
     starts: [usize; LANES],
     live: usize,
@@ -82,17 +83,11 @@ struct LaneSink<'a> {
     pending: [[f32; LANES]; LANES],
 }
 
-/// Swaps rows and columns of an 8x8 block (the compiler turns this into shuffles).
-#[inline(always)]
-fn transpose(block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
-    std::array::from_fn(|i| std::array::from_fn(|j| block[j][i]))
-}
-
-impl LaneSink<'_> {
+impl<I: Interleave> LaneSink<'_, I> {
     /// Writes the pending columns `first..first + count` to every live row.
     #[inline(always)]
     fn flush_pending(&mut self, first: usize, count: usize) {
-        let rows = transpose(&self.pending);
+        let rows = self.interleave.transpose(&self.pending);
         for (start, row) in self.starts.iter().zip(&rows).take(self.live) {
             self.output[start + first..start + first + count].copy_from_slice(&row[..count]);
         }
@@ -101,12 +96,12 @@ impl LaneSink<'_> {
 
 /// A row pass over `LANES` rows at once. The input is lane-major: sample `i` of lane `l`
 /// is at `input[i * LANES + l]`, so each step loads, adds and divides whole vectors.
-struct LaneGroup<'a> {
+struct LaneGroup<'a, I> {
     input: &'a [f32],
     /// Samples per lane.
     length: usize,
     sums: [f32; LANES],
-    sink: LaneSink<'a>,
+    sink: LaneSink<'a, I>,
 }
 
 /// Loads the `LANES` samples at position `i` of a lane-major band.
@@ -116,7 +111,7 @@ fn lanes_at(band: &[f32], i: usize) -> [f32; LANES] {
     std::array::from_fn(|l| lanes[l])
 }
 
-impl RunningBox for LaneGroup<'_> {
+impl<I: Interleave> RunningBox for LaneGroup<'_, I> {
     #[inline(always)]
     fn step(&mut self, add: Option<usize>, sub: Option<usize>, out: Option<(usize, f32)>) {
         // Whole arrays in locals, so the compiler keeps them in vector registers.
@@ -200,6 +195,7 @@ impl<S: FnMut(usize, &mut [f32]), I: Interleave> FirstRowPass<'_, S, I> {
                 length: self.cols,
                 sums: [0.0; LANES],
                 sink: LaneSink {
+                    interleave: self.interleave,
                     output: self.ring,
                     starts: std::array::from_fn(|l| ((first + l) % self.ring_rows) * self.cols),
                     live,
@@ -266,6 +262,7 @@ impl<I: Interleave> SecondRowPass<'_, I> {
             length: cols,
             sums: [0.0; LANES],
             sink: LaneSink {
+                interleave: self.interleave,
                 output: self.narrow,
                 starts: std::array::from_fn(|l| (first + l) * 64),
                 live: self.band_len,
@@ -467,6 +464,9 @@ fn downsample_with<I: Interleave>(
 /// (sample `j` of row `l` to `lanes[j * LANES + l]`) for a row pass.
 trait Interleave: Copy {
     fn interleave(self, band: &[f32], lanes: &mut [f32]);
+
+    /// Swaps rows and columns of an 8x8 block (how a row pass hands its lanes back as rows).
+    fn transpose(self, block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES];
 }
 
 /// One sample at a time.
@@ -477,6 +477,11 @@ impl Interleave for Portable {
     #[inline(always)]
     fn interleave(self, band: &[f32], lanes: &mut [f32]) {
         interleave_samples(band, lanes, 0);
+    }
+
+    #[inline(always)]
+    fn transpose(self, block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
+        std::array::from_fn(|i| std::array::from_fn(|j| block[j][i]))
     }
 }
 
@@ -518,6 +523,12 @@ impl Interleave for Avx2 {
         // SAFETY: an `Avx2` exists only where the CPU has AVX2.
         unsafe { interleave_avx2(band, lanes) }
     }
+
+    #[inline(always)]
+    fn transpose(self, block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
+        // SAFETY: an `Avx2` exists only where the CPU has AVX2.
+        unsafe { transpose_block_avx2(block) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -532,33 +543,7 @@ fn interleave_avx2(band: &[f32], lanes: &mut [f32]) {
             // SAFETY: `row` holds 8 floats.
             unsafe { _mm256_loadu_ps(row.as_ptr()) }
         });
-        // Pairs of rows, then quads, then halves: the classic 8x8 transpose.
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let columns = [
-            _mm256_permute2f128_ps::<0x20>(s0, s4),
-            _mm256_permute2f128_ps::<0x20>(s1, s5),
-            _mm256_permute2f128_ps::<0x20>(s2, s6),
-            _mm256_permute2f128_ps::<0x20>(s3, s7),
-            _mm256_permute2f128_ps::<0x31>(s0, s4),
-            _mm256_permute2f128_ps::<0x31>(s1, s5),
-            _mm256_permute2f128_ps::<0x31>(s2, s6),
-            _mm256_permute2f128_ps::<0x31>(s3, s7),
-        ];
+        let columns = transpose_avx2(r);
         let out = &mut lanes[j * LANES..(j + LANES) * LANES];
         for (cells, column) in out.chunks_exact_mut(LANES).zip(columns) {
             // SAFETY: `cells` holds 8 floats.
@@ -566,6 +551,53 @@ fn interleave_avx2(band: &[f32], lanes: &mut [f32]) {
         }
     }
     interleave_samples(band, lanes, whole);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose_block_avx2(block: &[[f32; LANES]; LANES]) -> [[f32; LANES]; LANES] {
+    use std::arch::x86_64::*;
+    // SAFETY: each row holds 8 floats.
+    let rows: [__m256; LANES] = std::array::from_fn(|l| unsafe { _mm256_loadu_ps(block[l].as_ptr()) });
+    let mut out = [[0f32; LANES]; LANES];
+    for (cells, column) in out.iter_mut().zip(transpose_avx2(rows)) {
+        // SAFETY: `cells` holds 8 floats.
+        unsafe { _mm256_storeu_ps(cells.as_mut_ptr(), column) }
+    }
+    out
+}
+
+/// Pairs of rows, then quads, then halves: the classic 8x8 transpose in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose_avx2(r: [std::arch::x86_64::__m256; LANES]) -> [std::arch::x86_64::__m256; LANES] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }
 
 /// Buffers kept per thread from one image to the next, so hashing a stream of images
