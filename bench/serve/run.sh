@@ -21,7 +21,7 @@ RATE=${RATE:-50}                 # submissions per second, open loop
 SUBMIT_SECONDS=${SUBMIT_SECONDS:-30}
 CLOSED=${CLOSED:-"2 4"}          # closed-loop concurrencies for max submission throughput
 CLOSED_SECONDS=${CLOSED_SECONDS:-10}
-VENV=${VENV:-/work/.venv-peers}  # Python with Pillow (only for making the photos)
+VENV=${VENV:-}                   # Python with Pillow (only for making the photos); see below
 
 log() { printf '== %s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -43,7 +43,11 @@ if [[ ! -f $WORK/setup.done ]]; then
     rm -rf "$DATA" "$WORK/photos"
     cp -r "$INDEX_DIR/cordon-data" "$DATA"
     log "making ~1 MP JPEGs from $PHOTO_SRC"
-    PY=$VENV/bin/python; "$PY" -c 'import PIL' 2>/dev/null || PY=python3
+    # $VENV, else the shared peers' venv, else the PDQ benchmark's, else the system Python.
+    PY=python3
+    for candidate in ${VENV:+"$VENV/bin/python"} /work/.venv-peers/bin/python "$OUT_DIR/venv/bin/python"; do
+        if "$candidate" -c 'import PIL' 2>/dev/null; then PY=$candidate; break; fi
+    done
     "$PY" "$BENCH_DIR/make_photos.py" "$WORK/photos" "$PHOTO_SRC"
     "$CORDON" hash "$WORK"/photos/*.jpg > "$WORK/photos.hashes.jsonl"
     # every second photo (by name) is "known": its hash goes into bank BENCH
