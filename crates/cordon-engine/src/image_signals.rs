@@ -123,6 +123,11 @@ pub struct BankSignals {
 }
 
 impl BankSignals {
+    /// The PDQ hash when its quality is high enough to match by.
+    pub fn usable_pdq(&self) -> Option<PdqHash> {
+        (self.pdq.quality >= QUALITY_THRESHOLD).then_some(self.pdq.hash)
+    }
+
     pub fn of(image: &DecodedImage, hasher: &PdqHasher) -> BankSignals {
         let features = features::extract(image);
         BankSignals {

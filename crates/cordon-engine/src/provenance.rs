@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use cordon_index::{Hit, PdqIndex};
 use cordon_signals::ImageFormat;
 use cordon_signals::media::{ContentCredentials, ExifEvidence, read_content_credentials, read_exif};
+use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{PdqHash, SignalType};
 use cordon_store::{MediaFacts, Sighting, Store, StoreError};
 use serde::Serialize;
@@ -50,9 +51,14 @@ pub struct Ledger {
 impl Ledger {
     pub fn load(store: &Store) -> Result<Ledger, StoreError> {
         let mut entries = Vec::new();
-        store.for_each_sighting_pdq(|id, pdq| {
-            // A value the store holds was checked when written; one that fails to parse
-            // cannot be searched and is left out rather than stopping the server.
+        store.for_each_sighting_pdq(|id, pdq, quality| {
+            // A hash of low quality would answer for unrelated pictures: such sightings
+            // are kept but not searched, as when they are recorded. A value the store
+            // holds was checked when written; one that fails to parse cannot be searched
+            // and is left out rather than stopping the server.
+            if quality.is_some_and(|q| q < QUALITY_THRESHOLD) {
+                return;
+            }
             if let Ok(hash) = pdq.parse::<PdqHash>() {
                 entries.push((hash, id as u64));
             }
@@ -605,6 +611,37 @@ fn exif_time(text: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_leaves_out_hashes_of_low_quality_when_it_loads() {
+        let mut store = Store::open_in_memory().unwrap();
+        let bank = cordon_store::BankName::new("TVEC").unwrap();
+        store
+            .create_bank(&bank, cordon_store::NewBank::default())
+            .unwrap();
+        let mut writer = store.content_writer("TVEC").unwrap();
+        let mut record = |pdq: char, quality: Option<u8>| {
+            let facts = MediaFacts {
+                pdq: Some(pdq.to_string().repeat(64)),
+                quality,
+                ..MediaFacts::default()
+            };
+            writer.record_sighting(1, &facts).unwrap()
+        };
+        let good = record('f', Some(QUALITY_THRESHOLD));
+        record('0', Some(QUALITY_THRESHOLD - 1));
+        // Sightings recorded before qualities were kept still count.
+        let unknown = record('a', None);
+        writer.commit().unwrap();
+        let ledger = Ledger::load(&store).unwrap();
+        assert_eq!(ledger.len(), 2);
+        let found = ledger.find(&QuerySignals::of_hash(PdqHash::ZERO));
+        assert!(found.is_empty(), "the low-quality hash was searched: {found:?}");
+        let found = ledger.find(&QuerySignals::of_hash("f".repeat(64).parse().unwrap()));
+        assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![good]);
+        let found = ledger.find(&QuerySignals::of_hash("a".repeat(64).parse().unwrap()));
+        assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![unknown]);
+    }
 
     fn credentials(state: &str, errors: &[&str], signed_at: Option<&str>, ai: bool) -> Value {
         json!({ "claim_generator": "Camera 1.0", "signer": "Agency Photo Desk", "signed_at": signed_at,

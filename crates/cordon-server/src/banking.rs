@@ -18,7 +18,9 @@ use crate::state::{AppState, Caller};
 
 /// A new piece of bank content.
 pub struct NewBankContent {
-    pub pdq: PdqHash,
+    /// None for an image whose PDQ quality is too low to match by, banked by its local
+    /// features alone.
+    pub pdq: Option<PdqHash>,
     pub features: Option<FeatureSet>,
     /// The file's facts, for the ledger, when the content comes from media.
     pub facts: Option<MediaFacts>,
@@ -32,7 +34,7 @@ impl NewBankContent {
     /// Content from a hash alone.
     pub fn of_hash(pdq: PdqHash, note: String) -> NewBankContent {
         NewBankContent {
-            pdq,
+            pdq: Some(pdq),
             features: None,
             facts: None,
             kept: None,
@@ -41,8 +43,9 @@ impl NewBankContent {
         }
     }
 
-    /// Decodes `bytes` and computes what a bank keeps of them (blocking work). Images of
-    /// low PDQ quality are refused: their hashes match unrelated images.
+    /// Decodes `bytes` and computes what a bank keeps of them (blocking work). A hash of
+    /// low PDQ quality matches unrelated images, so it is not banked: such an image is
+    /// banked by its local features, or refused when it has none either.
     pub fn of_media(
         state: &AppState,
         bytes: &[u8],
@@ -51,9 +54,12 @@ impl NewBankContent {
     ) -> Result<NewBankContent, ApiError> {
         let image = decode(bytes, &state.limits)?;
         let signals = BankSignals::of(&image, &state.hasher);
-        if signals.pdq.quality < QUALITY_THRESHOLD {
+        let usable_pdq = signals.usable_pdq();
+        if usable_pdq.is_none() && signals.features.is_none() {
             return Err(ApiError::bad_request(format!(
-                "the image's PDQ quality is below {QUALITY_THRESHOLD}: its hash would match unrelated images"
+                "the image has too little detail to match by: its PDQ quality is {} (below \
+                 {QUALITY_THRESHOLD} a hash matches unrelated images) and it has no local features",
+                signals.pdq.quality
             )));
         }
         let facts = media_facts(
@@ -64,7 +70,7 @@ impl NewBankContent {
             signals.pdq.quality,
         );
         Ok(NewBankContent {
-            pdq: signals.pdq.hash,
+            pdq: usable_pdq,
             features: signals.features,
             facts: Some(facts),
             kept: Some(StoredMedia {
@@ -80,7 +86,9 @@ impl NewBankContent {
 }
 
 /// Stores one piece of content in `bank` and makes it matchable at once (blocking work).
-/// Answers HMA's `{"id": …, "signals": {"pdq": …}}`.
+/// Answers HMA's `{"id": …, "signals": {"pdq": …}}` (`signals` is empty for content
+/// banked by its local features alone, which HMA has no name for; `keypoints` counts
+/// them).
 pub fn store_content(
     state: &AppState,
     caller: &Caller,
@@ -102,15 +110,17 @@ pub fn store_content(
         note: content.note,
         origin: origin.to_string(),
         metadata: Some(content.metadata),
-        signals: std::iter::once(Signal {
-            signal_type: SignalType::Pdq.name().to_string(),
-            value: hash.to_hex(),
-        })
-        .chain(content.features.as_ref().map(|features| Signal {
-            signal_type: SignalType::Features.name().to_string(),
-            value: features.to_string(),
-        }))
-        .collect(),
+        signals: hash
+            .map(|hash| Signal {
+                signal_type: SignalType::Pdq.name().to_string(),
+                value: hash.to_hex(),
+            })
+            .into_iter()
+            .chain(content.features.as_ref().map(|features| Signal {
+                signal_type: SignalType::Features.name().to_string(),
+                value: features.to_string(),
+            }))
+            .collect(),
         ..NewContent::default()
     })?;
     let sighting = match &content.facts {
@@ -122,15 +132,24 @@ pub fn store_content(
     }
     writer.commit()?;
     drop(store);
-    if let Some(sighting) = sighting {
+    // Provenance searches by PDQ: a hash of low quality would answer for unrelated
+    // pictures, so such a sighting is kept but not searchable (as for submissions).
+    if let (Some(sighting), Some(hash)) = (sighting, hash) {
         state.ledger_mut().add(sighting, hash);
     }
+    let keypoints = content.features.as_ref().map_or(0, FeatureSet::len);
     let mut matcher = state.matcher_mut();
-    matcher.add_pdq(bank.id, id, hash)?;
+    if let Some(hash) = hash {
+        matcher.add_pdq(bank.id, id, hash)?;
+    }
     if let Some(features) = content.features {
         matcher.add_features(bank.id, id, features)?;
     }
-    Ok(json!({ "id": id, "signals": { "pdq": hash.to_hex() } }))
+    let signals: serde_json::Map<String, Value> = hash
+        .map(|hash| ("pdq".to_string(), json!(hash.to_hex())))
+        .into_iter()
+        .collect();
+    Ok(json!({ "id": id, "signals": signals, "keypoints": keypoints }))
 }
 
 /// Why a hash-list import stopped.

@@ -8,7 +8,7 @@ use cordon_engine::policy::Policy;
 use cordon_server::AppState;
 use cordon_signals::DecodeLimits;
 use cordon_store::Store;
-use cordon_testkit::{BRIDGE, flipped, reference_image as image, serve_in_background};
+use cordon_testkit::{BRIDGE, flipped, pictures, reference_image as image, serve_in_background};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 
@@ -102,8 +102,17 @@ impl Server {
         self.send(reqwest::Method::POST, key, path, body)
     }
 
+    /// Creates a bank as the curator.
+    fn create_bank(&self, name: &str) {
+        let (code, body) = self.post(&self.curator, "/c/banks", json!({ "name": name }));
+        assert_eq!(code, 201, "{body}");
+    }
+
     fn upload(&self, key: &str, path: &str, file: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-        let bytes = std::fs::read(image(file)).unwrap();
+        self.upload_bytes(key, path, std::fs::read(image(file)).unwrap(), fields)
+    }
+
+    fn upload_bytes(&self, key: &str, path: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> (u16, Value) {
         let mut form =
             multipart::Form::new().part("photo", multipart::Part::bytes(bytes).file_name("upload.jpg"));
         for (name, value) in fields {
@@ -579,12 +588,7 @@ fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
 
     let (code, body) = server.get(&server.submitter, &format!("/m/lookup?url={url}"));
     assert_eq!((code, body), (200, json!({ "pdq": {} })));
-    assert_eq!(
-        server
-            .post(&server.curator, "/c/banks", json!({ "name": "TVEC" }))
-            .0,
-        201
-    );
+    server.create_bank("TVEC");
     let (code, added) = server.post(
         &server.curator,
         &format!("/c/bank/TVEC/content?url={url}"),
@@ -606,14 +610,51 @@ fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
 }
 
 #[test]
+fn a_picture_too_plain_for_pdq_is_banked_by_its_local_features_alone() {
+    let server = Server::start();
+    server.create_bank("TVEC");
+    let picture = pictures::strewn_triangles_png();
+    let (code, hashed) = server.upload_bytes(&server.submitter, "/h/hash", picture.clone(), &[]);
+    assert_eq!(code, 200, "{hashed}");
+    // Below quality 50, as HMA does, hashing answers no hash.
+    assert_eq!(hashed, json!({ "pdq": "" }));
+    let (code, added) = server.upload_bytes(&server.curator, "/c/bank/TVEC/content", picture.clone(), &[]);
+    assert_eq!(code, 200, "{added}");
+    assert_eq!(added["signals"], json!({}), "no PDQ hash is banked: {added}");
+    assert!(added["keypoints"].as_u64().unwrap() >= 12, "{added}");
+    let path = format!("/c/bank/TVEC/content/{}?include_signals=true", added["id"]);
+    let (_, content) = server.get(&server.curator, &path);
+    assert!(content["signals"].get("pdq").is_none(), "{content}");
+    assert!(
+        content["signals"]["features"]
+            .as_str()
+            .unwrap()
+            .starts_with("f1:")
+    );
+    // A repost finds it by its features.
+    let (code, body) = server.upload_bytes(&server.submitter, "/m/lookup", picture, &[]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["pdq"], json!({}), "{body}");
+    assert_eq!(
+        body["features"]["TVEC"][0]["bank_content_id"], added["id"],
+        "{body}"
+    );
+
+    // A plain gradient has nothing to match by and is refused, naming why.
+    let (code, body) = server.upload_bytes(
+        &server.curator,
+        "/c/bank/TVEC/content",
+        pictures::plain_gradient_png(),
+        &[],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(message(&body).contains("too little detail"), "{body}");
+}
+
+#[test]
 fn uploaded_content_matches_cropped_reposts_by_local_features() {
     let server = Server::start();
-    assert_eq!(
-        server
-            .post(&server.curator, "/c/banks", json!({ "name": "TVEC" }))
-            .0,
-        201
-    );
+    server.create_bank("TVEC");
     let (code, added) = server.upload(&server.curator, "/c/bank/TVEC/content", "misc-images/b.jpg", &[]);
     assert_eq!(code, 200, "{added}");
     // A fifth cut off the left and a tenth off the bottom: PDQ no longer matches.
@@ -624,26 +665,9 @@ fn uploaded_content_matches_cropped_reposts_by_local_features() {
     let cropped: Vec<u8> = (0..kept_height)
         .flat_map(|y| decoded.pixels()[(y * width + left) * 3..(y + 1) * width * 3].to_vec())
         .collect();
-    let mut png = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new(&mut png);
-    image::ImageEncoder::write_image(
-        encoder,
-        &cropped,
-        (width - left) as u32,
-        kept_height as u32,
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
-    let form = multipart::Form::new().part("photo", multipart::Part::bytes(png).file_name("crop.png"));
-    let response = server
-        .client
-        .post(format!("{}/m/lookup", server.base))
-        .bearer_auth(&server.submitter)
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().unwrap();
+    let png = pictures::rgb_png(&cropped, (width - left) as u32, kept_height as u32);
+    let (code, body) = server.upload_bytes(&server.submitter, "/m/lookup", png, &[]);
+    assert_eq!(code, 200, "{body}");
     assert_eq!(body["pdq"], json!({}), "{body}");
     assert_eq!(
         body["features"]["TVEC"][0]["bank_content_id"], added["id"],

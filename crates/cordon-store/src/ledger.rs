@@ -160,14 +160,15 @@ impl Store {
         )
     }
 
-    /// Calls `f` with the id and PDQ hash of every sighting that has one, in id order.
-    pub fn for_each_sighting_pdq(&self, mut f: impl FnMut(i64, &str)) -> Result<(), StoreError> {
+    /// Calls `f` with the id, PDQ hash and its quality (if recorded) of every sighting
+    /// that has a hash, in id order.
+    pub fn for_each_sighting_pdq(&self, mut f: impl FnMut(i64, &str, Option<u8>)) -> Result<(), StoreError> {
         self.db().for_each(
-            "SELECT id, pdq FROM sighting WHERE pdq IS NOT NULL ORDER BY id",
+            "SELECT id, pdq, quality FROM sighting WHERE pdq IS NOT NULL ORDER BY id",
             params![],
             |row| {
                 let pdq: String = row.get(1)?;
-                f(row.get(0)?, &pdq);
+                f(row.get(0)?, &pdq, row.get(2)?);
                 Ok::<_, StoreError>(())
             },
         )
@@ -205,9 +206,9 @@ mod tests {
         assert_eq!(sighting.media.evidence["exif"]["make"], "samsung");
         let mut seen = Vec::new();
         store
-            .for_each_sighting_pdq(|id, pdq| seen.push((id, pdq.to_string())))
+            .for_each_sighting_pdq(|id, pdq, quality| seen.push((id, pdq.to_string(), quality)))
             .unwrap();
-        assert_eq!(seen, vec![(id, "f".repeat(64))]);
+        assert_eq!(seen, vec![(id, "f".repeat(64), Some(100))]);
         for change in ["UPDATE sighting SET account_id = 'x'", "DELETE FROM sighting"] {
             let error = store.db().execute(change, params![]).unwrap_err();
             assert!(error.to_string().contains("append-only"), "{change}: {error}");

@@ -5,6 +5,7 @@
 pub mod bombs;
 pub mod content_credentials;
 pub mod nats;
+pub mod pictures;
 pub mod postgres;
 pub mod store;
 mod watchdog;

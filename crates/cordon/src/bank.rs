@@ -88,7 +88,9 @@ pub struct AddArgs {
     labels: Vec<String>,
     #[arg(long, default_value = "")]
     note: String,
-    /// Also add images whose PDQ quality is below 50 (their hashes match unrelated images).
+    /// Bank the PDQ hash even of images whose PDQ quality is below 50 (such hashes match
+    /// unrelated images); without it such an image is banked by its local features alone,
+    /// or refused when it has none.
     #[arg(long)]
     allow_low_quality: bool,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -239,15 +241,21 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
         let (bytes, image) = args.media.read_and_decode(input)?;
         let signals = BankSignals::of(&image, &hasher);
         let digest = signals.pdq;
-        if digest.quality < QUALITY_THRESHOLD && !args.allow_low_quality {
-            return Err(format!(
-                "PDQ quality {} is below {QUALITY_THRESHOLD}: such hashes match unrelated images \
-                 (--allow-low-quality adds it anyway)",
-                digest.quality
-            ));
-        }
+        let pdq = match signals.usable_pdq() {
+            Some(hash) => Some(hash),
+            None if args.allow_low_quality => Some(digest.hash),
+            None if signals.features.is_some() => None,
+            None => {
+                return Err(format!(
+                    "too little detail to match by: PDQ quality {} is below {QUALITY_THRESHOLD} \
+                     (such hashes match unrelated images) and there are no local features \
+                     (--allow-low-quality adds the PDQ hash anyway)",
+                    digest.quality
+                ));
+            }
+        };
         let facts = media_facts(&bytes, image.width(), image.height(), digest.hash, digest.quality);
-        Ok((digest.hash.to_hex(), signals.features, facts))
+        Ok((pdq.map(|hash| hash.to_hex()), signals.features, facts))
     };
     // Hash everything first, then write the good ones in one transaction.
     let mut hashed = Vec::new();
@@ -266,10 +274,13 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     for (path, result) in hashed {
         lines.push(match result {
             Ok((hash, features, facts)) => {
-                let mut signals = vec![Signal {
-                    signal_type: SignalType::Pdq.name().to_string(),
-                    value: hash.clone(),
-                }];
+                let mut signals: Vec<Signal> = hash
+                    .iter()
+                    .map(|hash| Signal {
+                        signal_type: SignalType::Pdq.name().to_string(),
+                        value: hash.clone(),
+                    })
+                    .collect();
                 let keypoints = features.as_ref().map_or(0, FeatureSet::len);
                 if let Some(features) = features {
                     signals.push(Signal {
@@ -289,7 +300,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 AddLine::Added {
                     path,
                     content_id,
-                    signals: BTreeMap::from([("pdq", hash)]),
+                    signals: hash.map(|hash| ("pdq", hash)).into_iter().collect(),
                     keypoints,
                 }
             }
@@ -305,10 +316,8 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 signals,
                 keypoints,
             } => {
-                format!(
-                    "{path}  content {content_id}  pdq {}  {keypoints} keypoints",
-                    signals.get("pdq").map_or("", String::as_str)
-                )
+                let pdq = signals.get("pdq").map_or("- (quality too low)", String::as_str);
+                format!("{path}  content {content_id}  pdq {pdq}  {keypoints} keypoints")
             }
             AddLine::Failed { path, error } => format!("{path}  error: {error}"),
         })?;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::common::{cordon_in, expected, image, json_lines, ok_lines, reference_dir};
-use cordon_testkit::{BRIDGE, flipped};
+use cordon_testkit::{BRIDGE, flipped, pictures};
 use serde_json::{Value, json};
 
 fn create(data: &Path, name: &str, extra: &[&str]) {
@@ -220,6 +220,41 @@ fn added_images_match_their_reposts_and_rotations() {
     ));
     assert_eq!(dihedral[0]["matches"][0]["transform"], "rotate270");
     assert_eq!(dihedral[0]["matches"][0]["distance"], 0);
+}
+
+#[test]
+fn a_picture_too_plain_for_pdq_is_banked_by_its_features_and_a_blank_one_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    create(data.path(), "TVEC", &[]);
+    let (strewn, gradient) = (data.path().join("strewn.png"), data.path().join("gradient.png"));
+    std::fs::write(&strewn, pictures::strewn_triangles_png()).unwrap();
+    std::fs::write(&gradient, pictures::plain_gradient_png()).unwrap();
+    let added = json_lines(&cordon_in(
+        data.path(),
+        &[
+            "bank",
+            "add",
+            "TVEC",
+            strewn.to_str().unwrap(),
+            gradient.to_str().unwrap(),
+        ],
+        None,
+    ));
+    // PDQ quality 38: no PDQ hash is banked (it would match unrelated images), the
+    // local features are.
+    assert_eq!(added[0]["signals"], json!({}), "{}", added[0]);
+    assert!(added[0]["keypoints"].as_u64().unwrap() >= 12, "{}", added[0]);
+    let error = added[1]["error"].as_str().unwrap();
+    assert!(error.contains("too little detail"), "{error}");
+    assert_eq!(content_count(data.path(), "TVEC"), 1);
+    let found = json_lines(&cordon_in(
+        data.path(),
+        &["match", strewn.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(found[0]["low_quality"], true, "{}", found[0]);
+    assert_eq!(found[0]["matches"][0]["signal_type"], "features", "{}", found[0]);
+    assert_eq!(found[0]["matches"][0]["content_id"], added[0]["content_id"]);
 }
 
 #[test]

@@ -373,6 +373,15 @@ fn bilinear(source: &Grey, width: usize, height: usize) -> Grey {
     }
 }
 
+/// The weakest Harris response that is a corner. An ideal right-angle corner between
+/// areas `c` grey levels apart responds about `21 c^4` in this detector, so this is a
+/// contrast of about 2.6 levels: anything weaker is how a smooth gradient happens to round
+/// to whole levels (or JPEG's noise), which a repost does not reproduce. Without it, a
+/// picture with no detail at all (a plain gradient, a colour under a transparent layer)
+/// gets a full set of such corners, which can never be found again in a repost; with it,
+/// such a picture has no features, and says so when it is banked.
+pub const MIN_RESPONSE: f32 = 1_000.0;
+
 /// A corner found on one pyramid level, in that level's pixels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Corner {
@@ -410,7 +419,7 @@ impl Products {
     }
 }
 
-/// The positive local maxima over 3x3 of the Harris response, at least `margin` from the
+/// The local maxima over 3x3 of the Harris response above [`MIN_RESPONSE`], at least `margin` from the
 /// edges. Rows pass through once, each stage keeping only the rows the next one reads:
 /// gradient products, their sums over 5 columns (a ring of 5 rows), the response of the
 /// middle row of those (a ring of 3 rows), and the peaks of the middle row of those.
@@ -505,7 +514,7 @@ fn row_peaks(rows: [&[f32]; 3], y: usize, margin: usize, is_peak: &mut [u8], cor
         let r = row[i + 1];
         let before = larger(larger(above[i], above[i + 1]), larger(above[i + 2], row[i]));
         let after = larger(larger(below[i], below[i + 1]), larger(below[i + 2], row[i + 2]));
-        *peak = u8::from((r > 0.0) & (r >= before) & (r > after));
+        *peak = u8::from((r > MIN_RESPONSE) & (r >= before) & (r > after));
     }
     // Peaks are rare: eight columns are passed over at once, and only the flags set are
     // visited.
@@ -741,7 +750,7 @@ mod tests {
                 let r = response[i];
                 let before = [i - width - 1, i - width, i - width + 1, i - 1];
                 let after = [i + 1, i + width - 1, i + width, i + width + 1];
-                if r > 0.0
+                if r > MIN_RESPONSE
                     && before.iter().all(|&j| response[j] <= r)
                     && after.iter().all(|&j| response[j] < r)
                 {

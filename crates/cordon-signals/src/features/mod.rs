@@ -86,7 +86,9 @@ impl FeatureSet {
 
 /// The local features of the picture in `image`, inside any borders, mats or screenshot
 /// padding (see [`trim_borders`]): a framed repost shows the same picture at the same
-/// working scale as its original.
+/// working scale as its original. A picture without detail (a plain gradient, a colour
+/// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners stronger than
+/// rounding noise ([`detect::MIN_RESPONSE`]) could never verify.
 pub fn extract(image: &DecodedImage) -> FeatureSet {
     Extraction::run(image, false).0
 }
@@ -129,6 +131,11 @@ impl Extraction {
             let share = (MAX_KEYPOINTS as f32 * area / total_area).ceil() as usize;
             let quota = share.min(MAX_KEYPOINTS - extraction.features.len());
             extraction.describe_level(&level_image, level, quota);
+        }
+        if extraction.features.len() < MIN_INLIERS as usize {
+            // Too few corners ever to verify: banked, the set could never match, and as a
+            // query it could never find anything.
+            return (FeatureSet::default(), with_mirror.then(FeatureSet::default));
         }
         (extraction.features, extraction.mirrored)
     }

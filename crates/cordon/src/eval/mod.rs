@@ -387,6 +387,7 @@ fn signal_report(
 ) -> SignalReport {
     let threshold = signal.default_threshold();
     let bank: Vec<&SignalValue> = originals.iter().map(|o| &o.bank[s]).collect();
+    let unbanked = bank.iter().filter(|value| value.is_empty()).count();
     let mut all = Tally::default();
     let mut rows = Vec::with_capacity(transforms.len());
     let mut false_matches = Vec::new();
@@ -410,19 +411,31 @@ fn signal_report(
                 distance,
             });
         }
-        rows.push(Row::new(signal.name(), transform.name(), threshold, &tally));
+        rows.push(Row::new(
+            signal.name(),
+            transform.name(),
+            threshold,
+            &tally,
+            unbanked as u64,
+        ));
         all.merge(&tally);
     }
     let hash_ms: Vec<f64> = originals.iter().map(|o| o.hash_ms[s]).collect();
     let decode_ms: Vec<f64> = originals.iter().map(|o| o.decode_ms).collect();
     let summary = Summary {
-        all: Row::new(signal.name(), report::ALL, threshold, &all),
+        all: Row::new(
+            signal.name(),
+            report::ALL,
+            threshold,
+            &all,
+            (unbanked * transforms.len()) as u64,
+        ),
         non_matching_pairs: all.non_matching_pairs,
         ms_per_image: measure::median(&hash_ms).map(round_ms),
         decode_ms_per_image: measure::median(&decode_ms).map(round_ms),
         originals: counts.originals,
         near_duplicates_dropped: counts.near_duplicates_dropped,
-        originals_without_hash: originals.iter().filter(|o| o.bank[s].is_empty()).count(),
+        originals_without_hash: unbanked,
         skipped: counts.skipped,
         downscaled: originals.iter().filter(|o| o.downscaled).count(),
         max_side: MAX_SIDE,

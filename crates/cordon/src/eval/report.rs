@@ -20,6 +20,9 @@ pub struct Row {
     pub queries: u64,
     /// Share of queries matched to their own original within `threshold`.
     pub recall: f64,
+    /// `recall` over only the queries whose original the signal could bank (see
+    /// [`Summary::originals_without_hash`]); the same as `recall` when it banked all.
+    pub recall_of_hashed: f64,
     /// Pairs of a query and another original within `threshold`.
     pub false_matches: u64,
     /// The signal's default threshold, at which `recall` and `false_matches` are counted.
@@ -30,12 +33,27 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(signal: &'static str, transform: &'static str, threshold: u32, tally: &Tally) -> Row {
+    /// The row of `tally`, of which `unbanked` queries are reposts of an original the
+    /// signal has no bank hash for.
+    pub fn new(
+        signal: &'static str,
+        transform: &'static str,
+        threshold: u32,
+        tally: &Tally,
+        unbanked: u64,
+    ) -> Row {
+        let hashed = tally.queries.saturating_sub(unbanked);
         Row {
             signal,
             transform,
             queries: tally.queries,
             recall: tally.recall(threshold),
+            // A repost of an unbanked original is never found, so every match is counted
+            // among the rest.
+            recall_of_hashed: match hashed {
+                0 => 0.0,
+                n => tally.true_within(threshold) as f64 / n as f64,
+            },
             false_matches: tally.false_within(threshold),
             threshold,
             threshold_at_precision: tally.threshold_at_precision(),
@@ -137,15 +155,20 @@ pub fn text_table(reports: &[SignalReport], corpus: &str) -> String {
         }
         line.trim_end().to_string()
     };
-    lines.push(row("transform", names.iter().map(|n| n.to_string()).collect()));
-    for (i, transform_row) in first.rows.iter().enumerate() {
-        let cells = reports
-            .iter()
-            .map(|r| percent(r.rows.get(i).map_or(0.0, |row| row.recall)));
-        lines.push(row(transform_row.transform, cells.collect()));
-    }
+    let recall_rows = |recall: fn(&Row) -> f64| -> Vec<String> {
+        let mut lines = vec![row("transform", names.iter().map(|n| n.to_string()).collect())];
+        for (i, transform_row) in first.rows.iter().enumerate() {
+            let cells = reports.iter().map(|r| percent(r.rows.get(i).map_or(0.0, recall)));
+            lines.push(row(transform_row.transform, cells.collect()));
+        }
+        lines.push(row(
+            ALL,
+            reports.iter().map(|r| percent(recall(&r.summary.all))).collect(),
+        ));
+        lines
+    };
+    lines.extend(recall_rows(|row| row.recall));
     let per_signal = |f: &dyn Fn(&Summary) -> String| reports.iter().map(|r| f(&r.summary)).collect();
-    lines.push(row(ALL, per_signal(&|s| percent(s.all.recall))));
     lines.push(String::new());
     lines.push(row("threshold", per_signal(&|s| s.all.threshold.to_string())));
     lines.push(row(
@@ -173,6 +196,16 @@ pub fn text_table(reports: &[SignalReport], corpus: &str) -> String {
         "decode ms per image (median, full-size originals): {}",
         milliseconds(s.decode_ms_per_image)
     ));
+    if reports.iter().any(|r| r.summary.originals_without_hash > 0) {
+        lines.push(String::new());
+        lines.push(
+            "recall over the originals each signal could bank (reposts of an original it has no \
+             hash for left out)"
+                .to_string(),
+        );
+        lines.push(String::new());
+        lines.extend(recall_rows(|row| row.recall_of_hashed));
+    }
     for report in reports {
         for m in &report.false_matches {
             lines.push(format!(
@@ -328,6 +361,7 @@ mod tests {
             transform,
             queries: 10,
             recall,
+            recall_of_hashed: recall,
             false_matches: 0,
             threshold: 31,
             threshold_at_precision: Some(40),
@@ -361,6 +395,7 @@ mod tests {
             "transform",
             "queries",
             "recall",
+            "recall_of_hashed",
             "false_matches",
             "threshold",
             "threshold_at_precision",
@@ -394,6 +429,34 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("transform") && l.ends_with("pdq-dihedral"))
         );
+    }
+
+    #[test]
+    fn recall_of_hashed_leaves_out_the_reposts_of_unbanked_originals() {
+        let mut tally = Tally::default();
+        // Two found, one too far, one repost of an original without a bank hash.
+        [Some(3), Some(10), Some(40), None]
+            .into_iter()
+            .for_each(|d| tally.add_true(d));
+        let row = Row::new("pdq", "jpeg30", 31, &tally, 1);
+        assert_eq!(row.recall, 0.5);
+        assert!((row.recall_of_hashed - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(Row::new("pdq", "jpeg30", 31, &tally, 0).recall_of_hashed, 0.5);
+        assert_eq!(Row::new("pdq", "jpeg30", 31, &tally, 4).recall_of_hashed, 0.0);
+    }
+
+    #[test]
+    fn the_table_adds_recall_over_banked_originals_only_when_some_are_not() {
+        let heading = "recall over the originals each signal could bank";
+        let mut banked_all = report("pdq", &[1.0, 0.5]);
+        banked_all.summary.originals_without_hash = 0;
+        assert!(!text_table(&[banked_all], "dir").contains(heading));
+        let mut missing = report("pdq", &[1.0, 0.5]);
+        missing.rows[1].recall_of_hashed = 0.625;
+        let table = text_table(&[missing], "dir");
+        let after = table.split(heading).nth(1).unwrap();
+        let row = after.lines().find(|l| l.starts_with("rot90")).unwrap();
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["rot90", "62.5%"]);
     }
 
     #[test]

@@ -1,0 +1,46 @@
+//! Pictures made for tests whose point is what is in them, PNG-encoded.
+
+/// `pixels` (RGB, row-major) as a PNG file.
+pub fn rgb_png(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut png);
+    image::ImageEncoder::write_image(encoder, pixels, width, height, image::ExtendedColorType::Rgb8)
+        .expect("encoding a test picture");
+    png
+}
+
+/// A grey 800x600 picture strewn with 40 small dark and light triangles: plenty of
+/// corners for local features, but too little structure at PDQ's 64x64 for a hash of
+/// quality 50 (38).
+pub fn strewn_triangles_png() -> Vec<u8> {
+    let (width, height) = (800usize, 600usize);
+    let mut pixels = vec![128u8; width * height * 3];
+    let mut seed = 7u64;
+    let mut next = |below: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % below
+    };
+    for i in 0..40 {
+        let (left, top) = (20 + next(width - 50), 20 + next(height - 50));
+        let shade = if i % 2 == 0 { 20 } else { 235 };
+        // A right triangle 10 pixels a side, its slanted edge varying with i.
+        for dy in 0..10 {
+            for dx in 0..10 - dy * (5 + i % 5) / 10 {
+                let at = ((top + dy) * width + left + dx) * 3;
+                pixels[at..at + 3].fill(shade);
+            }
+        }
+    }
+    rgb_png(&pixels, width as u32, height as u32)
+}
+
+/// A 400x300 picture of nothing but two smooth colour ramps: no signal can tell it from
+/// any other such picture.
+pub fn plain_gradient_png() -> Vec<u8> {
+    let pixels: Vec<u8> = (0..400 * 300)
+        .flat_map(|i| [(60 + (i % 400) / 4) as u8, 90, (40 + (i / 400) / 3) as u8])
+        .collect();
+    rgb_png(&pixels, 400, 300)
+}
