@@ -640,11 +640,11 @@ fn a_picture_too_plain_for_pdq_is_banked_by_its_local_features_alone() {
         "{body}"
     );
 
-    // A plain gradient has nothing to match by and is refused, naming why.
+    // A blank picture has nothing to match by and is refused, naming why.
     let (code, body) = server.upload_bytes(
         &server.curator,
         "/c/bank/TVEC/content",
-        pictures::plain_gradient_png(),
+        pictures::blank_png(),
         &[],
     );
     assert_eq!(code, 400, "{body}");

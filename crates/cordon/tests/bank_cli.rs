@@ -226,9 +226,9 @@ fn added_images_match_their_reposts_and_rotations() {
 fn a_picture_too_plain_for_pdq_is_banked_by_its_features_and_a_blank_one_is_refused() {
     let data = tempfile::tempdir().unwrap();
     create(data.path(), "TVEC", &[]);
-    let (strewn, gradient) = (data.path().join("strewn.png"), data.path().join("gradient.png"));
+    let (strewn, blank) = (data.path().join("strewn.png"), data.path().join("blank.png"));
     std::fs::write(&strewn, pictures::strewn_triangles_png()).unwrap();
-    std::fs::write(&gradient, pictures::plain_gradient_png()).unwrap();
+    std::fs::write(&blank, pictures::blank_png()).unwrap();
     let added = json_lines(&cordon_in(
         data.path(),
         &[
@@ -236,7 +236,7 @@ fn a_picture_too_plain_for_pdq_is_banked_by_its_features_and_a_blank_one_is_refu
             "add",
             "TVEC",
             strewn.to_str().unwrap(),
-            gradient.to_str().unwrap(),
+            blank.to_str().unwrap(),
         ],
         None,
     ));

@@ -373,14 +373,14 @@ fn bilinear(source: &Grey, width: usize, height: usize) -> Grey {
     }
 }
 
-/// The weakest Harris response that is a corner. An ideal right-angle corner between
-/// areas `c` grey levels apart responds about `21 c^4` in this detector, so this is a
-/// contrast of about 2.6 levels: anything weaker is how a smooth gradient happens to round
-/// to whole levels (or JPEG's noise), which a repost does not reproduce. Without it, a
-/// picture with no detail at all (a plain gradient, a colour under a transparent layer)
-/// gets a full set of such corners, which can never be found again in a repost; with it,
-/// such a picture has no features, and says so when it is banked.
-pub const MIN_RESPONSE: f32 = 1_000.0;
+/// The weakest Harris response that is a corner: about that of a right-angle corner
+/// between areas half a grey level apart (an ideal corner of contrast `c` levels responds
+/// about `21 c^4` in this detector), a step no 8-bit picture can show. Weaker responses
+/// are floating-point rounding in the resampling, and a blank picture is blank in the same
+/// way everywhere: without this floor, a white or black image (the colour under a
+/// transparent layer, say) gets a full set of such "corners" and matches every other.
+/// Faint but real structure (soft vector art, gradients rounded to whole levels) stays.
+pub const MIN_RESPONSE: f32 = 1.0;
 
 /// A corner found on one pyramid level, in that level's pixels.
 #[derive(Clone, Copy, Debug, Default)]

@@ -86,8 +86,8 @@ impl FeatureSet {
 
 /// The local features of the picture in `image`, inside any borders, mats or screenshot
 /// padding (see [`trim_borders`]): a framed repost shows the same picture at the same
-/// working scale as its original. A picture without detail (a plain gradient, a colour
-/// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners stronger than
+/// working scale as its original. A picture without detail (blank, or nearly: a colour
+/// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners above
 /// rounding noise ([`detect::MIN_RESPONSE`]) could never verify.
 pub fn extract(image: &DecodedImage) -> FeatureSet {
     Extraction::run(image, false).0
