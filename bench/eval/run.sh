@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `cordon eval` on both corpora: the TUNING corpus (shared/corpus/make-corpus.sh, the one the
-# PDQ benchmark uses too) and the held-out REPORT corpus (make-eval-corpus.sh). One command:
+# `cordon eval` on three corpora: the TUNING corpus (shared/corpus/make-corpus.sh, the one the
+# PDQ benchmark uses too), the held-out REPORT corpus of wallpapers (make-eval-corpus.sh) and
+# the held-out PHOTOS corpus (make-photo-corpus.sh). One command:
 #
 #   bench/eval/run.sh [EXTRA cordon eval OPTIONS...]     e.g. --signals pdq --threads 2
 #
-# Builds Cordon (release), makes both corpora under bench/out/eval/ when absent (the tuning
+# Builds Cordon (release), makes the corpora under bench/out/eval/ when absent (the tuning
 # one is copied from bench/out/inputs/corpus when the PDQ benchmark already made it), then
 # for each corpus writes bench/out/eval/SET.jsonl (JSON lines), SET.txt (the table) and
 # SET.svg (the chart), and prints the tables with the time each run took.
@@ -39,12 +40,19 @@ make_report() {
     "$here/make-eval-corpus.sh" "$out/report" "$out/tuning"
 }
 
+make_photos() {
+    has_images "$out/photos" && return
+    log "photos corpus: make-photo-corpus.sh"
+    "$here/make-photo-corpus.sh" "$out/photos"
+}
+
 log "building cordon"
 (cd "$root" && cargo build --release -p cordon)
 mkdir -p "$out"
 make_tuning
 make_report
-for set in tuning report; do
+make_photos
+for set in tuning report photos; do
     log "cordon eval on the $set corpus"
     started=$SECONDS
     "$cordon" eval --corpus "$out/$set" --chart "$out/$set.svg" --table "$out/$set.txt" "$@" \
@@ -53,4 +61,4 @@ for set in tuning report; do
     echo "($set: $((SECONDS - started)) s)"
     echo
 done
-log "results in $out: tuning.{jsonl,txt,svg} report.{jsonl,txt,svg}"
+log "results in $out: {tuning,report,photos}.{jsonl,txt,svg}"
