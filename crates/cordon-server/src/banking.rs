@@ -86,9 +86,8 @@ impl NewBankContent {
 }
 
 /// Stores one piece of content in `bank` and makes it matchable at once (blocking work).
-/// Answers HMA's `{"id": …, "signals": {"pdq": …}}` (`signals` is empty for content
-/// banked by its local features alone, which HMA has no name for; `keypoints` counts
-/// them).
+/// Answers HMA's `{"id": …, "signals": {"pdq": …}}` (the hash empty for content banked
+/// by its local features alone, which HMA has no name for; `keypoints` counts them).
 pub fn store_content(
     state: &AppState,
     caller: &Caller,
@@ -145,11 +144,9 @@ pub fn store_content(
     if let Some(features) = content.features {
         matcher.add_features(bank.id, id, features)?;
     }
-    let signals: serde_json::Map<String, Value> = hash
-        .map(|hash| ("pdq".to_string(), json!(hash.to_hex())))
-        .into_iter()
-        .collect();
-    Ok(json!({ "id": id, "signals": signals, "keypoints": keypoints }))
+    // As HMA's hashing answers for an image of low quality, an empty PDQ hash.
+    let pdq = hash.map_or(String::new(), |hash| hash.to_hex());
+    Ok(json!({ "id": id, "signals": { "pdq": pdq }, "keypoints": keypoints }))
 }
 
 /// Why a hash-list import stopped.
