@@ -300,7 +300,8 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 AddLine::Added {
                     path,
                     content_id,
-                    signals: hash.map(|hash| ("pdq", hash)).into_iter().collect(),
+                    // Empty when only features were banked, as HMA's answers have it.
+                    signals: BTreeMap::from([("pdq", hash.unwrap_or_default())]),
                     keypoints,
                 }
             }
@@ -316,7 +317,10 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
                 signals,
                 keypoints,
             } => {
-                let pdq = signals.get("pdq").map_or("- (quality too low)", String::as_str);
+                let pdq = match signals.get("pdq").map_or("", String::as_str) {
+                    "" => "- (quality too low)",
+                    hash => hash,
+                };
                 format!("{path}  content {content_id}  pdq {pdq}  {keypoints} keypoints")
             }
             AddLine::Failed { path, error } => format!("{path}  error: {error}"),
