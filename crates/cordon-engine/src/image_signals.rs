@@ -1,7 +1,8 @@
 //! What Cordon computes from an image, in one place, so that banking an image and looking
 //! one up agree whether they come from the CLI or the API.
 //!
-//! A bank keeps an image's PDQ hash and its local features. A lookup computes PDQ (in
+//! A bank keeps an image's PDQ hash, that of the picture inside any borders or padding
+//! (so that a repost with them cropped off matches by PDQ too), and its local features. A lookup computes PDQ (in
 //! eight orientations when asked), PDQ of the picture inside any borders or padding
 //! (`trimmed`), and local features with those of its mirror image; the matcher then
 //! consults every signal of every bank.
@@ -115,10 +116,14 @@ fn trimmed_name(variant: Dihedral) -> &'static str {
     }
 }
 
-/// The signals a bank keeps for an image: its PDQ digest and, when it has any corners,
-/// its local features.
+/// The signals a bank keeps for an image: its PDQ digest, the PDQ hash of the picture
+/// inside its borders or padding when it has any, and its local features when it has
+/// enough corners.
 pub struct BankSignals {
     pub pdq: PdqDigest,
+    /// Only when trimming found borders and the trimmed hash is usable (quality 50 or
+    /// more) and differs from the whole image's.
+    pub trimmed_pdq: Option<PdqHash>,
     pub features: Option<FeatureSet>,
 }
 
@@ -130,9 +135,22 @@ impl BankSignals {
 
     pub fn of(image: &DecodedImage, hasher: &PdqHasher) -> BankSignals {
         let features = features::extract(image);
+        let pdq = hasher.hash(image);
+        let region = trim_borders(image);
+        let trimmed_pdq = (!region.is_whole(image))
+            .then(|| hasher.hash_region(image, region))
+            .filter(|trimmed| trimmed.quality >= QUALITY_THRESHOLD && trimmed.hash != pdq.hash)
+            .map(|trimmed| trimmed.hash);
         BankSignals {
-            pdq: hasher.hash(image),
+            pdq,
+            trimmed_pdq,
             features: (!features.is_empty()).then_some(features),
         }
+    }
+
+    /// Whether any signal can match the image: a usable PDQ hash, whole or trimmed, or
+    /// local features.
+    pub fn is_matchable(&self) -> bool {
+        self.usable_pdq().is_some() || self.trimmed_pdq.is_some() || self.features.is_some()
     }
 }

@@ -21,6 +21,8 @@ pub struct NewBankContent {
     /// None for an image whose PDQ quality is too low to match by, banked by its local
     /// features alone.
     pub pdq: Option<PdqHash>,
+    /// The PDQ hash of the picture inside its borders, when it has any.
+    pub trimmed_pdq: Option<PdqHash>,
     pub features: Option<FeatureSet>,
     /// The file's facts, for the ledger, when the content comes from media.
     pub facts: Option<MediaFacts>,
@@ -35,6 +37,7 @@ impl NewBankContent {
     pub fn of_hash(pdq: PdqHash, note: String) -> NewBankContent {
         NewBankContent {
             pdq: Some(pdq),
+            trimmed_pdq: None,
             features: None,
             facts: None,
             kept: None,
@@ -54,8 +57,7 @@ impl NewBankContent {
     ) -> Result<NewBankContent, ApiError> {
         let image = decode(bytes, &state.limits)?;
         let signals = BankSignals::of(&image, &state.hasher);
-        let usable_pdq = signals.usable_pdq();
-        if usable_pdq.is_none() && signals.features.is_none() {
+        if !signals.is_matchable() {
             return Err(ApiError::bad_request(format!(
                 "the image has too little detail to match by: its PDQ quality is {} (below \
                  {QUALITY_THRESHOLD} a hash matches unrelated images) and it has no local features",
@@ -70,7 +72,8 @@ impl NewBankContent {
             signals.pdq.quality,
         );
         Ok(NewBankContent {
-            pdq: usable_pdq,
+            pdq: signals.usable_pdq(),
+            trimmed_pdq: signals.trimmed_pdq,
             features: signals.features,
             facts: Some(facts),
             kept: Some(StoredMedia {
@@ -110,11 +113,12 @@ pub fn store_content(
         origin: origin.to_string(),
         metadata: Some(content.metadata),
         signals: hash
+            .into_iter()
+            .chain(content.trimmed_pdq)
             .map(|hash| Signal {
                 signal_type: SignalType::Pdq.name().to_string(),
                 value: hash.to_hex(),
             })
-            .into_iter()
             .chain(content.features.as_ref().map(|features| Signal {
                 signal_type: SignalType::Features.name().to_string(),
                 value: features.to_string(),
@@ -138,7 +142,7 @@ pub fn store_content(
     }
     let keypoints = content.features.as_ref().map_or(0, FeatureSet::len);
     let mut matcher = state.matcher_mut();
-    if let Some(hash) = hash {
+    for hash in hash.into_iter().chain(content.trimmed_pdq) {
         matcher.add_pdq(bank.id, id, hash)?;
     }
     if let Some(features) = content.features {

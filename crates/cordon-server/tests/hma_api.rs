@@ -656,6 +656,25 @@ fn a_picture_too_plain_for_pdq_is_banked_by_its_local_features_alone() {
 }
 
 #[test]
+fn framed_content_matches_the_picture_without_its_frame_by_pdq() {
+    let server = Server::start();
+    server.create_bank("TVEC");
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let photo = cordon_signals::decode(&bytes, &DecodeLimits::default()).unwrap();
+    let width = photo.width() as usize;
+    let framed = pictures::on_white_mat_png(photo.pixels(), width, width / 8);
+    let (code, added) = server.upload_bytes(&server.curator, "/c/bank/TVEC/content", framed, &[]);
+    assert_eq!(code, 200, "{added}");
+    assert_ne!(added["signals"]["pdq"], BRIDGE, "{added}");
+    // The bank keeps the hash of the picture inside the mat too: the bare photo's hash
+    // finds the content, at once.
+    let lookup = format!("/m/lookup?signal_type=pdq&signal={BRIDGE}");
+    let (_, found) = server.get(&server.submitter, &lookup);
+    assert_eq!(found["TVEC"][0]["bank_content_id"], added["id"], "{found}");
+    assert_eq!(found["TVEC"][0]["distance"], "0", "{found}");
+}
+
+#[test]
 fn uploaded_content_matches_cropped_reposts_by_local_features() {
     let server = Server::start();
     server.create_bank("TVEC");

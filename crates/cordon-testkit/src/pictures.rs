@@ -40,3 +40,15 @@ pub fn strewn_triangles_png() -> Vec<u8> {
 pub fn blank_png() -> Vec<u8> {
     rgb_png(&[90, 120, 60].repeat(400 * 300), 400, 300)
 }
+
+/// `pixels` (RGB, `width` wide) on a white mat `mat` pixels wide, as a PNG file.
+pub fn on_white_mat_png(pixels: &[u8], width: usize, mat: usize) -> Vec<u8> {
+    let height = pixels.len() / 3 / width;
+    let framed_width = width + 2 * mat;
+    let mut framed = vec![255u8; framed_width * (height + 2 * mat) * 3];
+    for (y, row) in pixels.chunks_exact(width * 3).enumerate() {
+        let at = ((y + mat) * framed_width + mat) * 3;
+        framed[at..at + width * 3].copy_from_slice(row);
+    }
+    rgb_png(&framed, framed_width as u32, (height + 2 * mat) as u32)
+}

@@ -244,7 +244,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
         let pdq = match signals.usable_pdq() {
             Some(hash) => Some(hash),
             None if args.allow_low_quality => Some(digest.hash),
-            None if signals.features.is_some() => None,
+            None if signals.is_matchable() => None,
             None => {
                 return Err(format!(
                     "too little detail to match by: PDQ quality {} is below {QUALITY_THRESHOLD} \
@@ -255,7 +255,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let facts = media_facts(&bytes, image.width(), image.height(), digest.hash, digest.quality);
-        Ok((pdq.map(|hash| hash.to_hex()), signals.features, facts))
+        Ok((pdq, signals.trimmed_pdq, signals.features, facts))
     };
     // Hash everything first, then write the good ones in one transaction.
     let mut hashed = Vec::new();
@@ -273,12 +273,15 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for (path, result) in hashed {
         lines.push(match result {
-            Ok((hash, features, facts)) => {
+            Ok((hash, trimmed, features, facts)) => {
+                let hash = hash.map(|hash| hash.to_hex());
                 let mut signals: Vec<Signal> = hash
-                    .iter()
-                    .map(|hash| Signal {
+                    .clone()
+                    .into_iter()
+                    .chain(trimmed.map(|trimmed| trimmed.to_hex()))
+                    .map(|value| Signal {
                         signal_type: SignalType::Pdq.name().to_string(),
-                        value: hash.clone(),
+                        value,
                     })
                     .collect();
                 let keypoints = features.as_ref().map_or(0, FeatureSet::len);

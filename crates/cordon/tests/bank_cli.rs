@@ -258,6 +258,47 @@ fn a_picture_too_plain_for_pdq_is_banked_by_its_features_and_a_blank_one_is_refu
 }
 
 #[test]
+fn a_framed_picture_is_banked_with_the_hash_inside_its_frame() {
+    // The bridge photo on a white mat: its own PDQ hash is another picture's, but the
+    // bank also keeps the hash of what is inside the mat, so the photo posted without
+    // it matches by PDQ alone.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let photo = cordon_signals::decode(&bytes, &Default::default()).unwrap();
+    let width = photo.width() as usize;
+    let png = pictures::on_white_mat_png(photo.pixels(), width, width / 8);
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("framed.png");
+    std::fs::write(&path, png).unwrap();
+    create(data.path(), "TVEC", &[]);
+    let added = ok_lines(&cordon_in(
+        data.path(),
+        &["bank", "add", "TVEC", path.to_str().unwrap()],
+        None,
+    ));
+    assert_ne!(added[0]["signals"]["pdq"], BRIDGE);
+    let exported =
+        String::from_utf8(cordon_in(data.path(), &["bank", "export", "TVEC", "--format", "tx"], None).stdout)
+            .unwrap();
+    let hashes: Vec<&str> = exported.lines().filter(|l| l.starts_with("pdq ")).collect();
+    assert!(hashes.contains(&format!("pdq {BRIDGE}").as_str()), "{hashes:?}");
+    let found = ok_lines(&cordon_in(
+        data.path(),
+        &[
+            "match",
+            "--no-features",
+            image("misc-images/b.jpg").to_str().unwrap(),
+        ],
+        None,
+    ));
+    let best = &found[0]["matches"][0];
+    assert_eq!(best["content_id"], added[0]["content_id"], "{}", found[0]);
+    assert_eq!(
+        (&best["signal_type"], &best["distance"]),
+        (&json!("pdq"), &json!(0))
+    );
+}
+
+#[test]
 fn disabled_banks_do_not_match() {
     let data = tempfile::tempdir().unwrap();
     create(data.path(), "OFF", &["--disabled"]);
