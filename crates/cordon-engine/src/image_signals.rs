@@ -2,10 +2,10 @@
 //! one up agree whether they come from the CLI or the API.
 //!
 //! A bank keeps an image's PDQ hash, that of the picture inside any borders or padding
-//! (so that a repost with them cropped off matches by PDQ too), and its local features. A lookup computes PDQ (in
-//! eight orientations when asked), PDQ of the picture inside any borders or padding
-//! (`trimmed`), and local features with those of its mirror image; the matcher then
-//! consults every signal of every bank.
+//! (so that a repost with them cropped off matches by PDQ too), and its local features.
+//! A lookup computes PDQ (in eight orientations when asked), PDQ of the picture inside
+//! any borders or padding (`trimmed`), and local features with those of its mirror
+//! image; the matcher then consults every signal of every bank.
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
@@ -130,7 +130,7 @@ pub struct BankSignals {
 impl BankSignals {
     /// The PDQ hash when its quality is high enough to match by.
     pub fn usable_pdq(&self) -> Option<PdqHash> {
-        (self.pdq.quality >= QUALITY_THRESHOLD).then_some(self.pdq.hash)
+        self.pdq.usable()
     }
 
     pub fn of(image: &DecodedImage, hasher: &PdqHasher) -> BankSignals {
@@ -138,9 +138,9 @@ impl BankSignals {
         let pdq = hasher.hash(image);
         let region = trim_borders(image);
         let trimmed_pdq = (!region.is_whole(image))
-            .then(|| hasher.hash_region(image, region))
-            .filter(|trimmed| trimmed.quality >= QUALITY_THRESHOLD && trimmed.hash != pdq.hash)
-            .map(|trimmed| trimmed.hash);
+            .then(|| hasher.hash_region(image, region).usable())
+            .flatten()
+            .filter(|trimmed| *trimmed != pdq.hash);
         BankSignals {
             pdq,
             trimmed_pdq,

@@ -19,7 +19,6 @@ use cordon_engine::access::Role;
 use cordon_engine::hash_list::canonical_signal;
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
-use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{PdqHash, SignalType, decode};
 use cordon_store::{Bank, BankName, BankUpdate, Content, ContentId, NewBank};
 use serde::Deserialize;
@@ -71,8 +70,7 @@ async fn hash_upload(state: &Arc<AppState>, bytes: Bytes) -> Result<Option<PdqHa
     let state = state.clone();
     blocking(move || {
         let image = decode(&bytes, &state.limits)?;
-        let digest = state.hasher.hash(&image);
-        Ok((digest.quality >= QUALITY_THRESHOLD).then_some(digest.hash))
+        Ok(state.hasher.hash(&image).usable())
     })
     .await
 }

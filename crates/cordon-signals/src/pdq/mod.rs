@@ -55,6 +55,14 @@ pub struct PdqDigest {
     pub quality: u8,
 }
 
+impl PdqDigest {
+    /// The hash when its quality (at least [`QUALITY_THRESHOLD`]) says it carries
+    /// information: a flat or tiny image's hash matches unrelated images.
+    pub fn usable(&self) -> Option<PdqHash> {
+        (self.quality >= QUALITY_THRESHOLD).then_some(self.hash)
+    }
+}
+
 /// The eight rotations and mirror images of a picture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dihedral {

@@ -3,7 +3,7 @@
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{DecodedImage, PdqDigest, PdqHash, PdqHasher, Region, SignalType, trim_borders};
+use cordon_signals::{DecodedImage, PdqHash, PdqHasher, Region, SignalType, trim_borders};
 
 use super::measure;
 
@@ -88,12 +88,6 @@ pub fn all_signals() -> Vec<Box<dyn EvalSignal>> {
 /// PDQ's threshold in python-threatexchange and HMA, and Cordon's bank default.
 const PDQ_THRESHOLD: u32 = 31;
 
-/// The hash when its quality says it carries information; matching drops the others,
-/// because a flat or tiny image's hash matches unrelated images.
-fn usable(digest: PdqDigest) -> Option<PdqHash> {
-    (digest.quality >= QUALITY_THRESHOLD).then_some(digest.hash)
-}
-
 /// Plain PDQ, looked up as HMA looks it up: the query's own orientation only.
 struct Pdq;
 
@@ -107,11 +101,13 @@ impl EvalSignal for Pdq {
     }
 
     fn bank_hashes(&self, image: &DecodedImage) -> Vec<PdqHash> {
-        usable(PdqHasher::default().hash(image)).into_iter().collect()
+        PdqHasher::default().hash(image).usable().into_iter().collect()
     }
 
     fn query_hashes(&self, image: &DecodedImage) -> Vec<(&'static str, PdqHash)> {
-        usable(PdqHasher::default().hash(image))
+        PdqHasher::default()
+            .hash(image)
+            .usable()
             .map(|hash| ("original", hash))
             .into_iter()
             .collect()
@@ -177,7 +173,7 @@ impl EvalSignal for PdqTrimmed {
         let hasher = PdqHasher::default();
         PdqTrimmed::regions(image)
             .into_iter()
-            .filter_map(|region| usable(hasher.hash_region(image, region)))
+            .filter_map(|region| hasher.hash_region(image, region).usable())
             .collect()
     }
 
