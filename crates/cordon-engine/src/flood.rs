@@ -6,12 +6,13 @@
 //! spreads too, but a person can tell the two apart in seconds and release the entry; the
 //! guard only makes sure somebody looks before the damage is done.
 //!
-//! Each entry's hits are counted per window (10 minutes unless configured). When the
-//! current window holds at least `min_hits` and more than `factor` times the entry's
-//! average per window over its history (24 hours), the entry is quarantined. A released
-//! entry is left alone from then on: a person vouched for it.
+//! Each entry's hits are counted per window (10 minutes unless configured), in the store,
+//! so that nodes sharing one store count them together. When the current window holds at
+//! least `min_hits` and more than `factor` times the entry's average per window over its
+//! history (24 hours), the entry is quarantined. A released entry is left alone from then
+//! on: a person vouched for it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use cordon_store::{ContentId, FloodRecord, NewQuarantine, Quarantine, WindowHits};
 use serde::Deserialize;
@@ -82,53 +83,30 @@ impl FloodGuardConfig {
     }
 }
 
-/// Hit counts and quarantines, in memory; the store keeps the same (see
-/// [`FloodRecord`]) so a restart forgets nothing.
+/// Which entries are quarantined, in memory; the hit counts it judges by live in the store
+/// (see [`FloodGuard::observe`]), so every node sharing a store judges by all the hits.
 pub struct FloodGuard {
     config: FloodGuardConfig,
-    /// Per entry, (window number, hits) of its recent windows, oldest first.
-    hits: HashMap<ContentId, VecDeque<(i64, u32)>>,
     /// Entries quarantined now, with their bank.
     quarantined: HashMap<ContentId, String>,
     /// Entries a person released: never quarantined again.
     released: HashSet<ContentId>,
-    /// The window of the last sweep of stale counts.
-    swept: i64,
 }
 
 impl FloodGuard {
-    /// A guard that remembers `quarantines` and the stored `hits` (see
-    /// [`FloodGuardConfig::history_start`]).
-    pub fn new(config: FloodGuardConfig, quarantines: &[Quarantine], hits: &[WindowHits]) -> FloodGuard {
+    /// A guard that remembers the store's `quarantines`.
+    pub fn new(config: FloodGuardConfig, quarantines: &[Quarantine]) -> FloodGuard {
         let mut guard = FloodGuard {
             config,
-            hits: HashMap::new(),
             quarantined: HashMap::new(),
             released: HashSet::new(),
-            swept: i64::MIN,
         };
         for quarantine in quarantines {
             if quarantine.released_at.is_some() {
                 guard.released.insert(quarantine.content_id);
             } else {
-                guard
-                    .quarantined
-                    .insert(quarantine.content_id, quarantine.bank.clone());
+                guard.quarantine(quarantine.content_id, &quarantine.bank);
             }
-        }
-        for row in hits {
-            let Ok(start) = OffsetDateTime::parse(&row.window_start, &Rfc3339) else {
-                continue;
-            };
-            let window = guard.config.window_of(start);
-            let windows = guard.hits.entry(row.content_id).or_default();
-            match windows.back_mut() {
-                Some((last, count)) if *last == window => *count += row.hits,
-                _ => windows.push_back((window, row.hits)),
-            }
-        }
-        for windows in guard.hits.values_mut() {
-            windows.make_contiguous().sort_unstable();
         }
         guard
     }
@@ -137,11 +115,34 @@ impl FloodGuard {
         &self.config
     }
 
-    /// Counts one hit for each entry `matches` found at `now`, quarantines the entries
-    /// this makes flood, and marks every match of a quarantined entry. Negative banks'
-    /// entries never act, so they are neither counted nor quarantined. Returns what to
-    /// store with the submission.
-    pub fn observe(&mut self, matches: &mut [Match], now: OffsetDateTime) -> FloodRecord {
+    /// The entries among `matches` whose hits [`FloodGuard::observe`] needs: read their
+    /// counts since [`FloodGuardConfig::history_start`] from the store. Empty when the
+    /// guard is off or nothing it guards matched.
+    pub fn counted_entries(&self, matches: &[Match]) -> Vec<ContentId> {
+        if !self.config.enabled {
+            return Vec::new();
+        }
+        let mut entries: Vec<ContentId> = matches
+            .iter()
+            .filter(|m| !m.negative)
+            .map(|m| m.content_id)
+            .collect();
+        entries.sort_unstable();
+        entries.dedup();
+        entries
+    }
+
+    /// Counts one hit for each entry `matches` found at `now` on top of its `counted` hits
+    /// (the store's, see [`FloodGuard::counted_entries`]), quarantines the entries this
+    /// makes flood, and marks every match of a quarantined entry. Negative banks' entries
+    /// never act, so they are neither counted nor quarantined; an entry found by several
+    /// signals is one hit. Returns what to store with the submission.
+    pub fn observe(
+        &mut self,
+        matches: &mut [Match],
+        now: OffsetDateTime,
+        counted: &[WindowHits],
+    ) -> FloodRecord {
         let window = self.config.window_of(now);
         let mut record = FloodRecord {
             window_start: cordon_store::format_time(
@@ -152,64 +153,51 @@ impl FloodGuard {
         if !self.config.enabled {
             return record;
         }
-        self.sweep(window);
         for found in matches.iter_mut().filter(|m| !m.negative) {
-            record.hits.push(found.content_id);
-            let current = self.count(found.content_id, window);
-            if let Some(reason) = self.floods(found.content_id, window, current) {
-                self.quarantined
-                    .insert(found.content_id, found.bank.as_str().to_string());
-                record.quarantines.push(NewQuarantine {
-                    content_id: found.content_id,
-                    bank: found.bank.as_str().to_string(),
-                    reason,
-                });
+            if !record.hits.contains(&found.content_id) {
+                record.hits.push(found.content_id);
+                let (current, earlier) = self.hits_of(found.content_id, window, counted);
+                if let Some(reason) = self.floods(found.content_id, current + 1, earlier) {
+                    self.quarantine(found.content_id, found.bank.as_str());
+                    record.quarantines.push(NewQuarantine {
+                        content_id: found.content_id,
+                        bank: found.bank.as_str().to_string(),
+                        reason,
+                    });
+                }
             }
             found.quarantined = self.quarantined.contains_key(&found.content_id);
         }
         record
     }
 
-    /// Adds a hit in `window` and returns the window's count.
-    fn count(&mut self, content_id: ContentId, window: i64) -> u32 {
+    /// An entry's hits in `window` and in the history before it, from `counted`.
+    fn hits_of(&self, content_id: ContentId, window: i64, counted: &[WindowHits]) -> (u32, u64) {
         let oldest = window - self.config.history_windows();
-        let windows = self.hits.entry(content_id).or_default();
-        while windows.front().is_some_and(|(w, _)| *w < oldest) {
-            windows.pop_front();
-        }
-        match windows.back_mut() {
-            Some((last, count)) if *last == window => {
-                *count += 1;
-                *count
-            }
-            _ => {
-                windows.push_back((window, 1));
-                1
+        let (mut current, mut earlier) = (0u32, 0u64);
+        for row in counted.iter().filter(|row| row.content_id == content_id) {
+            let Ok(start) = OffsetDateTime::parse(&row.window_start, &Rfc3339) else {
+                continue;
+            };
+            match self.config.window_of(start) {
+                w if w == window => current = current.saturating_add(row.hits),
+                w if w >= oldest && w < window => earlier += u64::from(row.hits),
+                _ => {}
             }
         }
+        (current, earlier)
     }
 
-    /// Why an entry with `current` hits in `window` floods, if it does.
-    fn floods(&self, content_id: ContentId, window: i64, current: u32) -> Option<String> {
+    /// Why an entry with `current` hits in this window and `earlier` hits over the history
+    /// before it floods, if it does.
+    fn floods(&self, content_id: ContentId, current: u32, earlier: u64) -> Option<String> {
         if self.quarantined.contains_key(&content_id)
             || self.released.contains(&content_id)
             || current < self.config.min_hits
         {
             return None;
         }
-        let history = self.config.history_windows();
-        let earlier: u64 = self
-            .hits
-            .get(&content_id)
-            .map(|windows| {
-                windows
-                    .iter()
-                    .filter(|(w, _)| *w >= window - history && *w < window)
-                    .map(|(_, hits)| u64::from(*hits))
-                    .sum()
-            })
-            .unwrap_or(0);
-        let usual = earlier as f64 / history as f64;
+        let usual = earlier as f64 / self.config.history_windows() as f64;
         (f64::from(current) > self.config.factor * usual).then(|| {
             format!(
                 "{current} matches in {} minutes against {usual:.2} per {} minutes over the last {} hours",
@@ -218,16 +206,12 @@ impl FloodGuard {
         })
     }
 
-    /// Drops the counts of entries that have not matched for a whole history, once per
-    /// window, so that memory follows the entries that are matching now.
-    fn sweep(&mut self, window: i64) {
-        if self.swept == window {
-            return;
+    /// Holds an entry's matches for review (unless a person released it): what this
+    /// guard or another node's found.
+    pub fn quarantine(&mut self, content_id: ContentId, bank: &str) {
+        if !self.released.contains(&content_id) {
+            self.quarantined.insert(content_id, bank.to_string());
         }
-        self.swept = window;
-        let oldest = window - self.config.history_windows();
-        self.hits
-            .retain(|_, windows| windows.back().is_some_and(|(w, _)| *w >= oldest));
     }
 
     /// Lets a quarantined entry act again, and for good.
@@ -273,23 +257,57 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
     }
 
-    fn guard() -> FloodGuard {
-        FloodGuard::new(FloodGuardConfig::default(), &[], &[])
+    /// The guard with hit counts kept as the store keeps them: one row per entry and
+    /// window, each submission's hits added after it was judged.
+    struct Counted {
+        guard: FloodGuard,
+        rows: Vec<WindowHits>,
+    }
+
+    impl Counted {
+        fn new(config: FloodGuardConfig, quarantines: &[Quarantine], rows: Vec<WindowHits>) -> Counted {
+            Counted {
+                guard: FloodGuard::new(config, quarantines),
+                rows,
+            }
+        }
+
+        fn submit(&mut self, matches: &mut [Match], now: OffsetDateTime) -> FloodRecord {
+            let record = self.guard.observe(matches, now, &self.rows);
+            for &content_id in &record.hits {
+                match self
+                    .rows
+                    .iter_mut()
+                    .find(|r| r.content_id == content_id && r.window_start == record.window_start)
+                {
+                    Some(row) => row.hits += 1,
+                    None => self.rows.push(WindowHits {
+                        content_id,
+                        window_start: record.window_start.clone(),
+                        hits: 1,
+                    }),
+                }
+            }
+            record
+        }
+    }
+
+    fn history(content_id: ContentId, hits: u32) -> Vec<WindowHits> {
+        (1..=144)
+            .map(|window| WindowHits {
+                content_id,
+                window_start: cordon_store::format_time(at(-window * 600)),
+                hits,
+            })
+            .collect()
     }
 
     #[test]
     fn a_sudden_burst_quarantines_but_a_steady_rate_does_not() {
         // A steady entry: 30 hits in each window of the last 24 hours.
-        let steady: Vec<WindowHits> = (1..=144)
-            .map(|window| WindowHits {
-                content_id: 1,
-                window_start: cordon_store::format_time(at(-window * 600)),
-                hits: 30,
-            })
-            .collect();
-        let mut guard = FloodGuard::new(FloodGuardConfig::default(), &[], &steady);
+        let mut counted = Counted::new(FloodGuardConfig::default(), &[], history(1, 30));
         for n in 1..=60 {
-            let record = guard.observe(&mut [hit(1), hit(2)], at(n));
+            let record = counted.submit(&mut [hit(1), hit(2)], at(n));
             let new: Vec<ContentId> = record.quarantines.iter().map(|q| q.content_id).collect();
             if n == 20 {
                 assert_eq!(new, [2], "the new entry floods at its 20th hit in ten minutes");
@@ -299,49 +317,75 @@ mod tests {
             }
         }
         assert!(
-            !guard.is_quarantined(1),
+            !counted.guard.is_quarantined(1),
             "60 hits against its usual 30 are not ten times more"
         );
-        assert!(guard.is_quarantined(2));
+        assert!(counted.guard.is_quarantined(2));
         let mut later = [hit(2)];
-        guard.observe(&mut later, at(3600));
+        counted.submit(&mut later, at(3600));
         assert!(later[0].quarantined, "a quarantine lasts until released");
     }
 
     #[test]
+    fn hits_counted_elsewhere_count_too() {
+        // Nineteen hits that other nodes recorded in this window: the first here floods.
+        let elsewhere = vec![WindowHits {
+            content_id: 5,
+            window_start: cordon_store::format_time(at(0)),
+            hits: 19,
+        }];
+        let mut counted = Counted::new(FloodGuardConfig::default(), &[], elsewhere);
+        let mut matches = [hit(5)];
+        let record = counted.submit(&mut matches, at(30));
+        assert_eq!(record.quarantines.len(), 1);
+        assert!(matches[0].quarantined);
+        // And another node's quarantine, told through the feed, holds here.
+        let mut guard = FloodGuard::new(FloodGuardConfig::default(), &[]);
+        guard.quarantine(6, "TVEC");
+        let mut matches = [hit(6)];
+        let record = guard.observe(&mut matches, at(0), &[]);
+        assert!(matches[0].quarantined && record.quarantines.is_empty());
+    }
+
+    #[test]
+    fn an_entry_found_by_several_signals_is_one_hit() {
+        let mut counted = Counted::new(FloodGuardConfig::default(), &[], Vec::new());
+        let mut features = hit(9);
+        features.signal_type = "features";
+        let record = counted.submit(&mut [hit(9), features], at(0));
+        assert_eq!(record.hits, [9]);
+        assert_eq!(counted.guard.counted_entries(&[hit(9), hit(3), hit(9)]), [3, 9]);
+    }
+
+    #[test]
     fn released_entries_and_negative_banks_are_left_alone() {
-        let mut guard = guard();
+        let mut counted = Counted::new(FloodGuardConfig::default(), &[], Vec::new());
         for n in 0..25 {
-            guard.observe(&mut [hit(7)], at(n));
+            counted.submit(&mut [hit(7)], at(n));
         }
-        assert!(guard.is_quarantined(7));
-        guard.release(7);
+        assert!(counted.guard.is_quarantined(7));
+        counted.guard.release(7);
         let mut matches = [hit(7)];
         for n in 0..100 {
-            guard.observe(&mut matches, at(1200 + n));
+            counted.submit(&mut matches, at(1200 + n));
         }
-        assert!(!matches[0].quarantined && !guard.is_quarantined(7));
+        assert!(!matches[0].quarantined && !counted.guard.is_quarantined(7));
+        counted.guard.quarantine(7, "TVEC");
+        assert!(!counted.guard.is_quarantined(7), "a late word from another node");
 
         let mut negative = hit(8);
         negative.negative = true;
+        assert!(counted.guard.counted_entries(&[negative.clone()]).is_empty());
         for n in 0..100 {
-            let record = guard.observe(std::slice::from_mut(&mut negative), at(n));
+            let record = counted.submit(std::slice::from_mut(&mut negative), at(n));
             assert!(record.hits.is_empty());
         }
-        assert!(!guard.is_quarantined(8));
+        assert!(!counted.guard.is_quarantined(8));
     }
 
     #[test]
     fn history_and_quarantines_survive_a_restart_through_the_store_rows() {
-        let config = FloodGuardConfig::default();
         // Twelve hits in each window of the last day: a usual rate of 12.
-        let hits: Vec<WindowHits> = (1..=144)
-            .map(|window| WindowHits {
-                content_id: 3,
-                window_start: cordon_store::format_time(at(-window * 600 - 1)),
-                hits: 12,
-            })
-            .collect();
         let kept = Quarantine {
             content_id: 4,
             bank: "TVEC".into(),
@@ -350,16 +394,16 @@ mod tests {
             released_at: None,
             released_by: None,
         };
-        let mut guard = FloodGuard::new(config, &[kept], &hits);
-        assert!(guard.is_quarantined(4));
+        let mut counted = Counted::new(FloodGuardConfig::default(), &[kept], history(3, 12));
+        assert!(counted.guard.is_quarantined(4));
         for n in 0..100 {
-            guard.observe(&mut [hit(3)], at(n));
+            counted.submit(&mut [hit(3)], at(n));
         }
-        assert!(!guard.is_quarantined(3), "100 < 10 x 12");
+        assert!(!counted.guard.is_quarantined(3), "100 < 10 x 12");
         for n in 100..121 {
-            guard.observe(&mut [hit(3)], at(n));
+            counted.submit(&mut [hit(3)], at(n));
         }
-        assert!(guard.is_quarantined(3), "121 > 10 x 12");
+        assert!(counted.guard.is_quarantined(3), "121 > 10 x 12");
     }
 
     #[test]
@@ -368,10 +412,11 @@ mod tests {
             enabled: false,
             ..FloodGuardConfig::default()
         };
-        let mut guard = FloodGuard::new(config, &[], &[]);
+        let mut counted = Counted::new(config, &[], Vec::new());
+        assert!(counted.guard.counted_entries(&[hit(1)]).is_empty());
         for n in 0..100 {
-            assert!(guard.observe(&mut [hit(1)], at(n)).hits.is_empty());
+            assert!(counted.submit(&mut [hit(1)], at(n)).hits.is_empty());
         }
-        assert!(!guard.is_quarantined(1));
+        assert!(!counted.guard.is_quarantined(1));
     }
 }

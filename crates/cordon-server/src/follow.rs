@@ -126,6 +126,16 @@ fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
                 state.matcher_mut().set_disabled_until(content, until.clone());
             }
         }
+        ChangeKind::ContentQuarantined { bank } => {
+            if let Some(content) = content {
+                state.flood().quarantine(content, bank);
+            }
+        }
+        ChangeKind::ContentReleased => {
+            if let Some(content) = content {
+                state.flood().release(content);
+            }
+        }
         ChangeKind::BankChanged => {
             let Some(bank) = bank else { return Ok(()) };
             let found = state.store().bank_by_id(bank)?;
@@ -152,20 +162,28 @@ pub const FEED_RETENTION: time::Duration = time::Duration::hours(24);
 /// How often the leader purges the feed.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// On the leader, deletes the feed's changes older than [`FEED_RETENTION`], every
-/// [`PURGE_EVERY`]: without it the feed would grow by a row for every hash ever added.
-pub async fn purge_feed_forever(state: Arc<AppState>) {
+/// On the leader, deletes the feed's changes older than [`FEED_RETENTION`] and the flood
+/// guard's counts older than its history, every [`PURGE_EVERY`]: without it the feed would
+/// grow by a row for every hash ever added, the counts by one per entry and window.
+pub async fn purge_old_rows_forever(state: Arc<AppState>) {
     loop {
         tokio::time::sleep(PURGE_EVERY).await;
         if !state.leading.load(Ordering::Acquire) {
             continue;
         }
         let purger = state.clone();
-        let before = cordon_store::format_time(time::OffsetDateTime::now_utc() - FEED_RETENTION);
-        match tokio::task::spawn_blocking(move || purger.store().purge_changes(&before)).await {
+        let now = time::OffsetDateTime::now_utc();
+        let before = cordon_store::format_time(now - FEED_RETENTION);
+        let counted_since = cordon_store::format_time(state.flood().config().history_start(now));
+        let purged = tokio::task::spawn_blocking(move || {
+            let mut store = purger.store();
+            store.purge_changes(&before)?;
+            store.purge_content_hits(&counted_since)
+        });
+        match purged.await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => eprintln!("cordon: purging the change feed: {error}"),
-            Err(error) => eprintln!("cordon: purging the change feed: {error}"),
+            Ok(Err(error)) => eprintln!("cordon: purging the change feed and flood counts: {error}"),
+            Err(error) => eprintln!("cordon: purging the change feed and flood counts: {error}"),
         }
     }
 }

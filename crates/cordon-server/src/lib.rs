@@ -72,7 +72,7 @@ impl Background {
             tasks: vec![
                 tokio::spawn(delivery::deliver_forever(state.clone())),
                 tokio::spawn(follow::follow_forever(state.clone())),
-                tokio::spawn(follow::purge_feed_forever(state.clone())),
+                tokio::spawn(follow::purge_old_rows_forever(state.clone())),
             ],
         }
     }

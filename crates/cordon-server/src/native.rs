@@ -206,9 +206,17 @@ pub fn decide(
         (matches, labels)
     };
     let labels_of = |bank: &str| labels.get(bank).cloned().unwrap_or_default();
-    submission.flood = state
-        .flood()
-        .observe(&mut matches, time::OffsetDateTime::now_utc());
+    let now = time::OffsetDateTime::now_utc();
+    submission.flood = {
+        // The counts every node has committed, read before the guard's lock is taken.
+        let (entries, since) = {
+            let flood = state.flood();
+            let since = flood.config().history_start(now);
+            (flood.counted_entries(&matches), cordon_store::format_time(since))
+        };
+        let counted = state.store().content_hits(&entries, &since)?;
+        state.flood().observe(&mut matches, now, &counted)
+    };
     let mut decisions = state.policy.decide(&matches, labels_of);
     // From reading the account's strikes to recording the new ones, nothing else is
     // decided for this account, so two uploads of one account cannot both miss the

@@ -86,13 +86,17 @@ impl AppState {
     }
 
     fn with_store(
-        mut store: Store,
+        store: Store,
         location: StoreLocation,
         limits: DecodeLimits,
         policy: Policy,
     ) -> Result<AppState, StartError> {
-        let (matcher, ledger, cursor) = indexes_in_snapshot(&store)?;
-        let flood = load_flood_guard(&mut store, &policy).map_err(MatcherError::from)?;
+        let Loaded {
+            matcher,
+            ledger,
+            flood,
+            cursor,
+        } = load_in_snapshot(&store, &policy)?;
         let throttle = crate::throttle::Throttle::new(policy.limits.clone());
         let fetcher =
             MediaFetcher::new(policy.fetch.clone(), limits.max_bytes).map_err(StartError::Fetcher)?;
@@ -121,12 +125,19 @@ impl AppState {
         })
     }
 
-    /// Loads the indexes again from the store, as at start, with the feed position of the
-    /// same snapshot: for a node that fell behind further than the feed reaches back.
+    /// Loads the indexes and the quarantines again from the store, as at start, with the
+    /// feed position of the same snapshot: for a node that fell behind further than the
+    /// feed reaches back.
     pub fn reload_indexes(&self) -> Result<(), MatcherError> {
-        let (matcher, ledger, cursor) = indexes_in_snapshot(&self.store())?;
+        let Loaded {
+            matcher,
+            ledger,
+            flood,
+            cursor,
+        } = load_in_snapshot(&self.store(), &self.policy)?;
         *self.matcher_mut() = matcher;
         *self.ledger_mut() = ledger;
+        *self.flood() = flood;
         self.feed_cursor
             .store(cursor, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -177,24 +188,26 @@ impl AppState {
     }
 }
 
-/// The indexes and the feed's position, from one snapshot: the follower then applies
-/// exactly what came after.
-fn indexes_in_snapshot(store: &Store) -> Result<(Matcher, Ledger, i64), MatcherError> {
-    store.in_snapshot(|store| {
-        let matcher = Matcher::load(store)?;
-        let ledger = Ledger::load(store).map_err(MatcherError::from)?;
-        let cursor = store.last_change().map_err(MatcherError::from)?;
-        Ok::<_, MatcherError>((matcher, ledger, cursor))
-    })
+/// What a node holds in memory, and the feed position it is current to.
+struct Loaded {
+    matcher: Matcher,
+    ledger: Ledger,
+    /// The flood guard with the store's quarantines (the hit counts stay in the store).
+    flood: FloodGuard,
+    cursor: i64,
 }
 
-/// The flood guard as the store left it: quarantines, and the hit counts of the history
-/// it compares against.
-fn load_flood_guard(store: &mut Store, policy: &Policy) -> Result<FloodGuard, cordon_store::StoreError> {
-    let config = policy.flood_guard.clone();
-    let since = cordon_store::format_time(config.history_start(time::OffsetDateTime::now_utc()));
-    let hits = store.content_hits_since(&since)?;
-    Ok(FloodGuard::new(config, &store.quarantines()?, &hits))
+/// Everything a node holds in memory, from one snapshot: the follower then applies
+/// exactly what came after.
+fn load_in_snapshot(store: &Store, policy: &Policy) -> Result<Loaded, MatcherError> {
+    store.in_snapshot(|store| {
+        Ok(Loaded {
+            matcher: Matcher::load(store)?,
+            ledger: Ledger::load(store)?,
+            flood: FloodGuard::new(policy.flood_guard.clone(), &store.quarantines()?),
+            cursor: store.last_change()?,
+        })
+    })
 }
 
 /// Runs blocking work (SQLite, decoding, hashing) off the async workers.

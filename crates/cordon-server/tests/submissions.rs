@@ -671,6 +671,45 @@ fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
     let audit = store.audit_entries(0).unwrap();
     let events: Vec<&str> = audit.iter().map(|e| e.event.as_str()).collect();
     assert!(events.contains(&"flood.quarantined") && events.contains(&"flood.released"));
+    // ...and so do other nodes on the same store, through the change feed.
+    let told: Vec<(Option<i64>, cordon_store::ChangeKind)> = store
+        .changes_after(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                cordon_store::ChangeKind::ContentQuarantined { .. }
+                    | cordon_store::ChangeKind::ContentReleased
+            )
+        })
+        .map(|c| (c.content_id, c.kind))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (
+                Some(1),
+                cordon_store::ChangeKind::ContentQuarantined { bank: "TVEC".into() }
+            ),
+            (Some(1), cordon_store::ChangeKind::ContentReleased)
+        ]
+    );
+    // The counts are there for every node to read, and the leader purges the old ones.
+    let counted = store.content_hits(&[1], "2000-01-01T00:00:00Z").unwrap();
+    assert_eq!(counted.iter().map(|c| c.hits).sum::<u32>(), 8, "{counted:?}");
+    let mut store = store;
+    assert_eq!(store.purge_content_hits("2000-01-01T00:00:00Z").unwrap(), 0);
+    assert_eq!(
+        store.purge_content_hits("9999-01-01T00:00:00Z").unwrap(),
+        counted.len() as u64
+    );
+    assert!(
+        store
+            .content_hits(&[1], "2000-01-01T00:00:00Z")
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The change feed: one row per change that the in-memory indexes of other processes must
-//! follow (content added, removed or disabled, banks changed, sightings added), numbered by
-//! a sequence, written in the transaction of the change itself.
+//! The change feed: one row per change that the in-memory state of other processes must
+//! follow (content added, removed, disabled, quarantined or released, banks changed,
+//! sightings added, keys revoked), numbered by a sequence, written in the transaction of
+//! the change itself.
 //!
 //! Every process that serves from the store keeps a cursor and applies the rows after it
 //! (skipping its own, which it applied when it made them); on PostgreSQL a `NOTIFY` wakes
@@ -30,6 +31,10 @@ pub enum ChangeKind {
     ContentRemoved { pdq: Vec<String> },
     /// Content's disabled-until time set or cleared.
     ContentDisabled { until: Option<String> },
+    /// Content quarantined by the flood guard: its matches go to review.
+    ContentQuarantined { bank: String },
+    /// A quarantined content released by a person: it acts again, and for good.
+    ContentReleased,
     /// A bank created or changed: read it again (gone if it was deleted).
     BankChanged,
     /// A sighting added to the ledger, with its PDQ hash if it has one.
@@ -216,6 +221,10 @@ fn change_kind(kind: &str, detail: &str, signal: Option<Signal>) -> Result<Chang
                 .unwrap_or_default(),
         },
         "content.disabled" => ChangeKind::ContentDisabled { until: text("until") },
+        "content.quarantined" => ChangeKind::ContentQuarantined {
+            bank: text("bank").unwrap_or_default(),
+        },
+        "content.released" => ChangeKind::ContentReleased,
         "bank.changed" => ChangeKind::BankChanged,
         "sighting.added" => ChangeKind::SightingAdded { pdq: text("pdq") },
         "key.revoked" => ChangeKind::KeyRevoked {

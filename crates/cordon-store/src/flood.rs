@@ -2,6 +2,11 @@
 //! the entries it quarantined. An entry that suddenly matches far more than its history is
 //! more likely a bad hash (a flat colour, a meme slipped into a shared list) than a wave
 //! of real violations; its matches go to people until someone releases it.
+//!
+//! The counts here are the only counts: every node adds its hits to them in the
+//! submission's transaction and reads them back before deciding, so nodes sharing a store
+//! judge an entry by all its matches, not by the share that reached them. Quarantines and
+//! releases go into the change feed for the other nodes to follow.
 
 use crate::db::{Db, Row, params};
 use serde::Serialize;
@@ -9,7 +14,7 @@ use serde_json::json;
 
 use crate::model::ContentId;
 use crate::sqlite::Store;
-use crate::{StoreError, audit, now_rfc3339};
+use crate::{StoreError, audit, changes, now_rfc3339};
 
 /// Hits and new quarantines to record with a submission, in its transaction.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +54,7 @@ pub struct WindowHits {
     pub hits: u32,
 }
 
-pub(crate) fn record(tx: &Db, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
+pub(crate) fn record(tx: &Db, node: &str, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
     for content_id in &flood.hits {
         tx.execute(
             // Content deleted since the match was made has nothing left to count against.
@@ -61,12 +66,25 @@ pub(crate) fn record(tx: &Db, actor: &str, flood: &FloodRecord) -> Result<(), St
     }
     let now = now_rfc3339();
     for quarantine in &flood.quarantines {
-        tx.execute(
+        // Another node may have quarantined (or a person released) the entry meanwhile:
+        // then nothing changes and nothing is told.
+        let added = tx.execute(
             "INSERT INTO quarantine (content_id, bank, since, reason)
              SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT)
              WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
              ON CONFLICT(content_id) DO NOTHING",
             params![quarantine.content_id, quarantine.bank, now, quarantine.reason],
+        )?;
+        if added == 0 {
+            continue;
+        }
+        changes::record(
+            tx,
+            node,
+            "content.quarantined",
+            None,
+            Some(quarantine.content_id),
+            json!({ "bank": quarantine.bank }),
         )?;
         audit::append(
             tx,
@@ -115,6 +133,14 @@ impl Store {
             return Err(StoreError::NotQuarantined(content_id));
         }
         audit::append(&tx, &actor, "flood.released", json!({ "content_id": content_id }))?;
+        changes::record(
+            &tx,
+            self.node(),
+            "content.released",
+            None,
+            Some(content_id),
+            json!({}),
+        )?;
         let released = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM quarantine WHERE content_id = ?1"),
@@ -126,14 +152,21 @@ impl Store {
         Ok(released)
     }
 
-    /// Hit counts of windows starting at or after `since` (RFC 3339); older counts are
-    /// dropped, as the guard no longer looks at them.
-    pub fn content_hits_since(&mut self, since: &str) -> Result<Vec<WindowHits>, StoreError> {
-        let conn = self.db();
-        conn.execute("DELETE FROM content_hits WHERE window_start < ?1", params![since])?;
-        conn.query_map(
-            "SELECT content_id, window_start, hits FROM content_hits ORDER BY window_start",
-            params![],
+    /// The hit counts of `entries` in windows starting at or after `since` (RFC 3339),
+    /// as every node has committed them.
+    pub fn content_hits(&self, entries: &[ContentId], since: &str) -> Result<Vec<WindowHits>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ids are numbers: written into the statement.
+        let ids: Vec<String> = entries.iter().map(ContentId::to_string).collect();
+        self.db().query_map(
+            &format!(
+                "SELECT content_id, window_start, hits FROM content_hits
+                 WHERE content_id IN ({}) AND window_start >= ?1 ORDER BY content_id, window_start",
+                ids.join(", ")
+            ),
+            params![since],
             |r| {
                 Ok(WindowHits {
                     content_id: r.get(0)?,
@@ -141,6 +174,15 @@ impl Store {
                     hits: r.get(2)?,
                 })
             },
+        )
+    }
+
+    /// Deletes the hit counts of windows that started before `before` (RFC 3339), which the
+    /// guard no longer looks at; answers how many went.
+    pub fn purge_content_hits(&mut self, before: &str) -> Result<u64, StoreError> {
+        self.db().execute(
+            "DELETE FROM content_hits WHERE window_start < ?1",
+            params![before],
         )
     }
 }

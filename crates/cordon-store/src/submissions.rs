@@ -140,7 +140,7 @@ impl Store {
             ..Default::default()
         };
         crate::ledger::append(&tx, self.node(), &origin, &facts)?;
-        crate::flood::record(&tx, &actor, &submission.flood)?;
+        crate::flood::record(&tx, self.node(), &actor, &submission.flood)?;
         let subject = DecisionSubject {
             submission_id,
             content_id: &submission.content_id,

@@ -1,6 +1,7 @@
 //! Several `cordon serve` processes on one PostgreSQL store: a hash added, disabled or
 //! imported anywhere is live everywhere within a second, one node leads the webhook
-//! deliveries, and when it is killed another takes over and delivers everything.
+//! deliveries, and when it is killed another takes over and delivers everything; the flood
+//! guard counts every node's matches and its quarantines hold on every node.
 
 use crate::common;
 
@@ -544,4 +545,68 @@ fn a_node_killed_amid_submissions_loses_nothing_and_strikes_stay_in_order() {
     // And the audit log's chain is whole.
     let check = cli_on(data.path(), &store, &["audit", "verify"], None);
     assert!(check[0]["problem"].is_null(), "{}", check[0]);
+}
+
+/// `GET /metrics` of `node`: how many entries its flood guard holds quarantined.
+fn quarantined_entries(node: &Node) -> Option<u64> {
+    let text = reqwest::blocking::get(format!("{}/metrics", node.base))
+        .and_then(|r| r.text())
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("cordon_flood_quarantined_entries "))
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn nodes_count_a_flood_together_and_follow_each_others_quarantines() {
+    let store = cordon_testkit::shared_postgres().new_database("nodeflood");
+    let data = tempfile::tempdir().unwrap();
+    bank_of_bridge(data.path(), &store);
+    let (curator, submitter) = (
+        key(data.path(), &store, "curator"),
+        key(data.path(), &store, "submitter"),
+    );
+    let config = common::webhook_config(
+        data.path(),
+        free_port(),
+        r#""remove""#,
+        "[flood_guard]\nmin_hits = 6\n",
+    );
+    let nodes: Vec<Node> = (0..3).map(|_| start_node(data.path(), &store, &config)).collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let quarantined = |answer: &Value| answer["matches"][0]["quarantined"] == json!(true);
+
+    // Six matches of one entry within ten minutes, two through each node: a flood of six,
+    // though no node saw more than two of them.
+    for n in 0..6 {
+        let answer = submit(
+            &nodes[n % 3].base,
+            &submitter,
+            &format!("wave-{n}"),
+            &format!("acct-{n}"),
+        )
+        .unwrap();
+        assert_eq!(quarantined(&answer), n == 5, "upload {n}: {answer}");
+    }
+    // The node that quarantined it told the others.
+    until_all(&all, |node| quarantined_entries(node) == Some(1));
+    for (n, node) in nodes.iter().enumerate() {
+        let answer = submit(&node.base, &submitter, &format!("after-{n}"), "acct-after").unwrap();
+        assert!(quarantined(&answer), "node {n}: {answer}");
+        assert_eq!(answer["decisions"][0]["action"], "review", "node {n}: {answer}");
+    }
+
+    // Released through one node: it acts again on every node.
+    let released = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/quarantine/1/release", nodes[0].base))
+        .bearer_auth(&curator)
+        .send()
+        .unwrap();
+    assert_eq!(released.status().as_u16(), 200);
+    until_all(&all, |node| quarantined_entries(node) == Some(0));
+    for (n, node) in nodes.iter().enumerate() {
+        let answer = submit(&node.base, &submitter, &format!("released-{n}"), "acct-released").unwrap();
+        assert!(!quarantined(&answer), "node {n}: {answer}");
+        assert_eq!(answer["decisions"][0]["action"], "remove", "node {n}: {answer}");
+    }
 }
