@@ -200,9 +200,9 @@ fn listen_forever(url: &str, state: &AppState) {
     }
 }
 
-fn listen(url: &str, state: &AppState) -> Result<(), postgres::Error> {
+fn listen(url: &str, state: &AppState) -> Result<(), StoreError> {
     use postgres::fallible_iterator::FallibleIterator;
-    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    let mut client = cordon_store::connect_postgres(url)?;
     client.batch_execute(&format!("LISTEN {CHANGE_CHANNEL}"))?;
     let mut notifications = client.notifications();
     let mut arriving = notifications.blocking_iter();
@@ -230,8 +230,8 @@ pub fn lead_forever(state: Arc<AppState>) {
 }
 
 /// Holds the leader's lock while the connection lives; returns when it is lost.
-fn lead(url: &str, state: &AppState) -> Result<(), postgres::Error> {
-    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+fn lead(url: &str, state: &AppState) -> Result<(), StoreError> {
+    let mut client = cordon_store::connect_postgres(url)?;
     loop {
         let won: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?

@@ -9,6 +9,8 @@ pub enum StoreError {
     Postgres(#[from] postgres::Error),
     #[error("invalid store address {url:?}: {reason}")]
     StoreUrl { url: String, reason: String },
+    #[error("cannot connect to the store at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error(
         "the database at {path} has schema version {found}, newer than this Cordon ({supported}); upgrade Cordon"
     )]

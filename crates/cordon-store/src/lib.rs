@@ -16,6 +16,7 @@ mod ledger;
 mod migrations;
 mod model;
 mod pool;
+mod postgres_url;
 mod review;
 mod sqlite;
 mod submissions;
@@ -33,7 +34,7 @@ pub use model::{
 };
 pub use pool::{PooledStore, StorePool};
 pub use review::{Appeal, NewReviewItem, Outcome, QueueFilter, ReviewItem, StoredMedia};
-pub use sqlite::{ContentWriter, Store, StoreLocation};
+pub use sqlite::{ContentWriter, Store, StoreLocation, connect_postgres};
 pub use submissions::{Account, NewDecision, NewSubmission, OutboxRow, Recorded, StrikeRow};
 
 /// The file inside the data folder that holds the embedded store.

@@ -13,6 +13,7 @@ use crate::model::{
     ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
     SignalRow,
 };
+use crate::postgres_url::{PostgresTarget, without_password};
 use crate::{DATABASE_FILE, StoreError, now_rfc3339};
 
 /// Where the store lives: `sqlite://PATH` (a file, by default the data folder's) or a
@@ -32,7 +33,7 @@ impl StoreLocation {
     /// Reads `sqlite://PATH` or `postgres://…` (also `postgresql://…`).
     pub fn parse(url: &str) -> Result<StoreLocation, StoreError> {
         let invalid = |reason: &str| StoreError::StoreUrl {
-            url: url.to_string(),
+            url: without_password(url),
             reason: reason.to_string(),
         };
         if let Some(path) = url.strip_prefix("sqlite://") {
@@ -41,8 +42,7 @@ impl StoreLocation {
             }
             Ok(StoreLocation::Sqlite(PathBuf::from(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            url.parse::<postgres::Config>()
-                .map_err(|e| invalid(&e.to_string()))?;
+            PostgresTarget::parse(url).map_err(|reason| invalid(&reason))?;
             Ok(StoreLocation::Postgres(url.to_string()))
         } else {
             Err(invalid(
@@ -55,8 +55,8 @@ impl StoreLocation {
     pub fn display(&self) -> String {
         match self {
             StoreLocation::Sqlite(path) => format!("sqlite://{}", path.display()),
-            StoreLocation::Postgres(url) => match url.parse::<postgres::Config>() {
-                Ok(config) => {
+            StoreLocation::Postgres(url) => match PostgresTarget::parse(url) {
+                Ok(PostgresTarget { config, .. }) => {
                     let host = match config.get_hosts().first() {
                         Some(postgres::config::Host::Tcp(host)) => host.clone(),
                         Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -73,6 +73,17 @@ impl StoreLocation {
             },
         }
     }
+}
+
+/// A connection to the PostgreSQL store at `url`, with TLS as its `sslmode` and
+/// `sslrootcert` say (see [`crate::postgres_url`]): for the store itself and for a node's
+/// other connections to it (its `LISTEN`, its leader's lock).
+pub fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError> {
+    let target = PostgresTarget::parse(url).map_err(|reason| StoreError::StoreUrl {
+        url: without_password(url),
+        reason,
+    })?;
+    target.connect(&without_password(url))
 }
 
 /// A connection to the store.
@@ -129,7 +140,7 @@ impl Store {
                 Self::configure(conn, &path.display().to_string())
             }
             StoreLocation::Postgres(url) => {
-                let client = postgres::Client::connect(url, postgres::NoTls)?;
+                let client = connect_postgres(url)?;
                 let db = Db::Postgres(Box::new(std::cell::RefCell::new(PgConnection::new(client))));
                 migrate(&db, &location.display())?;
                 Ok(Store {

@@ -4,3 +4,4 @@
 
 mod pool;
 mod store;
+mod tls;

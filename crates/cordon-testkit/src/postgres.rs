@@ -24,6 +24,7 @@ pub struct PostgresServer {
     server: Watched,
     port: u16,
     bin: PathBuf,
+    tls: Option<TlsFiles>,
     // Last: removed after the server has stopped (the watchdog removes it first, normally).
     dir: tempfile::TempDir,
 }
@@ -32,6 +33,17 @@ impl PostgresServer {
     /// Starts (initdb + postgres) a server in a new temporary folder on a free loopback port.
     /// Panics, saying why, when PostgreSQL is missing or does not start.
     pub fn start() -> PostgresServer {
+        Self::start_with(false)
+    }
+
+    /// As [`PostgresServer::start`], but the server takes TCP connections over TLS only,
+    /// with a certificate for `localhost` (not for `127.0.0.1`) that [`TlsFiles::authority`]
+    /// signed: see [`PostgresServer::tls`]. Needs the `openssl` program.
+    pub fn start_tls() -> PostgresServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PostgresServer {
         let started = Instant::now();
         let bin = bin_dir();
         let run_as = run_as();
@@ -56,6 +68,23 @@ impl PostgresServer {
             .unwrap_or_else(|e| panic!("running initdb: {e}; {INSTALL}"));
         assert!(output.status.success(), "initdb failed: {}", text(&output));
         let initialised = started.elapsed();
+        let tls = tls.then(|| TlsFiles::make(dir.path(), run_as));
+        let mut tls_args: Vec<String> = Vec::new();
+        if let Some(files) = &tls {
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("writing pg_hba.conf");
+            tls_args = vec![
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", files.server_certificate.display()),
+                "-c".into(),
+                format!("ssl_key_file={}", files.server_key.display()),
+            ];
+        }
 
         // The socket folder: this one, unless its path is too long for a Unix socket (then none:
         // every client here connects over TCP).
@@ -86,7 +115,10 @@ impl PostgresServer {
                 // connections, and one binary holds all of a crate's suites.
                 "-c".into(),
                 "max_connections=1000".into(),
-            ];
+            ]
+            .into_iter()
+            .chain(tls_args.iter().cloned())
+            .collect();
             // SIGQUIT: the postmaster's immediate shutdown (`pg_ctl stop -m immediate`).
             let mut server = Watched::spawn(
                 dir.path(),
@@ -109,6 +141,7 @@ impl PostgresServer {
                         server,
                         port,
                         bin,
+                        tls,
                         dir,
                     };
                 }
@@ -171,6 +204,11 @@ impl PostgresServer {
         self.port
     }
 
+    /// The certificates of a server started with [`PostgresServer::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
     /// Its folder: the cluster in `data/`, the server's log in `postgres.log`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -181,6 +219,100 @@ impl Drop for PostgresServer {
     /// Stops it at once (an immediate shutdown, as `pg_ctl stop -m immediate`) and removes its folder.
     fn drop(&mut self) {
         self.server.stop("QUIT", false, Duration::from_secs(10));
+    }
+}
+
+/// The certificates of a server that takes TCP connections over TLS only, made with the
+/// `openssl` program in the server's folder.
+pub struct TlsFiles {
+    /// The authority (PEM) that signed the server's certificate.
+    pub authority: PathBuf,
+    /// An authority (PEM) that signed nothing of this server's.
+    pub stranger: PathBuf,
+    server_certificate: PathBuf,
+    server_key: PathBuf,
+}
+
+impl TlsFiles {
+    fn make(dir: &Path, run_as: RunAs) -> TlsFiles {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("running openssl: {e}; install it with `apt-get install -y openssl`")
+                });
+            assert!(
+                output.status.success(),
+                "openssl {args:?} failed: {}",
+                text(&output)
+            );
+        };
+        let new_key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for name in ["authority", "stranger"] {
+            let subject = format!("/CN=Cordon test {name}");
+            let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+            let mut args = vec!["req", "-x509", "-new", "-days", "2", "-subj", &subject];
+            args.extend(new_key);
+            args.extend(["-keyout", &key, "-out", &pem]);
+            openssl(&args);
+        }
+        let mut args = vec![
+            "req",
+            "-new",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ];
+        args.extend(new_key);
+        openssl(&args);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("writing server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "authority.pem",
+            "-CAkey",
+            "authority.key",
+            "-set_serial",
+            "1",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let server_key = dir.join("server.key");
+        // PostgreSQL refuses a key others can read, or that is not its own.
+        std::fs::set_permissions(&server_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("making server.key private");
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&server_key, Some(uid), Some(gid))
+                .expect("handing server.key to postgres");
+        }
+        TlsFiles {
+            authority: dir.join("authority.pem"),
+            stranger: dir.join("stranger.pem"),
+            server_certificate: dir.join("server.crt"),
+            server_key,
+        }
     }
 }
 
