@@ -6,10 +6,32 @@
 //! A lookup computes PDQ (in eight orientations when asked), PDQ of the picture inside
 //! any borders or padding (`trimmed`), and local features with those of its mirror
 //! image; the matcher then consults every signal of every bank.
+//!
+//! An image with transparency is hashed by PDQ as the reference hashes it (the colour
+//! under the opacity, which may be one plain colour), and everything else is computed on
+//! the picture as people see it ([`as_seen`]), whose PDQ hash is kept and looked up too
+//! (`composited`): a screenshot or a re-saved copy shows that picture.
+
+use std::borrow::Cow;
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Region, trim_borders};
+
+/// The grey an image with transparency is seen over.
+const SEEN_OVER: u8 = 128;
+
+/// The picture as people see it: an image with transparency composited over mid-grey,
+/// any other image as it is. Over white or black the same picture shows as this one with
+/// its brightness and contrast changed (exactly so when the colour under the opacity is
+/// one plain colour, as in pictures drawn in transparency), which neither PDQ nor local
+/// features mind; over white, a picture drawn in white would vanish.
+pub fn as_seen(image: &DecodedImage) -> Cow<'_, DecodedImage> {
+    match image.composited_over(SEEN_OVER) {
+        Some(seen) => Cow::Owned(seen),
+        None => Cow::Borrowed(image),
+    }
+}
 
 /// Which signals a lookup computes.
 #[derive(Clone, Copy, Debug)]
@@ -48,36 +70,42 @@ pub struct QuerySignals {
 impl QuerySignals {
     pub fn of(image: &DecodedImage, hasher: &PdqHasher, options: QueryOptions) -> QuerySignals {
         let mut signals = QuerySignals::default();
+        let seen = as_seen(image);
         let whole = Region::whole(image);
-        let trimmed = trim_borders(image);
-        for (region, trimmed_variant) in [(whole, false), (trimmed, true)] {
-            if trimmed_variant && trimmed == whole {
-                break;
+        let trimmed = trim_borders(&seen);
+        let composited = matches!(seen, Cow::Owned(_));
+        let variants = [
+            (image, whole, PdqVariant::Whole),
+            (&*seen, trimmed, PdqVariant::Trimmed),
+            (&*seen, whole, PdqVariant::Composited),
+        ];
+        for (picture, region, kind) in variants {
+            match kind {
+                PdqVariant::Trimmed if trimmed == whole => continue,
+                PdqVariant::Composited if !composited => continue,
+                _ => {}
             }
-            let hashes = hasher.hash_dihedral_region(image, region);
-            if !trimmed_variant {
+            let hashes = hasher.hash_dihedral_region(picture, region);
+            if kind == PdqVariant::Whole {
                 signals.hash = hashes.get(Dihedral::Original);
                 signals.quality = hashes.quality;
             }
             if hashes.quality < options.min_quality {
                 continue;
             }
-            let variants = if options.dihedral {
+            let orientations = if options.dihedral {
                 &Dihedral::ALL[..]
             } else {
                 &Dihedral::ALL[..1]
             };
-            for &variant in variants {
-                let name = if trimmed_variant {
-                    trimmed_name(variant)
-                } else {
-                    variant.name()
-                };
-                signals.pdq.push((name, hashes.get(variant)));
+            for &orientation in orientations {
+                signals
+                    .pdq
+                    .push((kind.name(orientation), hashes.get(orientation)));
             }
         }
         if options.features {
-            let (plain, mirrored) = features::extract_with_mirror(image);
+            let (plain, mirrored) = features::extract_with_mirror(&seen);
             if !plain.is_empty() {
                 signals.features = vec![("original", plain), ("mirror", mirrored)];
             }
@@ -102,29 +130,56 @@ impl QuerySignals {
     }
 }
 
-/// The name of a trimmed picture's variant.
-fn trimmed_name(variant: Dihedral) -> &'static str {
-    match variant {
-        Dihedral::Original => "trimmed",
-        Dihedral::Rotate90 => "trimmed_rotate90",
-        Dihedral::Rotate180 => "trimmed_rotate180",
-        Dihedral::Rotate270 => "trimmed_rotate270",
-        Dihedral::FlipX => "trimmed_flipx",
-        Dihedral::FlipY => "trimmed_flipy",
-        Dihedral::FlipPlus1 => "trimmed_flip_plus1",
-        Dihedral::FlipMinus1 => "trimmed_flip_minus1",
+/// Which picture a lookup's PDQ hash is of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PdqVariant {
+    /// The image as given, as the reference hashes it.
+    Whole,
+    /// The picture inside its borders or padding.
+    Trimmed,
+    /// An image with transparency as people see it.
+    Composited,
+}
+
+impl PdqVariant {
+    /// The transform a match by this variant in `orientation` reports.
+    fn name(self, orientation: Dihedral) -> &'static str {
+        use Dihedral::*;
+        match (self, orientation) {
+            (PdqVariant::Whole, _) => orientation.name(),
+            (PdqVariant::Trimmed, Original) => "trimmed",
+            (PdqVariant::Trimmed, Rotate90) => "trimmed_rotate90",
+            (PdqVariant::Trimmed, Rotate180) => "trimmed_rotate180",
+            (PdqVariant::Trimmed, Rotate270) => "trimmed_rotate270",
+            (PdqVariant::Trimmed, FlipX) => "trimmed_flipx",
+            (PdqVariant::Trimmed, FlipY) => "trimmed_flipy",
+            (PdqVariant::Trimmed, FlipPlus1) => "trimmed_flip_plus1",
+            (PdqVariant::Trimmed, FlipMinus1) => "trimmed_flip_minus1",
+            (PdqVariant::Composited, Original) => "composited",
+            (PdqVariant::Composited, Rotate90) => "composited_rotate90",
+            (PdqVariant::Composited, Rotate180) => "composited_rotate180",
+            (PdqVariant::Composited, Rotate270) => "composited_rotate270",
+            (PdqVariant::Composited, FlipX) => "composited_flipx",
+            (PdqVariant::Composited, FlipY) => "composited_flipy",
+            (PdqVariant::Composited, FlipPlus1) => "composited_flip_plus1",
+            (PdqVariant::Composited, FlipMinus1) => "composited_flip_minus1",
+        }
     }
 }
 
-/// The signals a bank keeps for an image: its PDQ digest, the PDQ hash of the picture
-/// inside its borders or padding when it has any, and its local features when it has
-/// enough corners.
+/// The signals a bank keeps for an image: its PDQ digest, other PDQ hashes of the picture
+/// (inside its borders or padding, and as seen when it has transparency), and its local
+/// features when it has enough corners (for a picture with transparency, those of the
+/// picture as decoded and as seen: a copy re-saved without its opacity shows the one, a
+/// screenshot the other).
 pub struct BankSignals {
     pub pdq: PdqDigest,
-    /// Only when trimming found borders and the trimmed hash is usable (quality 50 or
-    /// more) and differs from the whole image's.
-    pub trimmed_pdq: Option<PdqHash>,
-    pub features: Option<FeatureSet>,
+    /// Each usable (quality 50 or more) and different from the whole image's and from
+    /// each other: that of the picture inside its borders, when trimming found any, and
+    /// that of the picture as seen, when it has transparency.
+    pub other_pdq: Vec<PdqHash>,
+    /// None, one or (a picture with transparency) two sets, none empty.
+    pub features: Vec<FeatureSet>,
 }
 
 impl BankSignals {
@@ -134,23 +189,32 @@ impl BankSignals {
     }
 
     pub fn of(image: &DecodedImage, hasher: &PdqHasher) -> BankSignals {
-        let features = features::extract(image);
+        let seen = as_seen(image);
+        let mut features = vec![features::extract(image)];
+        if let Cow::Owned(seen) = &seen {
+            features.push(features::extract(seen));
+        }
+        features.retain(|set| !set.is_empty());
         let pdq = hasher.hash(image);
-        let region = trim_borders(image);
-        let trimmed_pdq = (!region.is_whole(image))
-            .then(|| hasher.hash_region(image, region).usable())
-            .flatten()
-            .filter(|trimmed| *trimmed != pdq.hash);
+        let region = trim_borders(&seen);
+        let trimmed = (!region.is_whole(&seen)).then(|| hasher.hash_region(&seen, region));
+        let composited = matches!(seen, Cow::Owned(_)).then(|| hasher.hash(&seen));
+        let mut other_pdq: Vec<PdqHash> = Vec::new();
+        for hash in trimmed.into_iter().chain(composited).filter_map(|d| d.usable()) {
+            if hash != pdq.hash && !other_pdq.contains(&hash) {
+                other_pdq.push(hash);
+            }
+        }
         BankSignals {
             pdq,
-            trimmed_pdq,
-            features: (!features.is_empty()).then_some(features),
+            other_pdq,
+            features,
         }
     }
 
-    /// Whether any signal can match the image: a usable PDQ hash, whole or trimmed, or
+    /// Whether any signal can match the image: a usable PDQ hash, whole or other, or
     /// local features.
     pub fn is_matchable(&self) -> bool {
-        self.usable_pdq().is_some() || self.trimmed_pdq.is_some() || self.features.is_some()
+        self.usable_pdq().is_some() || !self.other_pdq.is_empty() || !self.features.is_empty()
     }
 }

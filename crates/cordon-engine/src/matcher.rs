@@ -244,7 +244,7 @@ impl Matcher {
         Ok(())
     }
 
-    /// Makes a content's local features matchable.
+    /// Makes one of a content's local-feature sets matchable (beside any it has).
     pub fn add_features(
         &mut self,
         bank_id: i64,
@@ -253,7 +253,7 @@ impl Matcher {
     ) -> Result<(), MatcherError> {
         let key = EntryKey { bank_id, content_id };
         let id = key.pack().ok_or(MatcherError::IdOutOfRange(content_id))?;
-        self.features.insert(id, features);
+        self.features.add(id, features);
         Ok(())
     }
 

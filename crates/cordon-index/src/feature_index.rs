@@ -55,7 +55,8 @@ pub struct FeatureIndex {
     descriptors: PdqIndex,
     /// Slot -> the caller's id and the set (`None` once removed; slots are not reused).
     sets: Vec<Option<(EntryId, FeatureSet)>>,
-    slots: HashMap<EntryId, usize>,
+    /// The caller's id -> its sets' slots (most ids have one).
+    slots: HashMap<EntryId, Vec<usize>>,
 }
 
 impl FeatureIndex {
@@ -63,7 +64,7 @@ impl FeatureIndex {
         FeatureIndex::default()
     }
 
-    /// How many sets are stored.
+    /// How many ids have sets stored.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -75,24 +76,33 @@ impl FeatureIndex {
     /// Stores `features` under `id`, replacing what `id` held.
     pub fn insert(&mut self, id: EntryId, features: FeatureSet) {
         self.remove(id);
+        self.add(id, features);
+    }
+
+    /// Stores one more set under `id`, beside those it has: one picture can have several
+    /// (a picture with transparency, as decoded and as seen). A search reports each set
+    /// that verifies.
+    pub fn add(&mut self, id: EntryId, features: FeatureSet) {
         let slot = self.sets.len();
         for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
             let entry = ((slot as u64) << KEYPOINT_BITS) | keypoint as u64;
             self.descriptors.insert(PdqHash::from_words(*descriptor), entry);
         }
         self.sets.push(Some((id, features)));
-        self.slots.insert(id, slot);
+        self.slots.entry(id).or_default().push(slot);
     }
 
-    /// Removes the set stored under `id`; false if there was none.
+    /// Removes every set stored under `id`; false if there was none.
     pub fn remove(&mut self, id: EntryId) -> bool {
-        let Some(slot) = self.slots.remove(&id) else {
+        let Some(slots) = self.slots.remove(&id) else {
             return false;
         };
-        if let Some((_, features)) = self.sets[slot].take() {
-            for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
-                let entry = ((slot as u64) << KEYPOINT_BITS) | keypoint as u64;
-                self.descriptors.remove(PdqHash::from_words(*descriptor), entry);
+        for slot in slots {
+            if let Some((_, features)) = self.sets[slot].take() {
+                for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
+                    let entry = ((slot as u64) << KEYPOINT_BITS) | keypoint as u64;
+                    self.descriptors.remove(PdqHash::from_words(*descriptor), entry);
+                }
             }
         }
         true

@@ -66,12 +66,17 @@ fn search_equals_verifying_every_stored_set() {
     }
 }
 
-#[test]
-fn removed_and_replaced_sets_stop_matching_at_once() {
-    let (a, b) = (
+/// The features of two photos that do not match each other.
+fn two_distinct_sets() -> (FeatureSet, FeatureSet) {
+    (
         features::extract(&photo(DISTINCT_PHOTOS[0])),
         features::extract(&photo(DISTINCT_PHOTOS[1])),
-    );
+    )
+}
+
+#[test]
+fn removed_and_replaced_sets_stop_matching_at_once() {
+    let (a, b) = two_distinct_sets();
     let mut index = FeatureIndex::new();
     index.insert(1, a.clone());
     index.insert(2, b.clone());
@@ -84,6 +89,20 @@ fn removed_and_replaced_sets_stop_matching_at_once() {
     assert_eq!(index.len(), 1);
     assert!(index.search(&b).is_empty());
     assert_eq!(index.search(&a)[0].id, 2);
+}
+
+#[test]
+fn an_id_can_hold_several_sets_and_loses_them_together() {
+    let (a, b) = two_distinct_sets();
+    let mut index = FeatureIndex::new();
+    index.add(7, a.clone());
+    index.add(7, b.clone());
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.search(&a)[0].id, 7);
+    assert_eq!(index.search(&b)[0].id, 7);
+    assert!(index.remove(7));
+    assert!(index.search(&a).is_empty() && index.search(&b).is_empty());
+    assert!(index.is_empty());
 }
 
 /// `n` keypoints spread over a 512-pixel square, all with `descriptor`.

@@ -21,9 +21,11 @@ pub struct NewBankContent {
     /// None for an image whose PDQ quality is too low to match by, banked by its local
     /// features alone.
     pub pdq: Option<PdqHash>,
-    /// The PDQ hash of the picture inside its borders, when it has any.
-    pub trimmed_pdq: Option<PdqHash>,
-    pub features: Option<FeatureSet>,
+    /// Other PDQ hashes of the picture: inside its borders, as seen when it has
+    /// transparency (see `BankSignals`).
+    pub other_pdq: Vec<PdqHash>,
+    /// Local-feature sets: none, one, or two for a picture with transparency.
+    pub features: Vec<FeatureSet>,
     /// The file's facts, for the ledger, when the content comes from media.
     pub facts: Option<MediaFacts>,
     /// The file itself, kept for people to look at.
@@ -37,8 +39,8 @@ impl NewBankContent {
     pub fn of_hash(pdq: PdqHash, note: String) -> NewBankContent {
         NewBankContent {
             pdq: Some(pdq),
-            trimmed_pdq: None,
-            features: None,
+            other_pdq: Vec::new(),
+            features: Vec::new(),
             facts: None,
             kept: None,
             note,
@@ -73,7 +75,7 @@ impl NewBankContent {
         );
         Ok(NewBankContent {
             pdq: signals.usable_pdq(),
-            trimmed_pdq: signals.trimmed_pdq,
+            other_pdq: signals.other_pdq,
             features: signals.features,
             facts: Some(facts),
             kept: Some(StoredMedia {
@@ -114,12 +116,12 @@ pub fn store_content(
         metadata: Some(content.metadata),
         signals: hash
             .into_iter()
-            .chain(content.trimmed_pdq)
+            .chain(content.other_pdq.iter().copied())
             .map(|hash| Signal {
                 signal_type: SignalType::Pdq.name().to_string(),
                 value: hash.to_hex(),
             })
-            .chain(content.features.as_ref().map(|features| Signal {
+            .chain(content.features.iter().map(|features| Signal {
                 signal_type: SignalType::Features.name().to_string(),
                 value: features.to_string(),
             }))
@@ -140,12 +142,12 @@ pub fn store_content(
     if let (Some(sighting), Some(hash)) = (sighting, hash) {
         state.ledger_mut().add(sighting, hash);
     }
-    let keypoints = content.features.as_ref().map_or(0, FeatureSet::len);
+    let keypoints: usize = content.features.iter().map(FeatureSet::len).sum();
     let mut matcher = state.matcher_mut();
-    for hash in hash.into_iter().chain(content.trimmed_pdq) {
+    for hash in hash.into_iter().chain(content.other_pdq) {
         matcher.add_pdq(bank.id, id, hash)?;
     }
-    if let Some(features) = content.features {
+    for features in content.features {
         matcher.add_features(bank.id, id, features)?;
     }
     // As HMA's hashing answers for an image of low quality, an empty PDQ hash.

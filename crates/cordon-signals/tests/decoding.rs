@@ -42,13 +42,14 @@ fn lossless_formats_give_back_the_exact_pixels() {
 }
 
 #[test]
-fn alpha_is_dropped_not_composited() {
+fn alpha_is_dropped_not_composited_and_kept_beside() {
     let (pixels, original) = rgb_fixture();
     // Alpha from fully transparent to opaque: the colour underneath must still be hashed.
+    let alpha: Vec<u8> = (0..W * H).map(|i| (i % 256) as u8).collect();
     let rgba: Vec<u8> = pixels
         .chunks_exact(3)
-        .enumerate()
-        .flat_map(|(i, p)| [p[0], p[1], p[2], (i % 256) as u8])
+        .zip(&alpha)
+        .flat_map(|(p, &a)| [p[0], p[1], p[2], a])
         .collect();
     let image = DynamicImage::ImageRgba8(ImageBuffer::<Rgba<u8>, _>::from_raw(W, H, rgba).unwrap());
     for format in [
@@ -56,12 +57,37 @@ fn alpha_is_dropped_not_composited() {
         image::ImageFormat::WebP,
         image::ImageFormat::Tiff,
     ] {
-        assert_eq!(
-            decode_ok(&encode_with_image_crate(&image, format)),
-            original,
-            "{format:?}"
-        );
+        let decoded = decode_ok(&encode_with_image_crate(&image, format));
+        assert_eq!(decoded.pixels(), original.pixels(), "{format:?}");
+        assert_eq!(decoded.alpha(), Some(&alpha[..]), "{format:?}");
     }
+    // Opaque everywhere: no opacity kept.
+    let opaque = DynamicImage::ImageRgba8(ImageBuffer::from_fn(W, H, |x, y| {
+        Rgba([x as u8, y as u8, 9, 255])
+    }));
+    assert_eq!(
+        decode_ok(&encode_with_image_crate(&opaque, image::ImageFormat::Png)).alpha(),
+        None
+    );
+}
+
+#[test]
+fn a_transparent_picture_composites_over_a_plain_background() {
+    // Black drawn with opacity 0, 51 and 255 over white 255, grey 128 and black 0.
+    let grey_alpha =
+        DynamicImage::ImageLumaA8(ImageBuffer::from_raw(3, 1, vec![0, 0, 0, 51, 0, 255]).unwrap());
+    let decoded = decode_ok(&encode_with_image_crate(&grey_alpha, image::ImageFormat::Png));
+    assert_eq!(decoded.pixels(), [0, 0, 0], "the colour under the opacity");
+    for (background, shown) in [(255, [255, 204, 0]), (128, [128, 102, 0]), (0, [0, 0, 0])] {
+        let over = decoded.composited_over(background).unwrap();
+        assert_eq!(over.pixels(), shown, "over {background}");
+        assert_eq!((over.layout(), over.alpha()), (PixelLayout::Grey, None));
+    }
+    assert_eq!(
+        rgb_fixture().1.composited_over(128),
+        None,
+        "opaque: shown as it is"
+    );
 }
 
 #[test]
@@ -87,9 +113,10 @@ fn grey_stays_one_channel() {
     );
     let la: Vec<u8> = grey.iter().flat_map(|&g| [g, 7]).collect();
     let la8 = DynamicImage::ImageLumaA8(ImageBuffer::<LumaA<u8>, _>::from_raw(W, H, la).unwrap());
+    let with_alpha = decode_ok(&encode_with_image_crate(&la8, image::ImageFormat::Png));
     assert_eq!(
-        decode_ok(&encode_with_image_crate(&la8, image::ImageFormat::Png)),
-        expected
+        (with_alpha.layout(), with_alpha.pixels()),
+        (PixelLayout::Grey, expected.pixels())
     );
     let wide: Vec<u16> = grey.iter().map(|&g| u16::from(g) << 8 | 0xff).collect();
     let l16 = DynamicImage::ImageLuma16(ImageBuffer::<Luma<u16>, _>::from_raw(W, H, wide).unwrap());

@@ -52,3 +52,44 @@ pub fn on_white_mat_png(pixels: &[u8], width: usize, mat: usize) -> Vec<u8> {
     }
     rgb_png(&framed, framed_width as u32, (height + 2 * mat) as u32)
 }
+
+/// `pixels` (RGB, `width` wide) drawn in transparency: black everywhere, the picture only in
+/// the opacity (dark where the picture is dark), as a PNG file. Over white it shows as
+/// the picture in grey; without its opacity it is black.
+pub fn drawn_in_transparency_png(pixels: &[u8], width: usize) -> Vec<u8> {
+    let height = pixels.len() / 3 / width;
+    let rgba: Vec<u8> = pixels
+        .chunks_exact(3)
+        .flat_map(|p| {
+            let luma = (u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000;
+            [0, 0, 0, 255 - luma as u8]
+        })
+        .collect();
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut png);
+    image::ImageEncoder::write_image(
+        encoder,
+        &rgba,
+        width as u32,
+        height as u32,
+        image::ExtendedColorType::Rgba8,
+    )
+    .expect("encoding a test picture");
+    png
+}
+
+/// `png` (a picture with transparency) composited over white, as people see it: its
+/// RGB pixels, width and height.
+pub fn shown_over_white(png: &[u8]) -> (Vec<u8>, u32, u32) {
+    let picture = image::load_from_memory(png)
+        .expect("decoding a test picture")
+        .to_rgba8();
+    let shown: Vec<u8> = picture
+        .pixels()
+        .flat_map(|p| {
+            let opacity = u32::from(p[3]);
+            [0, 1, 2].map(|c| ((u32::from(p[c]) * opacity + 255 * (255 - opacity) + 127) / 255) as u8)
+        })
+        .collect();
+    (shown, picture.width(), picture.height())
+}

@@ -255,7 +255,7 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let facts = media_facts(&bytes, image.width(), image.height(), digest.hash, digest.quality);
-        Ok((pdq, signals.trimmed_pdq, signals.features, facts))
+        Ok((pdq, signals.other_pdq, signals.features, facts))
     };
     // Hash everything first, then write the good ones in one transaction.
     let mut hashed = Vec::new();
@@ -273,19 +273,19 @@ fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for (path, result) in hashed {
         lines.push(match result {
-            Ok((hash, trimmed, features, facts)) => {
+            Ok((hash, other_pdq, features, facts)) => {
                 let hash = hash.map(|hash| hash.to_hex());
                 let mut signals: Vec<Signal> = hash
                     .clone()
                     .into_iter()
-                    .chain(trimmed.map(|trimmed| trimmed.to_hex()))
+                    .chain(other_pdq.iter().map(|other| other.to_hex()))
                     .map(|value| Signal {
                         signal_type: SignalType::Pdq.name().to_string(),
                         value,
                     })
                     .collect();
-                let keypoints = features.as_ref().map_or(0, FeatureSet::len);
-                if let Some(features) = features {
+                let keypoints: usize = features.iter().map(FeatureSet::len).sum();
+                for features in features {
                     signals.push(Signal {
                         signal_type: SignalType::Features.name().to_string(),
                         value: features.to_string(),

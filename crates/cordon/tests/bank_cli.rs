@@ -299,6 +299,55 @@ fn a_framed_picture_is_banked_with_the_hash_inside_its_frame() {
 }
 
 #[test]
+fn a_picture_drawn_in_transparency_is_banked_as_people_see_it() {
+    // The bridge photo drawn in the opacity of a black image: without its opacity (as the
+    // PDQ reference hashes it) it is black, too plain to bank; as people see it, it is the
+    // photo, and a screenshot of it (over white, as a JPEG) matches by PDQ.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let photo = cordon_signals::decode(&bytes, &Default::default()).unwrap();
+    let png = pictures::drawn_in_transparency_png(photo.pixels(), photo.width() as usize);
+    let (shown, width, height) = pictures::shown_over_white(&png);
+    let data = tempfile::tempdir().unwrap();
+    let (drawn, screenshot) = (data.path().join("drawn.png"), data.path().join("screenshot.jpg"));
+    std::fs::write(&drawn, &png).unwrap();
+    std::fs::write(
+        &screenshot,
+        cordon_signals::media::encode_jpeg(&shown, width, height, 85).unwrap(),
+    )
+    .unwrap();
+    create(data.path(), "TVEC", &[]);
+    let added = ok_lines(&cordon_in(
+        data.path(),
+        &["bank", "add", "TVEC", drawn.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(added[0]["signals"]["pdq"], "", "black: no usable reference hash");
+    assert!(added[0]["keypoints"].as_u64().unwrap() > 100, "{}", added[0]);
+    let found = |path: &std::path::Path| {
+        ok_lines(&cordon_in(
+            data.path(),
+            &["match", "--no-features", path.to_str().unwrap()],
+            None,
+        ))
+        .remove(0)
+    };
+    let by_screenshot = found(&screenshot);
+    let best = &by_screenshot["matches"][0];
+    assert_eq!(best["content_id"], added[0]["content_id"], "{by_screenshot}");
+    assert_eq!(
+        (&best["signal_type"], &best["transform"]),
+        (&json!("pdq"), &json!("original"))
+    );
+    assert!(best["distance"].as_u64().unwrap() <= 16, "{by_screenshot}");
+    // The file itself matches as seen too (by the hash of the whole picture or of what
+    // trimming keeps of it: the bank holds both).
+    let by_file = found(&drawn);
+    let transform = by_file["matches"][0]["transform"].as_str().unwrap_or("");
+    assert!(["composited", "trimmed"].contains(&transform), "{by_file}");
+    assert_eq!(by_file["matches"][0]["distance"], 0, "{by_file}");
+}
+
+#[test]
 fn disabled_banks_do_not_match() {
     let data = tempfile::tempdir().unwrap();
     create(data.path(), "OFF", &["--disabled"]);

@@ -8,6 +8,9 @@
 //!   reference pipelines, for the very same pixels. CMYK JPEGs are converted as Pillow
 //!   converts them.
 //! * Alpha is dropped, not composited: the colour under a transparent pixel is hashed.
+//!   The opacity is kept beside the pixels ([`DecodedImage::alpha`]) when some pixel is
+//!   not opaque, for Cordon's own signals of the picture as people see it
+//!   ([`DecodedImage::composited_over`]).
 //! * Greyscale stays one channel; its value is the luma.
 //! * 16-bit samples keep their high byte.
 //! * EXIF orientation is not applied: no reference applies it, and pixels are hashed as
@@ -54,6 +57,8 @@ pub struct DecodedImage {
     height: u32,
     layout: PixelLayout,
     pixels: Vec<u8>,
+    /// Opacity, one byte a pixel (255 opaque); none when every pixel is opaque.
+    alpha: Option<Vec<u8>>,
 }
 
 impl DecodedImage {
@@ -79,6 +84,54 @@ impl DecodedImage {
             height,
             layout,
             pixels,
+            alpha: None,
+        })
+    }
+
+    /// Attaches each pixel's opacity (one byte a pixel, 255 opaque); an image opaque
+    /// everywhere keeps none. Fails if `alpha` is not one byte a pixel.
+    pub fn with_alpha(mut self, alpha: Vec<u8>) -> Result<Self, DecodeError> {
+        if alpha.len() != self.width as usize * self.height as usize {
+            return Err(DecodeError::Corrupt(format!(
+                "{} bytes of opacity do not make a {}x{} image",
+                alpha.len(),
+                self.width,
+                self.height
+            )));
+        }
+        self.alpha = alpha.iter().any(|&a| a < u8::MAX).then_some(alpha);
+        Ok(self)
+    }
+
+    /// Each pixel's opacity, when some pixel is not opaque.
+    pub fn alpha(&self) -> Option<&[u8]> {
+        self.alpha.as_deref()
+    }
+
+    /// The picture as it shows over a plain background of grey level `background`, or
+    /// `None` when every pixel is opaque (it shows as it is).
+    pub fn composited_over(&self, background: u8) -> Option<DecodedImage> {
+        let alpha = self.alpha.as_deref()?;
+        let channels = self.layout.channels();
+        let background = u32::from(background);
+        let pixels = self
+            .pixels
+            .chunks_exact(channels)
+            .zip(alpha)
+            .flat_map(|(pixel, &opacity)| {
+                let opacity = u32::from(opacity);
+                pixel.iter().map(move |&sample| {
+                    let mixed = u32::from(sample) * opacity + background * (255 - opacity);
+                    ((mixed + 127) / 255) as u8
+                })
+            })
+            .collect();
+        Some(DecodedImage {
+            width: self.width,
+            height: self.height,
+            layout: self.layout,
+            pixels,
+            alpha: None,
         })
     }
 

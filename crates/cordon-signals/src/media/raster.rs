@@ -101,9 +101,17 @@ fn gif_first_frame(bytes: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
-/// Drops alpha, keeps grey as grey, keeps the high byte of 16-bit samples.
+/// Drops alpha from the pixels (keeping it beside them), keeps grey as grey, keeps the
+/// high byte of 16-bit samples.
 fn to_decoded(image: DynamicImage) -> Result<DecodedImage, DecodeError> {
     let (width, height) = (image.width(), image.height());
+    let alpha = match &image {
+        DynamicImage::ImageLumaA8(grey_alpha) => Some(alpha_of::<u8>(grey_alpha.as_raw(), 2)),
+        DynamicImage::ImageRgba8(rgba) => Some(alpha_of::<u8>(rgba.as_raw(), 4)),
+        DynamicImage::ImageLumaA16(grey_alpha) => Some(alpha_of::<u16>(grey_alpha.as_raw(), 2)),
+        DynamicImage::ImageRgba16(rgba) => Some(alpha_of::<u16>(rgba.as_raw(), 4)),
+        _ => None,
+    };
     let (layout, pixels) = match image {
         DynamicImage::ImageLuma8(grey) => (PixelLayout::Grey, grey.into_raw()),
         DynamicImage::ImageLumaA8(grey_alpha) => {
@@ -120,7 +128,19 @@ fn to_decoded(image: DynamicImage) -> Result<DecodedImage, DecodeError> {
         // Float samples (32-bit TIFF): the crate's own conversion, clamped to 0..=255.
         other => (PixelLayout::Rgb, other.to_rgb8().into_raw()),
     };
-    DecodedImage::from_pixels(width, height, layout, pixels)
+    let image = DecodedImage::from_pixels(width, height, layout, pixels)?;
+    match alpha {
+        Some(alpha) => image.with_alpha(alpha),
+        None => Ok(image),
+    }
+}
+
+/// The last of every `stride` samples, cut to 8 bits: the opacity.
+fn alpha_of<T: HighByte>(samples: &[T], stride: usize) -> Vec<u8> {
+    samples
+        .chunks_exact(stride)
+        .map(|pixel| pixel[stride - 1].high_byte())
+        .collect()
 }
 
 /// A sample type reduced to 8 bits by keeping its high byte.

@@ -42,7 +42,8 @@ pub struct EvalArgs {
     /// rot90, rot180, tilt3, tilt-3, screenshot, text.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     transforms: Vec<String>,
-    /// Signals to measure, comma-separated [default: all]: pdq, pdq-dihedral.
+    /// Signals to measure, comma-separated [default: all]: pdq, pdq-dihedral, pdq-trim,
+    /// features, cordon.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     signals: Vec<String>,
     /// Also write an SVG bar chart of recall by transformation to PATH.
@@ -301,13 +302,24 @@ fn evaluate_original(
 /// The original as RGB for transforming and as the image the bank hashes, scaled down to
 /// [`MAX_SIDE`] if larger; a smaller one is banked exactly as decoded.
 fn prepare(decoded: DecodedImage) -> anyhow::Result<(image::RgbImage, DecodedImage, bool)> {
+    // Reposts are made of the pixels without their opacity, as Pillow's convert("RGB")
+    // (HMA's pipeline) re-saves a picture with transparency; over a white or black page it
+    // could show another picture, or none (a glow drawn for a dark screen vanishes on
+    // white). The bank gets the file as it is, transparency and all.
     let rgb = transforms::to_rgb(&decoded)?;
     if decoded.width().max(decoded.height()) <= MAX_SIDE {
         return Ok((rgb, decoded, false));
     }
+    let size = transforms::fit_long_side(rgb.dimensions(), MAX_SIDE);
+    let smaller = transforms::resize(&rgb, size);
+    let mut bank_image = transforms::to_decoded(smaller.clone())?;
+    if let Some(alpha) = decoded.alpha() {
+        let plane = image::GrayImage::from_raw(decoded.width(), decoded.height(), alpha.to_vec())
+            .context("the opacity does not fit the image")?;
+        let smaller = image::imageops::resize(&plane, size.0, size.1, image::imageops::FilterType::Triangle);
+        bank_image = bank_image.with_alpha(smaller.into_raw())?;
+    }
     drop(decoded);
-    let smaller = transforms::resize(&rgb, transforms::fit_long_side(rgb.dimensions(), MAX_SIDE));
-    let bank_image = transforms::to_decoded(smaller.clone())?;
     Ok((smaller, bank_image, true))
 }
 

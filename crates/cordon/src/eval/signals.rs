@@ -5,6 +5,8 @@ use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
 use cordon_signals::{DecodedImage, PdqHash, PdqHasher, Region, SignalType, trim_borders};
 
+use cordon_engine::image_signals::{BankSignals, QueryOptions, QuerySignals};
+
 use super::measure;
 
 /// One image signal as `cordon eval` measures it. Hash signals match by the smallest
@@ -224,8 +226,10 @@ impl EvalSignal for Features {
     }
 }
 
-/// What Cordon matches with: trimmed PDQ in every orientation, or local features, each at
-/// its default threshold. Its distance is 0 for a match by either.
+/// What Cordon matches with, computed by the very code banks and lookups use
+/// ([`BankSignals`], [`QuerySignals`]): PDQ (whole, trimmed, and as seen for pictures with
+/// transparency) in every orientation, or local features, each at its default threshold.
+/// Its distance is 0 for a match by either.
 struct Cordon;
 
 impl EvalSignal for Cordon {
@@ -246,16 +250,25 @@ impl EvalSignal for Cordon {
     }
 
     fn bank_value(&self, image: &DecodedImage) -> SignalValue {
+        let bank = BankSignals::of(image, &PdqHasher::default());
+        let hashes = bank.usable_pdq().into_iter().chain(bank.other_pdq).collect();
         SignalValue::Any(vec![
-            (PdqTrimmed.bank_value(image), PdqTrimmed.default_threshold()),
-            (Features.bank_value(image), Features.default_threshold()),
+            (SignalValue::Hashes(hashes), PDQ_THRESHOLD),
+            (SignalValue::Features(bank.features), Features.default_threshold()),
         ])
     }
 
     fn query_value(&self, image: &DecodedImage) -> SignalValue {
+        let query = QuerySignals::of(image, &PdqHasher::default(), QueryOptions::default());
         SignalValue::Any(vec![
-            (PdqTrimmed.query_value(image), PdqTrimmed.default_threshold()),
-            (Features.query_value(image), Features.default_threshold()),
+            (
+                SignalValue::Hashes(query.pdq.into_iter().map(|(_, hash)| hash).collect()),
+                PDQ_THRESHOLD,
+            ),
+            (
+                SignalValue::Features(query.features.into_iter().map(|(_, set)| set).collect()),
+                Features.default_threshold(),
+            ),
         ])
     }
 }
