@@ -13,7 +13,8 @@
 //!
 //! A content's local features (long, and Cordon's own) ride along with its PDQ entry in
 //! an optional `features` field (a key of the tx metadata object, a CSV column, a JSON
-//! key), so that an entry stays one piece of content and other tools can ignore them.
+//! key), so that an entry stays one piece of content and other tools can ignore them; a
+//! content with several sets spreads them over its PDQ entries.
 //!
 //! Every entry is validated while it is read (known signal type, well-formed value,
 //! metadata types), and errors carry the line number.
@@ -492,22 +493,22 @@ impl<W: Write> HashListWriter<W> {
         })
     }
 
-    /// Writes an entry per signal of `content`, its local features riding along with its
-    /// first other signal (or standing alone when it has no other).
+    /// Writes an entry per signal of `content`, each of its local-feature sets riding
+    /// along with one of its other signals, in order (a set left over, or any set of a
+    /// content with no other signal, stands alone).
     pub fn write(&mut self, content: &Content) -> std::io::Result<()> {
         let is_features = |signal: &&Signal| signal.signal_type == SignalType::Features.name();
-        let features = content.signals.iter().find(is_features);
+        let features: Vec<&Signal> = content.signals.iter().filter(is_features).collect();
         let others: Vec<&Signal> = content.signals.iter().filter(|s| !is_features(s)).collect();
-        let (entries, features) = if others.is_empty() {
-            (features.into_iter().collect(), None)
-        } else {
-            (others, features)
-        };
-        for (i, signal) in entries.into_iter().enumerate() {
+        let riding = features.len().min(others.len());
+        let entries = others
+            .iter()
+            .enumerate()
+            .map(|(i, signal)| (*signal, features.get(i).copied()))
+            .chain(features[riding..].iter().map(|alone| (*alone, None)));
+        for (signal, features) in entries {
             let mut meta = Metadata::of(content);
-            if i == 0 {
-                meta.features = features.map(|f| f.value.clone());
-            }
+            meta.features = features.map(|f| f.value.clone());
             match self.format {
                 HashListFormat::Tx => {
                     write!(self.out, "{} {}", signal.signal_type, signal.value)?;
@@ -642,6 +643,52 @@ mod tests {
             let error = read_all(&text, format).expect_err(&text);
             assert_eq!(error.line, line, "{text:?}: {error}");
             assert!(error.message.contains(words), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_feature_set_is_exported_and_imported_back() {
+        let signal = |signal_type: &str, value: &str| Signal {
+            signal_type: signal_type.to_string(),
+            value: value.to_string(),
+        };
+        let content = |signals: Vec<Signal>| Content {
+            id: 1,
+            bank: cordon_store::BankName::new("TVEC").unwrap(),
+            external_id: None,
+            labels: Vec::new(),
+            note: String::new(),
+            origin: String::new(),
+            created_at: String::new(),
+            disabled_until: None,
+            metadata: serde_json::json!({}),
+            signals,
+        };
+        // Two sets (a picture with transparency): with two PDQ hashes, one hash, or none.
+        let (f1, f2) = ("f1:", "f1:");
+        for (pdq, entries) in [(vec![H1, H2], 2), (vec![H1], 2), (vec![], 2)] {
+            let mut signals: Vec<Signal> = pdq.iter().map(|h| signal("pdq", h)).collect();
+            signals.extend([signal("features", f1), signal("features", f2)]);
+            for format in [HashListFormat::Tx, HashListFormat::Csv, HashListFormat::Json] {
+                let mut out = Vec::new();
+                let mut writer = HashListWriter::new(&mut out, format).unwrap();
+                writer.write(&content(signals.clone())).unwrap();
+                writer.finish().unwrap();
+                let text = String::from_utf8(out).unwrap();
+                let back = read_all(&text, format).unwrap();
+                assert_eq!(back.len(), entries, "{pdq:?} {format:?}: {text}");
+                let sets = back
+                    .iter()
+                    .flat_map(|c| &c.signals)
+                    .filter(|s| s.signal_type == "features")
+                    .count();
+                let hashes = back
+                    .iter()
+                    .flat_map(|c| &c.signals)
+                    .filter(|s| s.signal_type == "pdq")
+                    .count();
+                assert_eq!((hashes, sets), (pdq.len(), 2), "{pdq:?} {format:?}: {text}");
+            }
         }
     }
 
