@@ -9,10 +9,14 @@
 //!   when none is named, or with `sslrootcert=system`). `verify-full`: and name the host
 //!   connected to. A store that leaves its machine should use this one.
 //!
-//! The PostgreSQL client itself knows neither `verify-*` nor `sslrootcert`: they are taken
-//! out of the URL here and become the TLS connector's settings.
+//! * `sslcert` and `sslkey` (together): the client certificate to present, for a server
+//!   that asks for one (`clientcert=` in `pg_hba.conf`); the key in PKCS#8 PEM, readable by
+//!   its owner only.
+//!
+//! The PostgreSQL client itself knows neither `verify-*` nor the `ssl*` files: they are
+//! taken out of the URL here and become the TLS connector's settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use percent_encoding::percent_decode_str;
@@ -38,6 +42,8 @@ pub(crate) struct PostgresTarget {
     check: Check,
     /// Authorities to trust instead of the system's (`sslrootcert`).
     roots: Option<PathBuf>,
+    /// The client certificate and its key (`sslcert`, `sslkey`).
+    identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl PostgresTarget {
@@ -45,7 +51,7 @@ impl PostgresTarget {
     pub(crate) fn parse(url: &str) -> Result<PostgresTarget, String> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut kept: Vec<&str> = Vec::new();
-        let (mut mode, mut roots) = (None, None);
+        let (mut mode, mut roots, mut certificate, mut private_key) = (None, None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode_str(value)
@@ -54,6 +60,8 @@ impl PostgresTarget {
             match key {
                 "sslmode" => mode = Some(value.into_owned()),
                 "sslrootcert" => roots = Some(value.into_owned()),
+                "sslcert" => certificate = Some(PathBuf::from(value.as_ref())),
+                "sslkey" => private_key = Some(PathBuf::from(value.as_ref())),
                 _ => kept.push(pair),
             }
         }
@@ -86,7 +94,20 @@ impl PostgresTarget {
             }
             Some(path) => Some(PathBuf::from(path)),
         };
-        Ok(PostgresTarget { config, check, roots })
+        let identity = match (certificate, private_key) {
+            (None, None) => None,
+            (Some(_), Some(_)) if client_mode == "disable" => {
+                return Err("sslcert and sslkey are given but sslmode=disable".to_string());
+            }
+            (Some(certificate), Some(key)) => Some((certificate, key)),
+            _ => return Err("sslcert and sslkey go together: give both or neither".to_string()),
+        };
+        Ok(PostgresTarget {
+            config,
+            check,
+            roots,
+            identity,
+        })
     }
 
     /// Opens a connection as the URL says.
@@ -106,17 +127,15 @@ impl PostgresTarget {
     /// a connection per pool slot. So an `sslrootcert` file is read once, at the first
     /// connection; a rotated authority needs a restart.
     fn tls_connector(&self) -> Result<MakeTlsConnector, String> {
-        type Built = Vec<(Check, Option<PathBuf>, MakeTlsConnector)>;
-        static BUILT: Mutex<Built> = Mutex::new(Vec::new());
+        type Settings = (Check, Option<PathBuf>, Option<(PathBuf, PathBuf)>);
+        static BUILT: Mutex<Vec<(Settings, MakeTlsConnector)>> = Mutex::new(Vec::new());
+        let settings = (self.check, self.roots.clone(), self.identity.clone());
         let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, _, connector)) = built
-            .iter()
-            .find(|(check, roots, _)| *check == self.check && *roots == self.roots)
-        {
+        if let Some((_, connector)) = built.iter().find(|(made, _)| *made == settings) {
             return Ok(connector.clone());
         }
         let connector = self.build_tls_connector()?;
-        built.push((self.check, self.roots.clone(), connector.clone()));
+        built.push((settings, connector.clone()));
         Ok(connector)
     }
 
@@ -141,9 +160,39 @@ impl PostgresTarget {
                 builder.add_root_certificate(authority);
             }
         }
+        if let Some((certificate, key)) = &self.identity {
+            builder.identity(client_identity(certificate, key)?);
+        }
         let connector = builder.build().map_err(|e| format!("setting up TLS: {e}"))?;
         Ok(MakeTlsConnector::new(connector))
     }
+}
+
+/// The client certificate `certificate` with its private key `key` (PEM files), refused
+/// when the key is readable by anyone but its owner, as libpq refuses it.
+fn client_identity(certificate: &Path, key: &Path) -> Result<native_tls::Identity, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key)
+        .map_err(|e| format!("sslkey {}: {e}", key.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "sslkey {}: others can read it (mode {:o}); make it u=rw (chmod 600)",
+            key.display(),
+            mode & 0o777
+        ));
+    }
+    let certificate_pem =
+        std::fs::read(certificate).map_err(|e| format!("sslcert {}: {e}", certificate.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("sslkey {}: {e}", key.display()))?;
+    native_tls::Identity::from_pkcs8(&certificate_pem, &key_pem).map_err(|e| {
+        format!(
+            "sslcert {} with sslkey {}: {e} (the key must be PKCS#8 PEM: -----BEGIN PRIVATE KEY-----)",
+            certificate.display(),
+            key.display()
+        )
+    })
 }
 
 /// An error's message followed by its causes' (the client's parse error says only
@@ -233,6 +282,13 @@ mod tests {
         assert!(error("postgres://u@h/d?sslmode=disable&sslrootcert=/ca.pem").contains("sslmode=disable"));
         assert!(error("postgres://u@h/d?sslrootcert=%FF").contains("sslrootcert is not UTF-8"));
         assert!(error("postgres://u@h/d?no_such_option=1").contains("no_such_option"));
+        assert!(error("postgres://u@h/d?sslcert=/c.pem").contains("go together"));
+        assert!(
+            error("postgres://u@h/d?sslmode=disable&sslcert=/c.pem&sslkey=/k.pem")
+                .contains("sslmode=disable")
+        );
+        let target = PostgresTarget::parse("postgres://u@h/d?sslcert=/c.pem&sslkey=%2Fk.pem").unwrap();
+        assert_eq!(target.identity, Some(("/c.pem".into(), "/k.pem".into())));
     }
 
     #[test]

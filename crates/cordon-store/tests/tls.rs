@@ -2,7 +2,7 @@
 //! only: `sslmode` and `sslrootcert` in the store URL mean what they mean to libpq.
 
 use cordon_store::{BankName, NewBank, Store, StoreLocation};
-use cordon_testkit::PostgresServer;
+use cordon_testkit::{CERTIFIED_USER, PostgresServer};
 
 /// Opens the store at `url` plus `query`: the error's text when it cannot.
 fn open(url: &str, query: &str) -> Result<Store, String> {
@@ -51,6 +51,28 @@ fn the_store_url_says_how_the_server_certificate_is_checked() {
         let error = open(&by_name, &refused).err().unwrap();
         assert!(error.contains("certificate verify failed"), "{refused}: {error}");
     }
+
+    // A user the server asks for a client certificate: refused without one, let in with
+    // the one the authority signed for that name; a key others can read is not used.
+    let certified = by_name.replace("cordon@", &format!("{CERTIFIED_USER}@"));
+    let without = open(&certified, &full).err().unwrap();
+    assert!(
+        without.contains("requires a valid client certificate"),
+        "{without}"
+    );
+    let (certificate, key) = (tls.client_certificate.display(), tls.client_key.display());
+    let with = format!("{full}&sslcert={certificate}&sslkey={key}");
+    assert_eq!(open(&certified, &with).unwrap().banks().unwrap().len(), 1);
+    let exposed = tls.client_key.with_file_name("exposed.key");
+    std::fs::copy(&tls.client_key, &exposed).unwrap();
+    std::fs::set_permissions(&exposed, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let error = open(
+        &certified,
+        &format!("{full}&sslcert={certificate}&sslkey={}", exposed.display()),
+    )
+    .err()
+    .unwrap();
+    assert!(error.contains("chmod 600"), "{error}");
 
     // Passwords stay out of what is said about the URL.
     let port = server.port();

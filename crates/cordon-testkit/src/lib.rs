@@ -11,7 +11,7 @@ pub mod store;
 mod watchdog;
 
 pub use nats::NatsServer;
-pub use postgres::{PostgresServer, shared_postgres};
+pub use postgres::{CERTIFIED_USER, PostgresServer, shared_postgres};
 pub use store::store_url_for;
 
 use std::net::SocketAddr;

@@ -38,7 +38,8 @@ impl PostgresServer {
 
     /// As [`PostgresServer::start`], but the server takes TCP connections over TLS only,
     /// with a certificate for `localhost` (not for `127.0.0.1`) that [`TlsFiles::authority`]
-    /// signed: see [`PostgresServer::tls`]. Needs the `openssl` program.
+    /// signed, and user [`CERTIFIED_USER`] must present a client certificate the authority
+    /// signed for that name: see [`PostgresServer::tls`]. Needs the `openssl` program.
     pub fn start_tls() -> PostgresServer {
         Self::start_with(true)
     }
@@ -73,7 +74,12 @@ impl PostgresServer {
         if let Some(files) = &tls {
             std::fs::write(
                 data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+                format!(
+                    "local all all trust\n\
+                     hostssl all {CERTIFIED_USER} 127.0.0.1/32 trust clientcert=verify-full\n\
+                     hostssl all all 127.0.0.1/32 trust\n\
+                     hostnossl all all 127.0.0.1/32 reject\n"
+                ),
             )
             .expect("writing pg_hba.conf");
             tls_args = vec![
@@ -83,6 +89,8 @@ impl PostgresServer {
                 format!("ssl_cert_file={}", files.server_certificate.display()),
                 "-c".into(),
                 format!("ssl_key_file={}", files.server_key.display()),
+                "-c".into(),
+                format!("ssl_ca_file={}", files.authority.display()),
             ];
         }
 
@@ -137,13 +145,21 @@ impl PostgresServer {
                         initialised.as_millis(),
                         started.elapsed().as_millis()
                     );
-                    return PostgresServer {
+                    let server = PostgresServer {
                         server,
                         port,
                         bin,
                         tls,
                         dir,
                     };
+                    if server.tls.is_some() {
+                        psql_in(
+                            &server.bin,
+                            &server.url("postgres"),
+                            &format!("CREATE ROLE {CERTIFIED_USER} LOGIN SUPERUSER"),
+                        );
+                    }
+                    return server;
                 }
                 let alive = server.alive();
                 if !alive || Instant::now() > deadline {
@@ -222,6 +238,10 @@ impl Drop for PostgresServer {
     }
 }
 
+/// The user of a TLS server ([`PostgresServer::start_tls`]) who must present a client
+/// certificate.
+pub const CERTIFIED_USER: &str = "certified";
+
 /// The certificates of a server that takes TCP connections over TLS only, made with the
 /// `openssl` program in the server's folder.
 pub struct TlsFiles {
@@ -229,6 +249,10 @@ pub struct TlsFiles {
     pub authority: PathBuf,
     /// An authority (PEM) that signed nothing of this server's.
     pub stranger: PathBuf,
+    /// A client certificate for [`CERTIFIED_USER`], signed by the authority, and its key
+    /// (PKCS#8 PEM, mode 600).
+    pub client_certificate: PathBuf,
+    pub client_key: PathBuf,
     server_certificate: PathBuf,
     server_key: PathBuf,
 }
@@ -299,6 +323,40 @@ impl TlsFiles {
             "-out",
             "server.crt",
         ]);
+        let client_subject = format!("/CN={CERTIFIED_USER}");
+        let mut args = vec![
+            "req",
+            "-new",
+            "-subj",
+            &client_subject,
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ];
+        args.extend(new_key);
+        openssl(&args);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "authority.pem",
+            "-CAkey",
+            "authority.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-out",
+            "client.crt",
+        ]);
+        std::fs::set_permissions(
+            dir.join("client.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("making client.key private");
         let server_key = dir.join("server.key");
         // PostgreSQL refuses a key others can read, or that is not its own.
         std::fs::set_permissions(&server_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -310,6 +368,8 @@ impl TlsFiles {
         TlsFiles {
             authority: dir.join("authority.pem"),
             stranger: dir.join("stranger.pem"),
+            client_certificate: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
             server_certificate: dir.join("server.crt"),
             server_key,
         }
