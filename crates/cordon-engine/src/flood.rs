@@ -72,10 +72,15 @@ impl FloodGuardConfig {
         (i64::from(self.history_hours) * 3600 / self.window_seconds()).max(1)
     }
 
-    /// The oldest window start the guard still needs at `now` (to load counts from).
+    /// The oldest window start the guard still needs at `now` (to read counts from).
     pub fn history_start(&self, now: OffsetDateTime) -> OffsetDateTime {
         let window = self.window_of(now) - self.history_windows();
         OffsetDateTime::from_unix_timestamp(window * self.window_seconds()).unwrap_or(now)
+    }
+
+    /// The start of the window `now` is in, where its hits are counted.
+    pub fn window_start(&self, now: OffsetDateTime) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.window_of(now) * self.window_seconds()).unwrap_or(now)
     }
 
     fn window_of(&self, at: OffsetDateTime) -> i64 {
@@ -115,9 +120,10 @@ impl FloodGuard {
         &self.config
     }
 
-    /// The entries among `matches` whose hits [`FloodGuard::observe`] needs: read their
-    /// counts since [`FloodGuardConfig::history_start`] from the store. Empty when the
-    /// guard is off or nothing it guards matched.
+    /// The entries among `matches` that get a hit: count them and read their counts since
+    /// [`FloodGuardConfig::history_start`] (the store's `count_hits`) for
+    /// [`FloodGuard::observe`]. Empty when the guard is off or nothing it guards matched;
+    /// an entry found by several signals is one hit.
     pub fn counted_entries(&self, matches: &[Match]) -> Vec<ContentId> {
         if !self.config.enabled {
             return Vec::new();
@@ -132,33 +138,25 @@ impl FloodGuard {
         entries
     }
 
-    /// Counts one hit for each entry `matches` found at `now` on top of its `counted` hits
-    /// (the store's, see [`FloodGuard::counted_entries`]), quarantines the entries this
-    /// makes flood, and marks every match of a quarantined entry. Negative banks' entries
-    /// never act, so they are neither counted nor quarantined; an entry found by several
-    /// signals is one hit. Returns what to store with the submission.
-    pub fn observe(
-        &mut self,
-        matches: &mut [Match],
-        now: OffsetDateTime,
-        counted: &[WindowHits],
-    ) -> FloodRecord {
-        let window = self.config.window_of(now);
-        let mut record = FloodRecord {
-            window_start: cordon_store::format_time(
-                OffsetDateTime::from_unix_timestamp(window * self.config.window_seconds()).unwrap_or(now),
-            ),
-            ..FloodRecord::default()
-        };
+    /// Judges the entries `matches` found at `now` by their `counted` hits (this upload's
+    /// included, see [`FloodGuard::counted_entries`]), and marks every match of an entry
+    /// that is quarantined or floods now. Negative banks' entries never act, so they are
+    /// never quarantined. Returns the new quarantines, to store with the submission and,
+    /// once stored, to hold here ([`FloodGuard::quarantine`]).
+    pub fn observe(&self, matches: &mut [Match], now: OffsetDateTime, counted: &[WindowHits]) -> FloodRecord {
+        let mut record = FloodRecord::default();
         if !self.config.enabled {
             return record;
         }
+        let window = self.config.window_of(now);
         for found in matches.iter_mut().filter(|m| !m.negative) {
-            if !record.hits.contains(&found.content_id) {
-                record.hits.push(found.content_id);
+            let floods_now = record
+                .quarantines
+                .iter()
+                .any(|q| q.content_id == found.content_id);
+            if !floods_now {
                 let (current, earlier) = self.hits_of(found.content_id, window, counted);
-                if let Some(reason) = self.floods(found.content_id, current + 1, earlier) {
-                    self.quarantine(found.content_id, found.bank.as_str());
+                if let Some(reason) = self.floods(found.content_id, current, earlier) {
                     record.quarantines.push(NewQuarantine {
                         content_id: found.content_id,
                         bank: found.bank.as_str().to_string(),
@@ -166,7 +164,11 @@ impl FloodGuard {
                     });
                 }
             }
-            found.quarantined = self.quarantined.contains_key(&found.content_id);
+            found.quarantined = self.quarantined.contains_key(&found.content_id)
+                || record
+                    .quarantines
+                    .iter()
+                    .any(|q| q.content_id == found.content_id);
         }
         record
     }
@@ -257,8 +259,8 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
     }
 
-    /// The guard with hit counts kept as the store keeps them: one row per entry and
-    /// window, each submission's hits added after it was judged.
+    /// The guard with hit counts kept as the store keeps them (one row per entry and
+    /// window), used as the server uses it: count, judge, then hold what was quarantined.
     struct Counted {
         guard: FloodGuard,
         rows: Vec<WindowHits>,
@@ -272,23 +274,29 @@ mod tests {
             }
         }
 
-        fn submit(&mut self, matches: &mut [Match], now: OffsetDateTime) -> FloodRecord {
-            let record = self.guard.observe(matches, now, &self.rows);
-            for &content_id in &record.hits {
+        /// Submits `matches` at `now`: the entries it counted, and what it quarantined.
+        fn submit(&mut self, matches: &mut [Match], now: OffsetDateTime) -> (Vec<ContentId>, FloodRecord) {
+            let counted = self.guard.counted_entries(matches);
+            let window_start = cordon_store::format_time(self.guard.config().window_start(now));
+            for &content_id in &counted {
                 match self
                     .rows
                     .iter_mut()
-                    .find(|r| r.content_id == content_id && r.window_start == record.window_start)
+                    .find(|r| r.content_id == content_id && r.window_start == window_start)
                 {
                     Some(row) => row.hits += 1,
                     None => self.rows.push(WindowHits {
                         content_id,
-                        window_start: record.window_start.clone(),
+                        window_start: window_start.clone(),
                         hits: 1,
                     }),
                 }
             }
-            record
+            let record = self.guard.observe(matches, now, &self.rows);
+            for quarantine in &record.quarantines {
+                self.guard.quarantine(quarantine.content_id, &quarantine.bank);
+            }
+            (counted, record)
         }
     }
 
@@ -307,7 +315,7 @@ mod tests {
         // A steady entry: 30 hits in each window of the last 24 hours.
         let mut counted = Counted::new(FloodGuardConfig::default(), &[], history(1, 30));
         for n in 1..=60 {
-            let record = counted.submit(&mut [hit(1), hit(2)], at(n));
+            let (_, record) = counted.submit(&mut [hit(1), hit(2)], at(n));
             let new: Vec<ContentId> = record.quarantines.iter().map(|q| q.content_id).collect();
             if n == 20 {
                 assert_eq!(new, [2], "the new entry floods at its 20th hit in ten minutes");
@@ -336,7 +344,7 @@ mod tests {
         }];
         let mut counted = Counted::new(FloodGuardConfig::default(), &[], elsewhere);
         let mut matches = [hit(5)];
-        let record = counted.submit(&mut matches, at(30));
+        let (_, record) = counted.submit(&mut matches, at(30));
         assert_eq!(record.quarantines.len(), 1);
         assert!(matches[0].quarantined);
         // And another node's quarantine, told through the feed, holds here.
@@ -348,12 +356,30 @@ mod tests {
     }
 
     #[test]
+    fn a_quarantine_is_held_only_once_it_is_stored() {
+        // Twenty hits counted: the upload that judges them is held for review, but the
+        // guard holds the entry only when told the quarantine was stored.
+        let rows = vec![WindowHits {
+            content_id: 5,
+            window_start: cordon_store::format_time(at(0)),
+            hits: 20,
+        }];
+        let mut guard = FloodGuard::new(FloodGuardConfig::default(), &[]);
+        let mut matches = [hit(5)];
+        let record = guard.observe(&mut matches, at(1), &rows);
+        assert!(matches[0].quarantined && record.quarantines.len() == 1);
+        assert!(!guard.is_quarantined(5), "not stored yet");
+        guard.quarantine(5, "TVEC");
+        assert!(guard.is_quarantined(5));
+    }
+
+    #[test]
     fn an_entry_found_by_several_signals_is_one_hit() {
         let mut counted = Counted::new(FloodGuardConfig::default(), &[], Vec::new());
         let mut features = hit(9);
         features.signal_type = "features";
-        let record = counted.submit(&mut [hit(9), features], at(0));
-        assert_eq!(record.hits, [9]);
+        let (hits, _) = counted.submit(&mut [hit(9), features], at(0));
+        assert_eq!(hits, [9]);
         assert_eq!(counted.guard.counted_entries(&[hit(9), hit(3), hit(9)]), [3, 9]);
     }
 
@@ -377,8 +403,8 @@ mod tests {
         negative.negative = true;
         assert!(counted.guard.counted_entries(&[negative.clone()]).is_empty());
         for n in 0..100 {
-            let record = counted.submit(std::slice::from_mut(&mut negative), at(n));
-            assert!(record.hits.is_empty());
+            let (hits, record) = counted.submit(std::slice::from_mut(&mut negative), at(n));
+            assert!(hits.is_empty() && record.quarantines.is_empty());
         }
         assert!(!counted.guard.is_quarantined(8));
     }
@@ -415,7 +441,7 @@ mod tests {
         let mut counted = Counted::new(config, &[], Vec::new());
         assert!(counted.guard.counted_entries(&[hit(1)]).is_empty());
         for n in 0..100 {
-            assert!(counted.submit(&mut [hit(1)], at(n)).hits.is_empty());
+            assert!(counted.submit(&mut [hit(1)], at(n)).0.is_empty());
         }
         assert!(!counted.guard.is_quarantined(1));
     }

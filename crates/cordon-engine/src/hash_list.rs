@@ -665,10 +665,23 @@ mod tests {
             signals,
         };
         // Two sets (a picture with transparency): with two PDQ hashes, one hash, or none.
-        let (f1, f2) = ("f1:", "f1:");
+        let set = |x: f32| {
+            cordon_signals::features::FeatureSet {
+                keypoints: vec![cordon_signals::features::Keypoint {
+                    x,
+                    y: 1.0,
+                    level: 0,
+                    angle: 0.0,
+                }],
+                descriptors: vec![[x as u64; 4]],
+            }
+            .to_string()
+        };
+        let (f1, f2) = (set(1.0), set(2.0));
+        assert_ne!(f1, f2);
         for (pdq, entries) in [(vec![H1, H2], 2), (vec![H1], 2), (vec![], 2)] {
             let mut signals: Vec<Signal> = pdq.iter().map(|h| signal("pdq", h)).collect();
-            signals.extend([signal("features", f1), signal("features", f2)]);
+            signals.extend([signal("features", &f1), signal("features", &f2)]);
             for format in [HashListFormat::Tx, HashListFormat::Csv, HashListFormat::Json] {
                 let mut out = Vec::new();
                 let mut writer = HashListWriter::new(&mut out, format).unwrap();
@@ -677,17 +690,19 @@ mod tests {
                 let text = String::from_utf8(out).unwrap();
                 let back = read_all(&text, format).unwrap();
                 assert_eq!(back.len(), entries, "{pdq:?} {format:?}: {text}");
-                let sets = back
+                let sets: Vec<&str> = back
                     .iter()
                     .flat_map(|c| &c.signals)
                     .filter(|s| s.signal_type == "features")
-                    .count();
+                    .map(|s| s.value.as_str())
+                    .collect();
                 let hashes = back
                     .iter()
                     .flat_map(|c| &c.signals)
                     .filter(|s| s.signal_type == "pdq")
                     .count();
-                assert_eq!((hashes, sets), (pdq.len(), 2), "{pdq:?} {format:?}: {text}");
+                assert_eq!(hashes, pdq.len(), "{pdq:?} {format:?}: {text}");
+                assert_eq!(sets, [f1.as_str(), f2.as_str()], "{pdq:?} {format:?}: {text}");
             }
         }
     }

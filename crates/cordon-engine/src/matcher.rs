@@ -180,8 +180,10 @@ impl Matcher {
     pub fn load(store: &Store) -> Result<Matcher, MatcherError> {
         let entries = read_signals::<PdqHash>(store, SignalType::Pdq)?;
         let mut feature_index = FeatureIndex::new();
+        // A content may hold several sets (a picture with transparency: as decoded and
+        // as seen): each is added, none replaces another.
         for (set, id) in read_signals::<FeatureSet>(store, SignalType::Features)? {
-            feature_index.insert(id, set);
+            feature_index.add(id, set);
         }
         let mut matcher = Matcher {
             pdq: PdqIndex::from_entries(entries),
@@ -205,7 +207,7 @@ impl Matcher {
         self.pdq.memory_bytes()
     }
 
-    /// Local-feature sets held.
+    /// Contents with local-feature sets held.
     pub fn features_len(&self) -> usize {
         self.features.len()
     }
@@ -459,6 +461,62 @@ mod tests {
         let mut matcher = matcher;
         matcher.set_bank(&bank);
         assert_eq!(found(&matcher, hash("02")), 0, "bank disabled");
+    }
+
+    /// A made-up set of 40 keypoints spread over the picture, its descriptors drawn from
+    /// `seed`: a set verifies against itself and not against another seed's.
+    fn made_up_features(seed: u64) -> FeatureSet {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        };
+        let keypoints = (0..40u32)
+            .map(|i| features::Keypoint {
+                x: (i % 8 * 60 + 10) as f32,
+                y: (i / 8 * 90 + 10) as f32,
+                level: 0,
+                angle: 0.0,
+            })
+            .collect();
+        let descriptors = (0..40).map(|_| [next(), next(), next(), next()]).collect();
+        FeatureSet {
+            keypoints,
+            descriptors,
+        }
+    }
+
+    #[test]
+    fn every_feature_set_of_a_content_matches_after_a_load() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .create_bank(&BankName::new("SEEN").unwrap(), NewBank::default())
+            .unwrap();
+        let (decoded, seen) = (made_up_features(1), made_up_features(2));
+        let mut writer = store.content_writer("SEEN").unwrap();
+        let id = writer
+            .insert(&NewContent {
+                signals: [&decoded, &seen]
+                    .map(|set| Signal {
+                        signal_type: "features".to_string(),
+                        value: set.to_string(),
+                    })
+                    .to_vec(),
+                ..NewContent::default()
+            })
+            .unwrap();
+        writer.commit().unwrap();
+        let matcher = Matcher::load(&store).unwrap();
+        for set in [decoded, seen] {
+            let query = QuerySignals {
+                features: vec![("original", set)],
+                ..QuerySignals::default()
+            };
+            let found = matcher.lookup(&query, &Lookup::default());
+            assert_eq!(found.iter().map(|m| m.content_id).collect::<Vec<_>>(), [id]);
+        }
     }
 
     #[test]

@@ -208,15 +208,21 @@ pub fn decide(
     let labels_of = |bank: &str| labels.get(bank).cloned().unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     submission.flood = {
-        // The counts every node has committed, read before the guard's lock is taken.
-        let (entries, since) = {
+        // This upload's hits counted with every node's, in the store, before the guard's
+        // lock is taken: two uploads never judge by the same count.
+        let (entries, window, since) = {
             let flood = state.flood();
-            let since = flood.config().history_start(now);
-            (flood.counted_entries(&matches), cordon_store::format_time(since))
+            let config = flood.config();
+            (
+                flood.counted_entries(&matches),
+                cordon_store::format_time(config.window_start(now)),
+                cordon_store::format_time(config.history_start(now)),
+            )
         };
-        let counted = state.store().content_hits(&entries, &since)?;
+        let counted = state.store().count_hits(&entries, &window, &since)?;
         state.flood().observe(&mut matches, now, &counted)
     };
+    let quarantined = submission.flood.quarantines.clone();
     let mut decisions = state.policy.decide(&matches, labels_of);
     // From reading the account's strikes to recording the new ones, nothing else is
     // decided for this account, so two uploads of one account cannot both miss the
@@ -271,6 +277,12 @@ pub fn decide(
         Ok::<_, ApiError>(store.record_submission(&submission, &decisions, &webhooks, payload, response)?)
     })?;
     if let Recorded::New { id, .. } = recorded {
+        // Stored: hold the entries it quarantined here (other nodes learn from the feed).
+        let mut flood = state.flood();
+        for entry in &quarantined {
+            flood.quarantine(entry.content_id, &entry.bank);
+        }
+        drop(flood);
         // The sighting was written with the submission; make it findable at once.
         if let Some(sighting) = store.sighting_of_submission(id)?
             && sighting.media.quality.is_some_and(|q| q >= QUALITY_THRESHOLD)

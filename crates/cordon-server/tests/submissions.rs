@@ -713,6 +713,38 @@ fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
 }
 
 #[test]
+fn simultaneous_uploads_of_a_flood_are_each_counted() {
+    // Ten uploads of one entry at once, the guard at five hits: each upload's hit is
+    // counted before it is judged, so the six from the fifth hit on (in whatever order
+    // they land) are quarantined, however many are in flight together.
+    let (hook, _received) = receiver(0);
+    let cordon = start_with(&hook, "[flood_guard]\nmin_hits = 5\n");
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let uploads: Vec<_> = (0..10)
+            .map(|n| {
+                let cordon = &cordon;
+                scope.spawn(move || {
+                    let fields = [
+                        ("content_id", format!("burst-{n}")),
+                        ("account_id", format!("acct-{n}")),
+                    ];
+                    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let (code, answer) = cordon.submit("misc-images/b.jpg", &fields);
+                    assert_eq!(code, 201, "{answer}");
+                    answer
+                })
+            })
+            .collect();
+        uploads.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    let held = answers
+        .iter()
+        .filter(|a| a["matches"][0]["quarantined"] == json!(true))
+        .count();
+    assert_eq!(held, 6, "{answers:?}");
+}
+
+#[test]
 fn a_cropped_repost_is_traced_through_the_bank_content_its_features_match() {
     let (hook, _received) = receiver(0);
     let cordon = start(&hook);

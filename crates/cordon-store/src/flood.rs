@@ -3,10 +3,11 @@
 //! more likely a bad hash (a flat colour, a meme slipped into a shared list) than a wave
 //! of real violations; its matches go to people until someone releases it.
 //!
-//! The counts here are the only counts: every node adds its hits to them in the
-//! submission's transaction and reads them back before deciding, so nodes sharing a store
-//! judge an entry by all its matches, not by the share that reached them. Quarantines and
-//! releases go into the change feed for the other nodes to follow.
+//! The counts here are the only counts: before deciding an upload, a node adds its hits
+//! and reads the counts back in one short transaction ([`Store::count_hits`]), so nodes
+//! sharing a store, and uploads in flight at once, judge an entry by all its matches.
+//! Quarantines are written with the submission that made them; they and releases go into
+//! the change feed for the other nodes to follow.
 
 use crate::db::{Db, Row, params};
 use serde::Serialize;
@@ -16,13 +17,10 @@ use crate::model::ContentId;
 use crate::sqlite::Store;
 use crate::{StoreError, audit, changes, now_rfc3339};
 
-/// Hits and new quarantines to record with a submission, in its transaction.
+/// New quarantines to record with a submission, in its transaction (its hits were
+/// counted before it was decided).
 #[derive(Clone, Debug, Default)]
 pub struct FloodRecord {
-    /// Start of the flood guard's current window (RFC 3339).
-    pub window_start: String,
-    /// Bank entries the submission matched: one hit each.
-    pub hits: Vec<ContentId>,
     /// Entries quarantined by this submission's hits.
     pub quarantines: Vec<NewQuarantine>,
 }
@@ -55,15 +53,6 @@ pub struct WindowHits {
 }
 
 pub(crate) fn record(tx: &Db, node: &str, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
-    for content_id in &flood.hits {
-        tx.execute(
-            // Content deleted since the match was made has nothing left to count against.
-            "INSERT INTO content_hits (content_id, window_start, hits)
-             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
-             ON CONFLICT(content_id, window_start) DO UPDATE SET hits = content_hits.hits + 1",
-            params![content_id, flood.window_start],
-        )?;
-    }
     let now = now_rfc3339();
     for quarantine in &flood.quarantines {
         // Another node may have quarantined (or a person released) the entry meanwhile:
@@ -152,29 +141,38 @@ impl Store {
         Ok(released)
     }
 
-    /// The hit counts of `entries` in windows starting at or after `since` (RFC 3339),
-    /// as every node has committed them.
-    pub fn content_hits(&self, entries: &[ContentId], since: &str) -> Result<Vec<WindowHits>, StoreError> {
+    /// Counts one hit of each of `entries` in the window starting `window_start`, and
+    /// answers their counts in windows starting at or after `since` (RFC 3339), this hit
+    /// and every node's committed ones included: one transaction, so that two uploads
+    /// never read the same count.
+    pub fn count_hits(
+        &mut self,
+        entries: &[ContentId],
+        window_start: &str,
+        since: &str,
+    ) -> Result<Vec<WindowHits>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        // Ids are numbers: written into the statement.
-        let ids: Vec<String> = entries.iter().map(ContentId::to_string).collect();
-        self.db().query_map(
-            &format!(
-                "SELECT content_id, window_start, hits FROM content_hits
-                 WHERE content_id IN ({}) AND window_start >= ?1 ORDER BY content_id, window_start",
-                ids.join(", ")
-            ),
-            params![since],
-            |r| {
-                Ok(WindowHits {
-                    content_id: r.get(0)?,
-                    window_start: r.get(1)?,
-                    hits: r.get(2)?,
-                })
-            },
-        )
+        let tx = self.db().transaction()?;
+        for content_id in entries {
+            tx.execute(
+                // Content deleted since the match was made has nothing left to count against.
+                "INSERT INTO content_hits (content_id, window_start, hits)
+                 SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
+                 ON CONFLICT(content_id, window_start) DO UPDATE SET hits = content_hits.hits + 1",
+                params![content_id, window_start],
+            )?;
+        }
+        let counted = hits_of(&tx, entries, since)?;
+        tx.commit()?;
+        Ok(counted)
+    }
+
+    /// The hit counts of `entries` in windows starting at or after `since` (RFC 3339),
+    /// as every node has committed them.
+    pub fn content_hits(&self, entries: &[ContentId], since: &str) -> Result<Vec<WindowHits>, StoreError> {
+        hits_of(self.db(), entries, since)
     }
 
     /// Deletes the hit counts of windows that started before `before` (RFC 3339), which the
@@ -185,4 +183,28 @@ impl Store {
             params![before],
         )
     }
+}
+
+/// The hit counts of `entries` in windows starting at or after `since`, read on `db`.
+fn hits_of(db: &Db, entries: &[ContentId], since: &str) -> Result<Vec<WindowHits>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Ids are numbers: written into the statement.
+    let ids: Vec<String> = entries.iter().map(ContentId::to_string).collect();
+    db.query_map(
+        &format!(
+            "SELECT content_id, window_start, hits FROM content_hits
+             WHERE content_id IN ({}) AND window_start >= ?1 ORDER BY content_id, window_start",
+            ids.join(", ")
+        ),
+        params![since],
+        |r| {
+            Ok(WindowHits {
+                content_id: r.get(0)?,
+                window_start: r.get(1)?,
+                hits: r.get(2)?,
+            })
+        },
+    )
 }

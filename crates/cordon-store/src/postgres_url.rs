@@ -3,11 +3,12 @@
 //! system's OpenSSL.
 //!
 //! * `disable`: no TLS. `allow` and `prefer` (the default): TLS when the server offers it,
-//!   its certificate not checked. `require`: TLS or no connection, the certificate not
-//!   checked unless `sslrootcert` names the authorities to check it against.
-//! * `verify-ca`: the certificate must chain to `sslrootcert`'s authorities (the system's
-//!   when none is named, or with `sslrootcert=system`). `verify-full`: and name the host
-//!   connected to. A store that leaves its machine should use this one.
+//!   plain otherwise. `require`: TLS or no connection. With these the certificate is not
+//!   checked unless `sslrootcert` names a file of authorities to check it against.
+//! * `verify-ca`: the certificate must chain to the authorities of the `sslrootcert` file
+//!   (one must be named). `verify-full`: and name the host connected to; only this mode
+//!   may trust the system's authorities (no `sslrootcert`, or `sslrootcert=system`), as
+//!   any public certificate chains to those. A store off the machine should use it.
 //!
 //! * `sslcert` and `sslkey` (together): the client certificate to present, for a server
 //!   that asks for one (`clientcert=` in `pg_hba.conf`); the key in PKCS#8 PEM, readable by
@@ -65,14 +66,36 @@ impl PostgresTarget {
                 _ => kept.push(pair),
             }
         }
+        let system_roots = matches!(roots.as_deref(), None | Some("" | "system"));
         let (client_mode, check) = match mode.as_deref() {
-            None | Some("allow" | "prefer") => ("prefer", Check::Nothing),
             Some("disable") => ("disable", Check::Nothing),
-            // As libpq: `require` with authorities named checks against them.
-            Some("require") if roots.is_some() => ("require", Check::Authority),
-            Some("require") => ("require", Check::Nothing),
-            Some("verify-ca") => ("require", Check::Authority),
             Some("verify-full") => ("require", Check::AuthorityAndHost),
+            // Any public certificate chains to the system's authorities: without the host
+            // name checked, trusting them would check nothing.
+            Some(weaker) if roots.is_some() && system_roots => {
+                return Err(format!(
+                    "sslrootcert={} trusts the system's authorities, allowed only with \
+                     sslmode=verify-full (not {weaker})",
+                    roots.as_deref().unwrap_or_default()
+                ));
+            }
+            None if roots.as_deref() == Some("system") => {
+                return Err("sslrootcert=system needs sslmode=verify-full".to_string());
+            }
+            Some("verify-ca") if system_roots => {
+                return Err(
+                    "sslmode=verify-ca needs sslrootcert, a file of the authorities to \
+                            check the server's certificate against (the system's are allowed \
+                            only with verify-full)"
+                        .to_string(),
+                );
+            }
+            Some("verify-ca") => ("require", Check::Authority),
+            // As libpq: with a file of authorities named, they are checked against.
+            Some("require") if !system_roots => ("require", Check::Authority),
+            Some("require") => ("require", Check::Nothing),
+            None | Some("allow" | "prefer") if !system_roots => ("prefer", Check::Authority),
+            None | Some("allow" | "prefer") => ("prefer", Check::Nothing),
             Some(other) => {
                 return Err(format!(
                     "sslmode {other:?} is none of disable, allow, prefer, require, verify-ca, verify-full"
@@ -125,7 +148,7 @@ impl PostgresTarget {
     /// The connector for these settings, built once per process: building one takes
     /// ~55 ms here (OpenSSL 3 reads the system's authorities every time), and a node opens
     /// a connection per pool slot. So an `sslrootcert` file is read once, at the first
-    /// connection; a rotated authority needs a restart.
+    /// connection, and so are `sslcert` and `sslkey`: rotated files need a restart.
     fn tls_connector(&self) -> Result<MakeTlsConnector, String> {
         type Settings = (Check, Option<PathBuf>, Option<(PathBuf, PathBuf)>);
         static BUILT: Mutex<Vec<(Settings, MakeTlsConnector)>> = Mutex::new(Vec::new());
@@ -211,19 +234,40 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     message
 }
 
-/// `url` with its password, if any, hidden: for messages and logs.
+/// `url` with its password, if any, hidden: for messages and logs. The password may sit
+/// in the credentials (`user:password@`, itself holding `@`, `/` or `?` unencoded) or in
+/// a `password=` option; when unsure, more is hidden rather than less.
 pub(crate) fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:…@{host}{path}")
-        }
-        _ => url.to_string(),
+    if !scheme.starts_with("postgres") {
+        return url.to_string();
     }
+    let (credentials_end, after) = match rest.rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            (format!("{user}:…@"), &rest[at + 1..])
+        }
+        _ => (String::new(), rest),
+    };
+    let shown = match after.split_once('?') {
+        Some((place, query)) => {
+            let options: Vec<&str> = query
+                .split('&')
+                .map(|pair| {
+                    if pair.starts_with("password=") {
+                        "password=…"
+                    } else {
+                        pair
+                    }
+                })
+                .collect();
+            format!("{place}?{}", options.join("&"))
+        }
+        None => after.to_string(),
+    };
+    format!("{scheme}://{credentials_end}{shown}")
 }
 
 #[cfg(test)]
@@ -243,7 +287,13 @@ mod tests {
                 Check::Authority,
                 true,
             ),
-            ("?sslmode=verify-ca", "Require", Check::Authority, false),
+            (
+                "?sslmode=verify-ca&sslrootcert=/ca.pem",
+                "Require",
+                Check::Authority,
+                true,
+            ),
+            ("?sslrootcert=/ca.pem", "Prefer", Check::Authority, true),
             (
                 "?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full",
                 "Require",
@@ -281,6 +331,11 @@ mod tests {
         assert!(error("postgres://u@h/d?sslmode=verify").contains("sslmode \"verify\" is none of"));
         assert!(error("postgres://u@h/d?sslmode=disable&sslrootcert=/ca.pem").contains("sslmode=disable"));
         assert!(error("postgres://u@h/d?sslrootcert=%FF").contains("sslrootcert is not UTF-8"));
+        // The system's authorities with anything but verify-full would check nothing.
+        assert!(error("postgres://u@h/d?sslmode=verify-ca").contains("needs sslrootcert"));
+        assert!(error("postgres://u@h/d?sslmode=verify-ca&sslrootcert=system").contains("only with"));
+        assert!(error("postgres://u@h/d?sslmode=require&sslrootcert=system").contains("only with"));
+        assert!(error("postgres://u@h/d?sslrootcert=system").contains("needs sslmode=verify-full"));
         assert!(error("postgres://u@h/d?no_such_option=1").contains("no_such_option"));
         assert!(error("postgres://u@h/d?sslcert=/c.pem").contains("go together"));
         assert!(
@@ -327,5 +382,15 @@ mod tests {
             "postgres://cordon@db/cordon"
         );
         assert_eq!(without_password("sqlite:///tmp/a:b@c"), "sqlite:///tmp/a:b@c");
+        for (url, shown) in [
+            (
+                "postgres://u@db/d?password=s3cret&sslmode=require",
+                "postgres://u@db/d?password=…&sslmode=require",
+            ),
+            ("postgres://u:s3/cr?t@db:5432/d", "postgres://u:…@db:5432/d"),
+            ("postgres://u:s3@cr@db/d", "postgres://u:…@db/d"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
     }
 }

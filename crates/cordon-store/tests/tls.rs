@@ -74,7 +74,7 @@ fn the_store_url_says_how_the_server_certificate_is_checked() {
     .unwrap();
     assert!(error.contains("chmod 600"), "{error}");
 
-    // Passwords stay out of what is said about the URL.
+    // Passwords stay out of what is said about the URL, wherever the URL holds them.
     let port = server.port();
     for (url, query) in [
         (
@@ -85,11 +85,16 @@ fn the_store_url_says_how_the_server_certificate_is_checked() {
             format!("postgres://cordon:s3cret@127.0.0.1:{port}/tls"),
             "?sslmode=disable",
         ),
+        (
+            format!("postgres://cordon:s3/cr?t@127.0.0.1:{port}/tls"),
+            "?sslmode=disable",
+        ),
+        (
+            format!("postgres://cordon@127.0.0.1:{port}/tls"),
+            "?password=s3cret&sslmode=disable",
+        ),
     ] {
         let error = open(&url, query).err().unwrap();
-        assert!(
-            error.contains("cordon:…@127.0.0.1") && !error.contains("s3cret"),
-            "{error}"
-        );
+        assert!(error.contains("127.0.0.1") && !error.contains("s3"), "{error}");
     }
 }

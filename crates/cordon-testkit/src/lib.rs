@@ -3,6 +3,7 @@
 //! A dev-dependency only; no product code may depend on it.
 
 pub mod bombs;
+pub mod certificates;
 pub mod content_credentials;
 pub mod nats;
 pub mod pictures;

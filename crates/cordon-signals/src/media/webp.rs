@@ -69,7 +69,12 @@ pub(super) fn decode(
     if !header.has_alpha {
         return Ok(image);
     }
-    image.with_alpha(decode_alpha(bytes, width, height)?)
+    // The pixels are what the reference hashes; opacity that cannot be decoded leaves
+    // them shown as they are rather than losing the upload.
+    match decode_alpha(bytes, width, height) {
+        Ok(alpha) => image.with_alpha(alpha),
+        Err(_) => Ok(image),
+    }
 }
 
 /// The opacity of a still WebP that has some: decoded again as RGBA (the RGB pixels stay
