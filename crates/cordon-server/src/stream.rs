@@ -11,6 +11,7 @@
 //! reason (the store unreachable) is redelivered after [`RETRY_AFTER`].
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,10 +56,40 @@ pub fn submissions_subject(stream: &str) -> String {
     format!("{stream}.submissions")
 }
 
-/// Consumes `stream` (made as a work queue when absent) on the NATS server at `url`,
+/// Where the NATS server is and how to reach it.
+#[derive(Clone, Debug, Default)]
+pub struct NatsTarget {
+    /// `nats://HOST:PORT`, or `tls://HOST:PORT` for TLS with the system's authorities.
+    pub url: String,
+    /// Authorities (PEM) to check the server's certificate against; TLS is then required.
+    pub authorities: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for a server that asks for one.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+}
+
+impl NatsTarget {
+    async fn connect(&self) -> Result<async_nats::Client, StreamError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(authorities) = &self.authorities {
+            options = options
+                .add_root_certificates(authorities.clone())
+                .require_tls(true);
+        }
+        if let Some((certificate, key)) = &self.client_certificate {
+            options = options.add_client_certificate(certificate.clone(), key.clone());
+        }
+        options.connect(self.url.as_str()).await.map_err(nats)
+    }
+}
+
+/// Consumes `stream` (made as a work queue when absent) on the NATS server at `target`,
 /// deciding each upload, until the connection fails for good.
-pub async fn consume(state: Arc<AppState>, url: &str, stream_name: &str) -> Result<(), StreamError> {
-    let client = async_nats::connect(url).await.map_err(nats)?;
+pub async fn consume(
+    state: Arc<AppState>,
+    target: &NatsTarget,
+    stream_name: &str,
+) -> Result<(), StreamError> {
+    let client = target.connect().await?;
     let context = jetstream::new(client.clone());
     let stream = context
         .get_or_create_stream(stream::Config {
@@ -83,8 +114,9 @@ pub async fn consume(state: Arc<AppState>, url: &str, stream_name: &str) -> Resu
         .await
         .map_err(nats)?;
     eprintln!(
-        "cordon: consuming {} from {url}",
-        submissions_subject(stream_name)
+        "cordon: consuming {} from {}",
+        submissions_subject(stream_name),
+        target.url
     );
     let caller = Caller(format!("stream:{stream_name}"));
     let mut messages = consumer

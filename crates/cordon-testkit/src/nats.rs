@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::certificates::TlsFiles;
 use crate::watchdog::{Watched, free_port};
 
 const INSTALL: &str = "install it with `apt-get install -y nats-server` (or `scripts/deps test`)";
@@ -17,6 +18,8 @@ pub struct NatsServer {
     server: Option<Watched>,
     port: u16,
     bin: PathBuf,
+    /// Set for a server that takes TLS connections only ([`NatsServer::start_tls`]).
+    tls: Option<TlsFiles>,
     // Last: removed after the server has stopped.
     dir: tempfile::TempDir,
 }
@@ -25,14 +28,27 @@ impl NatsServer {
     /// Starts `nats-server -js` on a free loopback port, its JetStream store in a new temporary
     /// folder. Panics, saying why, when nats-server is missing or does not start.
     pub fn start() -> NatsServer {
+        Self::start_with(false)
+    }
+
+    /// As [`NatsServer::start`], but clients must connect over TLS: the server's certificate
+    /// names `localhost` and is signed by [`TlsFiles::authority`] (see [`NatsServer::tls`]).
+    /// Needs the `openssl` program.
+    pub fn start_tls() -> NatsServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("cordon-nats-")
             .tempdir()
             .expect("a temporary folder for NATS");
+        let tls = tls.then(|| TlsFiles::make(dir.path(), None));
         let mut nats = NatsServer {
             server: None,
             port: 0,
             bin: bin(),
+            tls,
             dir,
         };
         for attempt in 1.. {
@@ -54,6 +70,11 @@ impl NatsServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The certificates of a server started with [`NatsServer::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// Its folder: JetStream's store in `jetstream/`, the server's log in `nats-server.log`.
@@ -84,7 +105,7 @@ impl NatsServer {
     /// Starts the server on `self.port` and waits until it greets clients; or answers its log.
     fn run(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-js".into(),
             "-a".into(),
             "127.0.0.1".into(),
@@ -93,6 +114,15 @@ impl NatsServer {
             "-sd".into(),
             self.dir.path().to_string_lossy().into_owned(),
         ];
+        if let Some(tls) = &self.tls {
+            args.extend([
+                "--tls".into(),
+                "--tlscert".into(),
+                tls.server_certificate.to_string_lossy().into_owned(),
+                "--tlskey".into(),
+                tls.server_key.to_string_lossy().into_owned(),
+            ]);
+        }
         // SIGKILL when the test process ends or on a drop: the store goes with the folder.
         let mut server = Watched::spawn(self.dir.path(), "nats-server.log", "KILL", &self.bin, &args, None);
         let deadline = started + Duration::from_secs(10);

@@ -13,9 +13,20 @@ use cordon_signals::DecodeLimits;
 
 #[derive(Args)]
 pub struct WorkerArgs {
-    /// The NATS server, e.g. nats://127.0.0.1:4222.
+    /// The NATS server, e.g. nats://127.0.0.1:4222 (tls://… for TLS with the system's
+    /// authorities).
     #[arg(long, value_name = "URL")]
     nats: String,
+    /// Authorities (PEM) to check the NATS server's certificate against; TLS is then
+    /// required.
+    #[arg(long, value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+    /// A client certificate (PEM) to present to the NATS server, with --nats-key.
+    #[arg(long, value_name = "FILE", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
     /// The JetStream stream to consume (made as a work queue when absent); uploads are
     /// published on `<NAME>.submissions`.
     #[arg(long, value_name = "NAME")]
@@ -49,13 +60,23 @@ pub fn run(args: WorkerArgs, storage: &crate::Storage) -> anyhow::Result<ExitCod
         args.max_bytes,
         args.max_pixels,
     )?);
+    for file in [&args.nats_ca, &args.nats_cert, &args.nats_key]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    }
+    let target = cordon_server::stream::NatsTarget {
+        url: args.nats.clone(),
+        authorities: args.nats_ca.clone(),
+        client_certificate: args.nats_cert.clone().zip(args.nats_key.clone()),
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let _background = Background::start(&state);
         let consuming = async {
             loop {
-                if let Err(error) =
-                    cordon_server::stream::consume(state.clone(), &args.nats, &args.stream).await
+                if let Err(error) = cordon_server::stream::consume(state.clone(), &target, &args.stream).await
                 {
                     eprintln!("cordon: {error}; connecting again");
                 }

@@ -209,9 +209,14 @@ fn three_nodes_share_one_store_live_and_a_killed_leader_loses_no_webhook() {
 /// Publishes uploads to the stream `stream` (waiting until a worker has made it): `b.jpg`
 /// as `post-<n>` from `acct-<n>`, each acknowledged by JetStream as stored.
 fn publish_uploads(nats: &str, stream: &str, count: usize) {
+    publish_uploads_with(async_nats::ConnectOptions::new(), nats, stream, count);
+}
+
+/// [`publish_uploads`], connecting with `options`.
+fn publish_uploads_with(options: async_nats::ConnectOptions, nats: &str, stream: &str, count: usize) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = async_nats::connect(nats).await.unwrap();
+        let client = options.connect(nats).await.unwrap();
         let context = async_nats::jetstream::new(client);
         let started = Instant::now();
         while context.get_stream(stream).await.is_err() {
@@ -255,6 +260,11 @@ fn publish_uploads(nats: &str, stream: &str, count: usize) {
 }
 
 fn start_worker(data: &Path, store: &str, nats: &str, config: &Path) -> Child {
+    start_worker_with(data, store, nats, config, &[])
+}
+
+/// [`start_worker`] with `more` arguments.
+fn start_worker_with(data: &Path, store: &str, nats: &str, config: &Path, more: &[&str]) -> Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args(["--data"])
         .arg(data)
@@ -262,6 +272,7 @@ fn start_worker(data: &Path, store: &str, nats: &str, config: &Path) -> Child {
             "--store", store, "worker", "--nats", nats, "--stream", "UPLOADS", "--config",
         ])
         .arg(config)
+        .args(more)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -280,6 +291,57 @@ fn account_decisions(node: &Node, key: &str, account: &str) -> Option<usize> {
     }
     let account: Value = answer.json().unwrap();
     Some(account["history"].as_array().unwrap().len())
+}
+
+#[test]
+fn a_worker_reaches_nats_over_tls() {
+    let store = cordon_testkit::shared_postgres().new_database("workertls");
+    let nats = cordon_testkit::NatsServer::start_tls();
+    let authority = nats.tls().unwrap().authority.clone();
+    // The server's certificate names `localhost`.
+    let url = format!("tls://localhost:{}", nats.port());
+    let data = tempfile::tempdir().unwrap();
+    bank_of_bridge(data.path(), &store);
+    let admin = key(data.path(), &store, "admin");
+    let config = common::webhook_config(data.path(), free_port(), r#""remove""#, "");
+    let node = start_node(data.path(), &store, &config);
+    let ca = authority.to_str().unwrap();
+    let mut worker = start_worker_with(data.path(), &store, &url, &config, &["--nats-ca", ca]);
+    let client = async_nats::ConnectOptions::new()
+        .add_root_certificates(authority.clone())
+        .require_tls(true);
+    publish_uploads_with(client, &url, "UPLOADS", 3);
+    let started = Instant::now();
+    while !(0..3).all(|n| account_decisions(&node, &admin, &format!("acct-{n}")) == Some(1)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "uploads sent over TLS not decided"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    // A file of authorities that is not there is named, and nothing starts.
+    let missing = cordon_in(
+        data.path(),
+        &[
+            "--store",
+            &store,
+            "worker",
+            "--nats",
+            &url,
+            "--stream",
+            "UPLOADS",
+            "--nats-ca",
+            "/no/such/ca.pem",
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && said.contains("/no/such/ca.pem"),
+        "{said}"
+    );
 }
 
 #[test]
