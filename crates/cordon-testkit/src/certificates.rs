@@ -103,6 +103,12 @@ impl TlsFiles {
         ];
         args.extend(new_key);
         openssl(&args);
+        // Version 3 with its use named: rustls (the NATS client) refuses older forms.
+        std::fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("writing client.ext");
         openssl(&[
             "x509",
             "-req",
@@ -116,6 +122,8 @@ impl TlsFiles {
             "2",
             "-days",
             "2",
+            "-extfile",
+            "client.ext",
             "-out",
             "client.crt",
         ]);

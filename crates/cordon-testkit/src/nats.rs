@@ -20,6 +20,8 @@ pub struct NatsServer {
     bin: PathBuf,
     /// Set for a server that takes TLS connections only ([`NatsServer::start_tls`]).
     tls: Option<TlsFiles>,
+    /// Whether clients must present a certificate the authority signed.
+    verify_clients: bool,
     // Last: removed after the server has stopped.
     dir: tempfile::TempDir,
 }
@@ -28,17 +30,23 @@ impl NatsServer {
     /// Starts `nats-server -js` on a free loopback port, its JetStream store in a new temporary
     /// folder. Panics, saying why, when nats-server is missing or does not start.
     pub fn start() -> NatsServer {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
     /// As [`NatsServer::start`], but clients must connect over TLS: the server's certificate
     /// names `localhost` and is signed by [`TlsFiles::authority`] (see [`NatsServer::tls`]).
     /// Needs the `openssl` program.
     pub fn start_tls() -> NatsServer {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(tls: bool) -> NatsServer {
+    /// As [`NatsServer::start_tls`], and every client must present a certificate
+    /// [`TlsFiles::authority`] signed ([`TlsFiles::client_certificate`] is one).
+    pub fn start_tls_verifying_clients() -> NatsServer {
+        Self::start_with(true, true)
+    }
+
+    fn start_with(tls: bool, verify_clients: bool) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("cordon-nats-")
             .tempdir()
@@ -49,6 +57,7 @@ impl NatsServer {
             port: 0,
             bin: bin(),
             tls,
+            verify_clients,
             dir,
         };
         for attempt in 1.. {
@@ -122,6 +131,13 @@ impl NatsServer {
                 "--tlskey".into(),
                 tls.server_key.to_string_lossy().into_owned(),
             ]);
+            if self.verify_clients {
+                args.extend([
+                    "--tlsverify".into(),
+                    "--tlscacert".into(),
+                    tls.authority.to_string_lossy().into_owned(),
+                ]);
+            }
         }
         // SIGKILL when the test process ends or on a drop: the store goes with the folder.
         let mut server = Watched::spawn(self.dir.path(), "nats-server.log", "KILL", &self.bin, &args, None);

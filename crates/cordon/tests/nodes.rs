@@ -296,8 +296,10 @@ fn account_decisions(node: &Node, key: &str, account: &str) -> Option<usize> {
 #[test]
 fn a_worker_reaches_nats_over_tls() {
     let store = cordon_testkit::shared_postgres().new_database("workertls");
-    let nats = cordon_testkit::NatsServer::start_tls();
-    let authority = nats.tls().unwrap().authority.clone();
+    let nats = cordon_testkit::NatsServer::start_tls_verifying_clients();
+    let tls = nats.tls().unwrap();
+    let authority = tls.authority.clone();
+    let (certificate, private_key) = (tls.client_certificate.clone(), tls.client_key.clone());
     // The server's certificate names `localhost`.
     let url = format!("tls://localhost:{}", nats.port());
     let data = tempfile::tempdir().unwrap();
@@ -306,9 +308,17 @@ fn a_worker_reaches_nats_over_tls() {
     let config = common::webhook_config(data.path(), free_port(), r#""remove""#, "");
     let node = start_node(data.path(), &store, &config);
     let ca = authority.to_str().unwrap();
-    let mut worker = start_worker_with(data.path(), &store, &url, &config, &["--nats-ca", ca]);
+    let (cert, key_file) = (certificate.to_str().unwrap(), private_key.to_str().unwrap());
+    let mut worker = start_worker_with(
+        data.path(),
+        &store,
+        &url,
+        &config,
+        &["--nats-ca", ca, "--nats-cert", cert, "--nats-key", key_file],
+    );
     let client = async_nats::ConnectOptions::new()
         .add_root_certificates(authority.clone())
+        .add_client_certificate(certificate.clone(), private_key.clone())
         .require_tls(true);
     publish_uploads_with(client, &url, "UPLOADS", 3);
     let started = Instant::now();
