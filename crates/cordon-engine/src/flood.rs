@@ -74,13 +74,17 @@ impl FloodGuardConfig {
 
     /// The oldest window start the guard still needs at `now` (to read counts from).
     pub fn history_start(&self, now: OffsetDateTime) -> OffsetDateTime {
-        let window = self.window_of(now) - self.history_windows();
-        OffsetDateTime::from_unix_timestamp(window * self.window_seconds()).unwrap_or(now)
+        self.start_of(self.window_of(now) - self.history_windows(), now)
     }
 
     /// The start of the window `now` is in, where its hits are counted.
     pub fn window_start(&self, now: OffsetDateTime) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.window_of(now) * self.window_seconds()).unwrap_or(now)
+        self.start_of(self.window_of(now), now)
+    }
+
+    /// When window number `window` starts (`now` if that is out of range).
+    fn start_of(&self, window: i64, now: OffsetDateTime) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(window * self.window_seconds()).unwrap_or(now)
     }
 
     fn window_of(&self, at: OffsetDateTime) -> i64 {
@@ -150,11 +154,11 @@ impl FloodGuard {
         }
         let window = self.config.window_of(now);
         for found in matches.iter_mut().filter(|m| !m.negative) {
-            let floods_now = record
+            let mut floods = record
                 .quarantines
                 .iter()
                 .any(|q| q.content_id == found.content_id);
-            if !floods_now {
+            if !floods {
                 let (current, earlier) = self.hits_of(found.content_id, window, counted);
                 if let Some(reason) = self.floods(found.content_id, current, earlier) {
                     record.quarantines.push(NewQuarantine {
@@ -162,13 +166,10 @@ impl FloodGuard {
                         bank: found.bank.as_str().to_string(),
                         reason,
                     });
+                    floods = true;
                 }
             }
-            found.quarantined = self.quarantined.contains_key(&found.content_id)
-                || record
-                    .quarantines
-                    .iter()
-                    .any(|q| q.content_id == found.content_id);
+            found.quarantined = floods || self.quarantined.contains_key(&found.content_id);
         }
         record
     }
