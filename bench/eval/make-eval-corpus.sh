@@ -14,6 +14,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tuning=${2:-$here/../out/eval/tuning}
 mkdir -p "$out/.debs"
 out=$(cd "$out" && pwd)
+# Made absolute before the cd below, so that a relative TUNING_DIR still names it.
+[[ -d $tuning ]] && tuning=$(cd "$tuning" && pwd)
 cd "$out/.debs"
 ls ./*.deb >/dev/null 2>&1 || apt-get download desktop-base gnome-backgrounds mate-backgrounds \
     plasma-workspace-wallpapers

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# `cordon eval` on three corpora: the TUNING corpus (shared/corpus/make-corpus.sh, the one the
-# PDQ benchmark uses too), the held-out REPORT corpus of wallpapers (make-eval-corpus.sh) and
-# the held-out PHOTOS corpus (make-photo-corpus.sh). One command:
+# `cordon eval` on five corpora, two of artwork and three of photos:
+#
+#   tuning           wallpapers, shared/corpus/make-corpus.sh (the PDQ benchmark's too)  tune
+#   report           wallpapers, make-eval-corpus.sh                                  held out
+#   photos           20 sample photos from PyPI wheels, make-photo-corpus.sh          held out
+#   gcompris-tuning  172 photos from gcompris-qt-data, make-gcompris-corpus.sh         tune
+#   gcompris-report  82 photos from gcompris-qt-data, make-gcompris-corpus.sh         held out
 #
 #   bench/eval/run.sh [EXTRA cordon eval OPTIONS...]     e.g. --signals pdq --threads 2
+#   SETS="report gcompris-report" bench/eval/run.sh      only these corpora
 #
 # Builds Cordon (release), makes the corpora under bench/out/eval/ when absent (the tuning
 # one is copied from bench/out/inputs/corpus when the PDQ benchmark already made it), then
 # for each corpus writes bench/out/eval/SET.jsonl (JSON lines), SET.txt (the table) and
-# SET.svg (the chart), and prints the tables with the time each run took.
+# SET.svg (the chart), and prints the tables with the time each run took. All five take
+# about 31 minutes on 2 cores, gcompris-tuning 19 of them.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -46,13 +52,27 @@ make_photos() {
     "$here/make-photo-corpus.sh" "$out/photos"
 }
 
+make_gcompris() {
+    has_images "$out/gcompris-tuning" && has_images "$out/gcompris-report" && return
+    log "gcompris corpora: make-gcompris-corpus.sh"
+    "$here/make-gcompris-corpus.sh" "$out/gcompris-tuning" "$out/gcompris-report"
+}
+
+sets=${SETS:-tuning report photos gcompris-tuning gcompris-report}
 log "building cordon"
+"$root/scripts/deps" build
 (cd "$root" && cargo build --release -p cordon)
 mkdir -p "$out"
-make_tuning
-make_report
-make_photos
-for set in tuning report photos; do
+for set in $sets; do
+    case $set in
+        tuning) make_tuning ;;
+        report) make_tuning && make_report ;;
+        photos) make_photos ;;
+        gcompris-tuning | gcompris-report) make_gcompris ;;
+        *) echo "run.sh: unknown corpus '$set' in SETS" >&2 && exit 2 ;;
+    esac
+done
+for set in $sets; do
     log "cordon eval on the $set corpus"
     started=$SECONDS
     "$cordon" eval --corpus "$out/$set" --chart "$out/$set.svg" --table "$out/$set.txt" "$@" \
@@ -61,4 +81,4 @@ for set in tuning report photos; do
     echo "($set: $((SECONDS - started)) s)"
     echo
 done
-log "results in $out: {tuning,report,photos}.{jsonl,txt,svg}"
+log "results in $out: SET.{jsonl,txt,svg} for each of: $sets"

@@ -15,6 +15,9 @@ const RATIO_DENOMINATOR: u32 = 5;
 const INLIER_RADIUS: f32 = 6.0;
 /// How far (radians) a pair's own rotation may be from the transformation's.
 const ANGLE_TOLERANCE: f32 = 0.5;
+/// How far (as a factor) a pair's own change of scale, from the pyramid levels its
+/// keypoints were found on, may be from the transformation's.
+const SCALE_TOLERANCE: f32 = 1.5;
 /// Hypotheses tried; fixed, and drawn from a fixed sequence, so results are repeatable.
 const ITERATIONS: usize = 400;
 /// Scale changes beyond these bounds are not reposts (and are usually degenerate fits).
@@ -55,6 +58,7 @@ pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
                 query: (qk.x, qk.y),
                 bank: (bk.x, bk.y),
                 turn: (cos, sin),
+                scaling: bk.scale() / qk.scale(),
             }
         })
         .collect();
@@ -115,6 +119,8 @@ struct Pair {
     bank: (f32, f32),
     /// cos and sin of the bank keypoint's angle minus the query keypoint's.
     turn: (f32, f32),
+    /// How many times larger the bank keypoint's patch is than the query keypoint's.
+    scaling: f32,
 }
 
 /// `z -> a z + t` on points as complex numbers: scale, rotation and shift.
@@ -161,15 +167,74 @@ impl Similarity {
     }
 
     /// Whether a pair fits: the query keypoint lands near its bank keypoint, and the pair
-    /// turns by about the transformation's rotation.
+    /// turns by about the transformation's rotation and scales by about its scale (a
+    /// chance pair of unrelated corners need not; a true pair's patches show the same
+    /// detail, so they were found on levels that differ by the scale).
     fn agrees(&self, pair: &Pair) -> bool {
         let mapped = self.apply(pair.query);
         let (dx, dy) = (mapped.0 - pair.bank.0, mapped.1 - pair.bank.1);
         if dx * dx + dy * dy > INLIER_RADIUS * INLIER_RADIUS {
             return false;
         }
+        let relative_scale = pair.scaling / self.scale;
+        if !(1.0 / SCALE_TOLERANCE..=SCALE_TOLERANCE).contains(&relative_scale) {
+            return false;
+        }
         // cos(turn - rotation) from the unit vectors of both.
         let cos_difference = (pair.turn.0 * self.a.0 + pair.turn.1 * self.a.1) / self.scale;
         cos_difference >= ANGLE_TOLERANCE.cos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::Keypoint;
+
+    /// A set of `count` keypoints on a 20-pixel grid, at `level`, each with its own
+    /// descriptor (seeded by `seed`, so two sets with one seed pair up one to one).
+    fn grid(count: usize, level: u8, seed: u64) -> FeatureSet {
+        let mut state = seed;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state
+        };
+        let mut set = FeatureSet::default();
+        for i in 0..count {
+            set.keypoints.push(Keypoint {
+                x: 20.0 + 20.0 * (i % 10) as f32,
+                y: 20.0 + 20.0 * (i / 10) as f32,
+                level,
+                angle: 0.3,
+            });
+            set.descriptors.push([next(), next(), next(), next()]);
+        }
+        set
+    }
+
+    #[test]
+    fn pairs_in_place_and_on_matching_levels_all_agree() {
+        let set = grid(30, 1, 7);
+        assert_eq!(verify(&set, &set).inliers, 30);
+    }
+
+    #[test]
+    fn pairs_whose_levels_contradict_the_scale_do_not_agree() {
+        // Twenty pairs fix the identity; ten more sit in place too but were found three
+        // levels apart (patches twice as large in the bank): the same corners could not
+        // look alike at both sizes, so those pairings are chance.
+        let mut query = grid(30, 0, 7);
+        let mut bank = query.clone();
+        for keypoint in &mut bank.keypoints[20..] {
+            keypoint.level = 3;
+        }
+        assert_eq!(verify(&query, &bank).inliers, 20);
+        // One level apart is within what detection on a 1.25-step pyramid gives.
+        for keypoint in &mut query.keypoints[20..] {
+            keypoint.level = 2;
+        }
+        assert_eq!(verify(&query, &bank).inliers, 30);
     }
 }
