@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use cordon_signals::SignalType;
+use cordon_signals::{SignalType, features};
 use cordon_store::NewDecision;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -69,12 +69,30 @@ pub struct Rule {
     /// Or banks carrying any of these labels.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// The largest PDQ distance acted on (each bank's own threshold still applies first;
-    /// local-features matches are held to their bank's `features` threshold only).
+    /// The largest PDQ distance acted on (each bank's own threshold still applies first).
     pub max_distance: Option<u32>,
+    /// The fewest agreeing keypoint pairs a local-features match needs for this rule (its
+    /// bank's `features` threshold still applies first). Few pairs are weaker evidence: a
+    /// rule that acts alone can ask for more, and a later review rule take the rest.
+    pub min_keypoint_pairs: Option<u32>,
     pub actions: Vec<Action>,
     /// How much a strike of this rule counts (1 unless said).
     pub strike_weight: Option<u32>,
+}
+
+impl Rule {
+    /// Whether a match is near enough for this rule, by the measure of its signal:
+    /// `max_distance` counts PDQ bits, `min_keypoint_pairs` local-features pairs.
+    fn covers_distance(&self, m: &Match) -> bool {
+        if m.signal_type == SignalType::Pdq.name() {
+            self.max_distance.is_none_or(|max| m.distance <= max)
+        } else if m.signal_type == SignalType::Features.name() {
+            self.min_keypoint_pairs
+                .is_none_or(|pairs| m.distance <= features::distance_of_inliers(pairs))
+        } else {
+            true
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -288,6 +306,15 @@ impl Policy {
             if rule.banks.is_empty() && rule.labels.is_empty() {
                 return Err(format!("rule {:?} names no banks and no labels", rule.name));
             }
+            if rule
+                .min_keypoint_pairs
+                .is_some_and(|pairs| !(1..=100).contains(&pairs))
+            {
+                return Err(format!(
+                    "rule {:?}: min_keypoint_pairs must be between 1 and 100",
+                    rule.name
+                ));
+            }
             if rule.actions.is_empty() {
                 return Err(format!("rule {:?} has no actions", rule.name));
             }
@@ -314,10 +341,7 @@ impl Policy {
                 let in_bank = rule.banks.iter().any(|b| b == m.bank.as_str());
                 let labelled = !rule.labels.is_empty()
                     && labels_of(m.bank.as_str()).iter().any(|l| rule.labels.contains(l));
-                // `max_distance` counts PDQ bits; a local-features match has already
-                // passed its bank's own features threshold.
-                let near_enough = m.signal_type != SignalType::Pdq.name()
-                    || rule.max_distance.is_none_or(|max| m.distance <= max);
+                let near_enough = rule.covers_distance(m);
                 !m.negative && (in_bank || labelled) && near_enough
             });
             // Trusted entries before quarantined ones, then PDQ matches: their distance is
@@ -538,6 +562,53 @@ mod tests {
     }
 
     #[test]
+    fn a_features_match_with_few_pairs_goes_to_the_rule_that_accepts_them() {
+        let policy = Policy::parse(
+            r#"
+            [[rules]]
+            name = "strong"
+            banks = ["TVEC"]
+            max_distance = 31
+            min_keypoint_pairs = 30
+            actions = ["remove"]
+
+            [[rules]]
+            name = "any"
+            banks = ["TVEC"]
+            actions = ["review"]
+            "#,
+        )
+        .unwrap();
+        let features_hit = |pairs: u32| Match {
+            signal_type: "features",
+            distance: features::distance_of_inliers(pairs),
+            ..hit("TVEC", 0)
+        };
+        let actions = |m: Match| -> Vec<String> {
+            let decisions = policy.decide(&[m], |_| vec![]);
+            decisions
+                .into_iter()
+                .map(|d| format!("{} by {}", d.action, d.rule))
+                .collect()
+        };
+        assert_eq!(actions(features_hit(20)), ["review by any"]);
+        assert_eq!(actions(features_hit(30)), ["remove by strong", "review by any"]);
+        assert_eq!(actions(features_hit(150)), ["remove by strong", "review by any"]);
+        // Each measure applies to its own signal only: PDQ distance 20 is near enough
+        // for the strong rule although 100 - 20 = 80 would be 20 pairs.
+        assert_eq!(actions(hit("TVEC", 20)), ["remove by strong", "review by any"]);
+        assert_eq!(actions(hit("TVEC", 40)), ["review by any"]);
+
+        for bad in ["0", "101"] {
+            let text = format!(
+                "[[rules]]\nname = \"x\"\nbanks = [\"TVEC\"]\nmin_keypoint_pairs = {bad}\nactions = [\"review\"]\n"
+            );
+            let error = Policy::parse(&text).unwrap_err();
+            assert_eq!(error, "rule \"x\": min_keypoint_pairs must be between 1 and 100");
+        }
+    }
+
+    #[test]
     fn a_negative_bank_match_holds_automatic_actions_for_review() {
         let policy = Policy::parse(POLICY).unwrap();
         let mut harmless = hit("FLAT_COLOURS", 2);
@@ -678,7 +749,7 @@ mod example {
     fn the_example_policy_parses() {
         let text = include_str!("../../../cordon.example.toml");
         let policy = super::Policy::parse(text).unwrap();
-        assert_eq!(policy.rules.len(), 2);
+        assert_eq!(policy.rules.len(), 3);
         assert_eq!(policy.webhooks[0].name, "platform");
         assert!(policy.fetch.allows_host("media.example.com"));
     }
