@@ -308,6 +308,63 @@ fn unknown_names_are_refused_by_name() {
 }
 
 #[test]
+fn thresholds_can_be_set_per_signal_and_bad_ones_are_refused() {
+    let corpus = corpus().to_str().unwrap();
+    let run = |threshold: &str| {
+        cordon(&[
+            "eval",
+            "--corpus",
+            corpus,
+            "--signals",
+            "pdq,features",
+            "--transforms",
+            "rot90",
+            "--max-images",
+            "4",
+            "--threshold",
+            threshold,
+        ])
+    };
+    let output = run("pdq=256,features=76");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = json_lines(&output);
+    let rot90 = |signal: &str| {
+        lines
+            .iter()
+            .find(|l| l["signal"] == signal && l["transform"] == "rot90")
+            .unwrap()
+            .clone()
+    };
+    // At 256 bits every pair is within reach: every repost found, and every other
+    // original (3 originals: 2 each) a false match.
+    assert_eq!(rot90("pdq")["threshold"], 256);
+    assert_eq!(rot90("pdq")["recall"], 1.0);
+    assert_eq!(rot90("pdq")["false_matches"], 6);
+    assert_eq!(rot90("features")["threshold"], 76);
+
+    for (bad, says) in [
+        ("features", "write SIGNAL=N"),
+        ("features=x", "whole number from 0 to 256"),
+        ("features=257", "whole number from 0 to 256"),
+        (
+            "pdq-trim=20",
+            "\"pdq-trim\" is not a measured signal; measured: pdq, features",
+        ),
+        ("cordon=3", "parts' default thresholds"),
+    ] {
+        let output = run(bad);
+        assert!(!output.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(bad) && stderr.contains(says), "{bad}: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
 fn an_empty_corpus_is_an_error_naming_the_folder() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("notes.txt"), "not an image").unwrap();

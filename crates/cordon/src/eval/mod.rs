@@ -4,7 +4,8 @@
 //! original is a query. A true pair is a query and its own original; every other pair is
 //! non-matching, so the corpus is first cleared of near-duplicates. For each signal and
 //! transformation the run reports recall and false matches at the signal's default
-//! threshold, and the largest threshold that keeps precision at 99.99%. See
+//! threshold (or one `--threshold` sets), and the largest threshold that keeps precision
+//! at 99.99%. See
 //! `bench/eval/README.md` for the corpora and how to read the numbers.
 
 mod font;
@@ -46,6 +47,12 @@ pub struct EvalArgs {
     /// features, cordon.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     signals: Vec<String>,
+    /// Measure recall and false matches at these thresholds instead of the defaults,
+    /// comma-separated SIGNAL=N: `features=76` asks for 24 agreeing keypoint pairs (a
+    /// rule's `min_keypoint_pairs`), `pdq=20` for at most 20 bits. Not for `cordon`, which
+    /// matches by its parts' defaults.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    threshold: Vec<String>,
     /// Also write an SVG bar chart of recall by transformation to PATH.
     #[arg(long, value_name = "PATH")]
     chart: Option<PathBuf>,
@@ -90,6 +97,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let all_signals = signals::all_signals();
     let known: Vec<&dyn EvalSignal> = all_signals.iter().map(|s| s.as_ref()).collect();
     let signals = select(&args.signals, "signal", &known, |s| s.name())?;
+    let thresholds = thresholds(&args.threshold, &signals)?;
     let (mut files, unlisted) = corpus_files(&args.corpus)?;
     if let Some(max) = args.max_images {
         files.truncate(usize::try_from(max).unwrap_or(usize::MAX));
@@ -119,7 +127,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         signals
             .par_iter()
             .enumerate()
-            .map(|(s, signal)| signal_report(&originals, s, *signal, &transforms, counts))
+            .map(|(s, signal)| signal_report(&originals, s, *signal, thresholds[s], &transforms, counts))
             .collect()
     });
 
@@ -208,6 +216,38 @@ fn select<T: Copy>(
                 })
         })
         .collect()
+}
+
+/// Each selected signal's threshold: its default, or what `--threshold SIGNAL=N` says.
+fn thresholds(overrides: &[String], signals: &[&dyn EvalSignal]) -> anyhow::Result<Vec<u32>> {
+    let mut thresholds: Vec<u32> = signals.iter().map(|s| s.default_threshold()).collect();
+    for setting in overrides {
+        let (name, value) = setting
+            .trim()
+            .split_once('=')
+            .with_context(|| format!("--threshold {setting:?}: write SIGNAL=N, e.g. features=76"))?;
+        if name == "cordon" {
+            bail!("--threshold {setting:?}: `cordon` matches by each of its parts' default thresholds");
+        }
+        let Some(s) = signals.iter().position(|signal| signal.name() == name) else {
+            let known: Vec<&str> = signals.iter().map(|s| s.name()).collect();
+            bail!(
+                "--threshold {setting:?}: {name:?} is not a measured signal; measured: {}",
+                known.join(", ")
+            );
+        };
+        thresholds[s] = value
+            .parse()
+            .ok()
+            .filter(|&n| n <= measure::MAX_DISTANCE)
+            .with_context(|| {
+                format!(
+                    "--threshold {setting:?}: the threshold must be a whole number from 0 to {}",
+                    measure::MAX_DISTANCE
+                )
+            })?;
+    }
+    Ok(thresholds)
 }
 
 /// Image files under `dir` in path order, recognised by extension, and how many entries
@@ -394,10 +434,10 @@ fn signal_report(
     originals: &[Original],
     s: usize,
     signal: &dyn EvalSignal,
+    threshold: u32,
     transforms: &[Transform],
     counts: Counts,
 ) -> SignalReport {
-    let threshold = signal.default_threshold();
     let bank: Vec<&SignalValue> = originals.iter().map(|o| &o.bank[s]).collect();
     let unbanked = bank.iter().filter(|value| value.is_empty()).count();
     let mut all = Tally::default();
