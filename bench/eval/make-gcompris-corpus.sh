@@ -22,8 +22,11 @@ mkdir -p "$tuning/.debs" "$report"
 tuning=$(cd "$tuning" && pwd)
 report=$(cd "$report" && pwd)
 cd "$tuning/.debs"
-ls ./gcompris-qt-data_*.deb >/dev/null 2>&1 || apt-get download gcompris-qt-data 2>/dev/null
-[[ -d x ]] || dpkg -x ./gcompris-qt-data_*.deb x
+# Pinned: which photos are in which set (and `in_both` below) is by their order in the
+# bundles of this version.
+deb=gcompris-qt-data_3.1-2_all.deb
+[[ -f $deb ]] || apt-get download gcompris-qt-data=3.1-2
+[[ -d x ]] || dpkg -x "$deb" x
 
 "$python" - "$tuning/.debs/x/usr/share/gcompris-qt/rcc" "$tuning" "$report" <<'EOF'
 import struct, sys

@@ -1,7 +1,8 @@
 //! Policies: which matches lead to which actions, and where decisions are delivered.
 //!
 //! Read from `cordon.toml` (see `cordon.example.toml` at the repository root). A rule
-//! names banks (or bank labels), the largest distance it acts on, and its actions; every
+//! names banks (or bank labels), the largest PDQ distance and the fewest local-features
+//! keypoint pairs it acts on, and its actions; every
 //! match a rule covers yields one decision per action, each with its rule and reason.
 
 use std::collections::BTreeSet;
@@ -72,8 +73,9 @@ pub struct Rule {
     /// The largest PDQ distance acted on (each bank's own threshold still applies first).
     pub max_distance: Option<u32>,
     /// The fewest agreeing keypoint pairs a local-features match needs for this rule (its
-    /// bank's `features` threshold still applies first). Few pairs are weaker evidence: a
-    /// rule that acts alone can ask for more, and a later review rule take the rest.
+    /// bank's `features` threshold still applies first, 12 pairs by default, so fewer
+    /// asks nothing more). Few pairs are weaker evidence: a rule that removes can ask for
+    /// more, and a later review rule see the rest.
     pub min_keypoint_pairs: Option<u32>,
     pub actions: Vec<Action>,
     /// How much a strike of this rule counts (1 unless said).
@@ -311,8 +313,9 @@ impl Policy {
                 .is_some_and(|pairs| !(1..=100).contains(&pairs))
             {
                 return Err(format!(
-                    "rule {:?}: min_keypoint_pairs must be between 1 and 100",
-                    rule.name
+                    "rule {:?}: min_keypoint_pairs must be between 1 and 100 (got {})",
+                    rule.name,
+                    rule.min_keypoint_pairs.unwrap_or_default()
                 ));
             }
             if rule.actions.is_empty() {
@@ -604,7 +607,10 @@ mod tests {
                 "[[rules]]\nname = \"x\"\nbanks = [\"TVEC\"]\nmin_keypoint_pairs = {bad}\nactions = [\"review\"]\n"
             );
             let error = Policy::parse(&text).unwrap_err();
-            assert_eq!(error, "rule \"x\": min_keypoint_pairs must be between 1 and 100");
+            assert_eq!(
+                error,
+                format!("rule \"x\": min_keypoint_pairs must be between 1 and 100 (got {bad})")
+            );
         }
     }
 

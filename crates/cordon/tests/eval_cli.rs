@@ -355,11 +355,14 @@ fn thresholds_can_be_set_per_signal_and_bad_ones_are_refused() {
             "\"pdq-trim\" is not a measured signal; measured: pdq, features",
         ),
         ("cordon=3", "parts' default thresholds"),
+        ("features=70,features=80", "more than one threshold"),
     ] {
         let output = run(bad);
         assert!(!output.status.success(), "{bad}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(bad) && stderr.contains(says), "{bad}: {stderr}");
+        // The message quotes the setting at fault (the first of a list).
+        let named = bad.split(',').next().unwrap();
+        assert!(stderr.contains(named) && stderr.contains(says), "{bad}: {stderr}");
         assert!(output.stdout.is_empty());
     }
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
-use super::{FeatureSet, Keypoint, MAX_KEYPOINTS};
+use super::{FeatureSet, Keypoint, LEVELS, MAX_KEYPOINTS};
 
 const PREFIX: &str = "f1:";
 const BYTES_PER_KEYPOINT: usize = 38;
@@ -25,6 +25,8 @@ pub enum ParseFeaturesError {
     Length(usize),
     #[error("{0} keypoints is more than {MAX_KEYPOINTS}")]
     TooMany(usize),
+    #[error("keypoint level {0} is beyond the pyramid's last level, {last}", last = LEVELS - 1)]
+    Level(u8),
 }
 
 /// Positions are kept in quarter pixels.
@@ -77,6 +79,10 @@ impl FromStr for FeatureSet {
         }
         let mut set = FeatureSet::default();
         for chunk in bytes.chunks_exact(BYTES_PER_KEYPOINT) {
+            // The level sets a keypoint's scale, which verification compares.
+            if usize::from(chunk[4]) >= LEVELS {
+                return Err(ParseFeaturesError::Level(chunk[4]));
+            }
             let u16_at = |i: usize| u16::from_le_bytes([chunk[i], chunk[i + 1]]);
             set.keypoints.push(Keypoint {
                 x: f32::from(u16_at(0)) / 4.0,
@@ -91,5 +97,38 @@ impl FromStr for FeatureSet {
             }));
         }
         Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_keypoint(level: u8) -> FeatureSet {
+        FeatureSet {
+            keypoints: vec![Keypoint {
+                x: 10.25,
+                y: 3.5,
+                level,
+                angle: 0.0,
+            }],
+            descriptors: vec![[1, 2, 3, 4]],
+        }
+    }
+
+    #[test]
+    fn levels_beyond_the_pyramid_are_refused() {
+        let last = (LEVELS - 1) as u8;
+        let text = one_keypoint(last).to_string();
+        assert_eq!(text.parse::<FeatureSet>(), Ok(one_keypoint(last)));
+        let text = one_keypoint(last + 1).to_string();
+        assert_eq!(
+            text.parse::<FeatureSet>(),
+            Err(ParseFeaturesError::Level(last + 1))
+        );
+        assert_eq!(
+            ParseFeaturesError::Level(9).to_string(),
+            "keypoint level 9 is beyond the pyramid's last level, 4"
+        );
     }
 }

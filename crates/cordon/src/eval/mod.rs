@@ -229,6 +229,14 @@ fn thresholds(overrides: &[String], signals: &[&dyn EvalSignal]) -> anyhow::Resu
         if name == "cordon" {
             bail!("--threshold {setting:?}: `cordon` matches by each of its parts' default thresholds");
         }
+        if overrides
+            .iter()
+            .filter(|other| other.trim().split('=').next() == Some(name))
+            .count()
+            > 1
+        {
+            bail!("--threshold {setting:?}: {name:?} is given more than one threshold");
+        }
         let Some(s) = signals.iter().position(|signal| signal.name() == name) else {
             let known: Vec<&str> = signals.iter().map(|s| s.name()).collect();
             bail!(

@@ -25,7 +25,8 @@ pub struct Row {
     pub recall_of_hashed: f64,
     /// Pairs of a query and another original within `threshold`.
     pub false_matches: u64,
-    /// The signal's default threshold, at which `recall` and `false_matches` are counted.
+    /// The signal's threshold (its default unless `--threshold` set it), at which
+    /// `recall` and `false_matches` are counted.
     pub threshold: u32,
     /// The largest threshold keeping precision at 99.99% or more; null if none does.
     pub threshold_at_precision: Option<u32>,
@@ -101,7 +102,7 @@ pub struct Miss {
     pub original: String,
 }
 
-/// A repost that matched an original it is not a repost of, at the default threshold.
+/// A repost that matched an original it is not a repost of, within the signal's threshold.
 #[derive(Serialize)]
 pub struct FalseMatch {
     pub signal: &'static str,
@@ -141,7 +142,7 @@ pub fn text_table(reports: &[SignalReport], corpus: &str) -> String {
             s.originals, s.near_duplicates_dropped, s.skipped, s.max_side, s.downscaled
         ),
         format!(
-            "recall at each signal's default threshold, {} queries per transformation",
+            "recall at each signal's threshold (the `threshold` row), {} queries per transformation",
             s.originals
         ),
         String::new(),
@@ -239,7 +240,7 @@ const MARGIN_RIGHT: f64 = 20.0;
 const MARGIN_TOP: f64 = 70.0;
 const MARGIN_BOTTOM: f64 = 100.0;
 
-/// A grouped bar chart of recall at the default threshold: one group per transformation
+/// A grouped bar chart of recall at each signal's threshold: one group per transformation
 /// (and one for all of them), one bar per signal, a legend naming the signals.
 pub fn svg_chart(reports: &[SignalReport], title: &str) -> String {
     let Some(first) = reports.first() else {
@@ -310,7 +311,7 @@ pub fn svg_chart(reports: &[SignalReport], title: &str) -> String {
     svg.push_str(&format!(
         "<line x1=\"{MARGIN_LEFT}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
          <line x1=\"{MARGIN_LEFT}\" y1=\"{MARGIN_TOP}\" x2=\"{MARGIN_LEFT}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
-         <text transform=\"translate(18 {:.1}) rotate(-90)\" text-anchor=\"middle\">recall at the default threshold</text>\n\
+         <text transform=\"translate(18 {:.1}) rotate(-90)\" text-anchor=\"middle\">recall at each signal's threshold</text>\n\
          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">transformation</text>\n",
         width - MARGIN_RIGHT,
         MARGIN_TOP + PLOT_HEIGHT / 2.0,
