@@ -35,6 +35,11 @@ fn start(hook: &str) -> Cordon {
 
 /// A server whose policy is the test policy followed by `more_policy`.
 fn start_with(hook: &str, more_policy: &str) -> Cordon {
+    start_configured(hook, "", more_policy)
+}
+
+/// [`start_with`], with `rule_setting` added to the test policy's `known-tvec` rule.
+fn start_configured(hook: &str, rule_setting: &str, more_policy: &str) -> Cordon {
     let data = tempfile::tempdir().unwrap();
     let key = {
         let mut store = Store::open_at(&test_store(data.path())).unwrap();
@@ -86,6 +91,7 @@ fn start_with(hook: &str, more_policy: &str) -> Cordon {
         banks = ["TVEC"]
         max_distance = 31
         actions = ["remove", "strike"]
+        {rule_setting}
 
         [strikes]
         warn_at = 1
@@ -282,6 +288,60 @@ fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
     let reason = answer["decisions"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("by features"), "{reason}");
     assert!(!wait_for(&received, 1, Duration::from_secs(5)).is_empty());
+}
+
+#[test]
+fn a_rule_asking_more_keypoint_pairs_than_a_repost_has_leaves_it_to_review() {
+    const REVIEW_RULE: &str =
+        "[[rules]]\nname = \"tvec-review\"\nbanks = [\"TVEC\"]\nactions = [\"review\"]\n";
+    let repost = cropped_and_captioned("misc-images/b.jpg");
+    let decide = |rule_setting: &str| {
+        let (hook, _received) = receiver(0);
+        let cordon = start_configured(&hook, rule_setting, REVIEW_RULE);
+        let (code, answer) = cordon.submit_bytes(
+            repost.clone(),
+            &[("content_id", "post-crop"), ("account_id", "acct-9")],
+        );
+        assert_eq!(code, 201, "{answer}");
+        assert_eq!(answer["matches"][0]["signal_type"], "features", "{answer}");
+        let distance = answer["matches"][0]["distance"].as_u64().unwrap();
+        let decisions: Vec<String> = answer["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} by {}",
+                    d["action"].as_str().unwrap(),
+                    d["rule"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (distance, decisions)
+    };
+    let (distance, decisions) = decide("");
+    assert_eq!(
+        decisions,
+        [
+            "remove by known-tvec",
+            "strike by known-tvec",
+            "review by tvec-review"
+        ]
+    );
+    // Distances stop at 0 from 100 pairs on: below that the pairs are exactly known.
+    assert!(distance > 0, "{distance}");
+    let pairs = 100 - distance;
+    let (_, decisions) = decide(&format!("min_keypoint_pairs = {pairs}"));
+    assert_eq!(
+        decisions,
+        [
+            "remove by known-tvec",
+            "strike by known-tvec",
+            "review by tvec-review"
+        ]
+    );
+    let (_, decisions) = decide(&format!("min_keypoint_pairs = {}", pairs + 1));
+    assert_eq!(decisions, ["review by tvec-review"], "{pairs} pairs");
 }
 
 #[test]
