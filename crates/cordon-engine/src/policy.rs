@@ -2,8 +2,8 @@
 //!
 //! Read from `cordon.toml` (see `cordon.example.toml` at the repository root). A rule
 //! names banks (or bank labels), the largest PDQ distance and the fewest local-features
-//! keypoint pairs it acts on, and its actions; every
-//! match a rule covers yields one decision per action, each with its rule and reason.
+//! keypoint pairs it acts on, and its actions; every match a rule covers yields one
+//! decision per action, each with its rule and reason.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -308,14 +308,12 @@ impl Policy {
             if rule.banks.is_empty() && rule.labels.is_empty() {
                 return Err(format!("rule {:?} names no banks and no labels", rule.name));
             }
-            if rule
-                .min_keypoint_pairs
-                .is_some_and(|pairs| !(1..=100).contains(&pairs))
+            if let Some(pairs) = rule.min_keypoint_pairs
+                && !(1..=100).contains(&pairs)
             {
                 return Err(format!(
-                    "rule {:?}: min_keypoint_pairs must be between 1 and 100 (got {})",
-                    rule.name,
-                    rule.min_keypoint_pairs.unwrap_or_default()
+                    "rule {:?}: min_keypoint_pairs must be between 1 and 100 (got {pairs})",
+                    rule.name
                 ));
             }
             if rule.actions.is_empty() {

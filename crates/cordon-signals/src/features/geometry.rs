@@ -1,6 +1,7 @@
 //! Geometric verification: do the descriptor pairs of two images agree on one shift,
-//! scale and rotation (and do the pyramid levels of each pair agree with that scale)? Pairs between unrelated pictures point every which way; pairs
-//! between a picture and its repost line up, however much was cropped or covered.
+//! scale and rotation (and do the pyramid levels of each pair agree with that scale)?
+//! Pairs between unrelated pictures point every which way; pairs between a picture and
+//! its repost line up, however much was cropped or covered.
 
 use super::FeatureSet;
 use super::describe::distance;

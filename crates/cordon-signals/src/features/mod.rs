@@ -6,8 +6,9 @@
 //! comparing pairs of smoothed pixels around it (in the manner of ORB: oriented corners,
 //! rotated BRIEF pairs). Two sets are the same picture when enough of their descriptors
 //! pair up *and* the pairs agree on one geometric transformation (shift, scale, rotation,
-//! with each pair's pyramid levels fitting the scale), checked by [`verify`]: chance pairings between unrelated images do not line up, which
-//! is what keeps false matches out.
+//! with each pair's pyramid levels fitting the scale), checked by [`verify`]: chance
+//! pairings between unrelated images do not line up, which is what keeps false matches
+//! out.
 
 mod describe;
 mod detect;

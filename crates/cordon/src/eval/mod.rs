@@ -5,8 +5,7 @@
 //! non-matching, so the corpus is first cleared of near-duplicates. For each signal and
 //! transformation the run reports recall and false matches at the signal's default
 //! threshold (or one `--threshold` sets), and the largest threshold that keeps precision
-//! at 99.99%. See
-//! `bench/eval/README.md` for the corpora and how to read the numbers.
+//! at 99.99%. See `bench/eval/README.md` for the corpora and how to read the numbers.
 
 mod font;
 mod measure;
@@ -14,6 +13,7 @@ mod report;
 mod signals;
 mod transforms;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -221,6 +221,8 @@ fn select<T: Copy>(
 /// Each selected signal's threshold: its default, or what `--threshold SIGNAL=N` says.
 fn thresholds(overrides: &[String], signals: &[&dyn EvalSignal]) -> anyhow::Result<Vec<u32>> {
     let mut thresholds: Vec<u32> = signals.iter().map(|s| s.default_threshold()).collect();
+    // The setting that named each signal first, so that a second one is refused by it.
+    let mut named_first: HashMap<&str, &String> = HashMap::new();
     for setting in overrides {
         let (name, value) = setting
             .trim()
@@ -229,13 +231,8 @@ fn thresholds(overrides: &[String], signals: &[&dyn EvalSignal]) -> anyhow::Resu
         if name == "cordon" {
             bail!("--threshold {setting:?}: `cordon` matches by each of its parts' default thresholds");
         }
-        if overrides
-            .iter()
-            .filter(|other| other.trim().split('=').next() == Some(name))
-            .count()
-            > 1
-        {
-            bail!("--threshold {setting:?}: {name:?} is given more than one threshold");
+        if let Some(first) = named_first.insert(name, setting) {
+            bail!("--threshold {first:?}: {name:?} is given more than one threshold");
         }
         let Some(s) = signals.iter().position(|signal| signal.name() == name) else {
             let known: Vec<&str> = signals.iter().map(|s| s.name()).collect();
