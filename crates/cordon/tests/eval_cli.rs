@@ -161,6 +161,16 @@ fn one_line_per_signal_and_transform_then_a_summary_with_stable_fields() {
             miss["original"].as_str().unwrap().contains("eval-corpus"),
             "{other}"
         );
+        // How near the miss came: a number beyond the signal's threshold, or null.
+        let threshold = SIGNALS
+            .iter()
+            .find(|(name, _)| miss["signal"] == *name)
+            .unwrap()
+            .1;
+        assert!(
+            miss["distance"].is_null() || miss["distance"].as_u64().unwrap() > threshold,
+            "{other}"
+        );
     }
     for (signal, _) in SIGNALS {
         let summary = line(signal, "all");

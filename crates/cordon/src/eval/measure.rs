@@ -32,8 +32,9 @@ pub struct Tally {
     /// Non-matching pairs within the threshold [`tally`] was given: (the query's
     /// original, the original it matched, distance).
     pub false_matches: Vec<(usize, usize, u32)>,
-    /// Reposts not found within that threshold: their originals.
-    pub misses: Vec<usize>,
+    /// Reposts not found within that threshold: their originals, and how far each repost
+    /// was from it (`None`: no value to compare), which says how near a miss came.
+    pub misses: Vec<(usize, Option<u32>)>,
 }
 
 impl Default for Tally {
@@ -149,7 +150,7 @@ pub fn tally<V: ?Sized + Sync>(
                 if i == j {
                     tally.add_true(d);
                     if d.is_none_or(|d| d > threshold) {
-                        tally.misses.push(i);
+                        tally.misses.push((i, d));
                     }
                 } else {
                     tally.add_false(d);
@@ -286,6 +287,13 @@ mod tests {
         // original: 0 bits, a false match).
         assert_eq!(t.false_within(0), 1);
         assert_eq!(t.false_within(62), 2);
+        // Missed: the repost of b (no hash) and of the hashless original, with no
+        // distance; found within 31 bits, near_a is not a miss, but at 1 bit it is one.
+        let mut misses = t.misses.clone();
+        misses.sort_unstable();
+        assert_eq!(misses, [(1, None), (2, None)]);
+        let strict = tally(&bank, &queries, min_distance, 1);
+        assert!(strict.misses.contains(&(0, Some(2))), "{:?}", strict.misses);
     }
 
     #[test]

@@ -452,11 +452,12 @@ fn signal_report(
     for (t, transform) in transforms.iter().enumerate() {
         let queries: Vec<&SignalValue> = originals.iter().map(|o| &o.queries[t][s]).collect();
         let tally = measure::tally(&bank, &queries, SignalValue::distance, threshold);
-        for &original in &tally.misses {
+        for &(original, distance) in &tally.misses {
             misses.push(Miss {
                 signal: signal.name(),
                 transform: transform.name(),
                 original: originals[original].path.display().to_string(),
+                distance,
             });
         }
         for &(query, matched, distance) in &tally.false_matches {

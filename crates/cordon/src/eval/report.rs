@@ -100,6 +100,9 @@ pub struct Miss {
     pub signal: &'static str,
     pub transform: &'static str,
     pub original: String,
+    /// How far the repost was from its original (for local features, 100 minus the
+    /// agreeing pairs); `null` when either has no value, so nothing could be compared.
+    pub distance: Option<u32>,
 }
 
 /// A repost that matched an original it is not a repost of, within the signal's threshold.
