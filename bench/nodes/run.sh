@@ -167,7 +167,7 @@ lookup_run() {
     rm -f "$WORK/$name".*
     for k in "${!ports[@]}"; do         # warm-up, all nodes at once
         CORDON_KEY=$KEY QUERIES=$QUERIES wrk -t1 -c$((CONNECTIONS / n)) -d"${WARMUP}s" \
-            -s "$BENCH_DIR/lookup.lua" "http://127.0.0.1:${ports[k]}" >/dev/null &
+            -s "$BENCH_DIR/../lookup.lua" "http://127.0.0.1:${ports[k]}" >/dev/null &
         wrk_pids+=($!)
     done
     wait "${wrk_pids[@]}"; wrk_pids=()
@@ -179,7 +179,7 @@ lookup_run() {
         # GNU time: the wrk process's own CPU (user and system seconds)
         CORDON_KEY=$KEY QUERIES=$QUERIES OFFSET=$((k * 6007)) WRK_JSON=$WORK/$name.wrk$k.json \
             $TIME -f '{"user_s": %U, "sys_s": %S}' -o "$WORK/$name.wrk$k.cpu.json" \
-            wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$BENCH_DIR/lookup.lua" "http://127.0.0.1:${ports[k]}" \
+            wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$BENCH_DIR/../lookup.lua" "http://127.0.0.1:${ports[k]}" \
             >"$WORK/$name.wrk$k.txt" &
         wrk_pids+=($!)
     done

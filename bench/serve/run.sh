@@ -97,7 +97,7 @@ QUERIES=$INDEX_DIR/queries.txt
 python3 "$BENCH_DIR/lookup_check.py" "http://127.0.0.1:$PORT" "$KEY" "$QUERIES" 1000 > "$WORK/lookup-check.json"
 log "lookup sanity check: $(cat "$WORK/lookup-check.json")"
 log "wrk warm-up (3 s)"
-CORDON_KEY=$KEY QUERIES=$QUERIES wrk -t1 -c16 -d3s -s "$BENCH_DIR/lookup.lua" "http://127.0.0.1:$PORT" >/dev/null
+CORDON_KEY=$KEY QUERIES=$QUERIES wrk -t1 -c16 -d3s -s "$BENCH_DIR/../lookup.lua" "http://127.0.0.1:$PORT" >/dev/null
 rm -f "$WORK"/lookup-t*.json "$WORK"/lookup-t*.txt
 for run in $LOOKUP_RUNS; do
     IFS=: read -r t c d <<<"$run"
@@ -105,7 +105,7 @@ for run in $LOOKUP_RUNS; do
     log "wrk -t$t -c$c -d${d}s GET /m/lookup"
     before=$(cpu_ticks); t0=$(date +%s.%N)
     CORDON_KEY=$KEY QUERIES=$QUERIES WRK_JSON=$WORK/$name.json \
-        wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$BENCH_DIR/lookup.lua" "http://127.0.0.1:$PORT" \
+        wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$BENCH_DIR/../lookup.lua" "http://127.0.0.1:$PORT" \
         > "$WORK/$name.txt"
     after=$(cpu_ticks); t1=$(date +%s.%N)
     python3 - "$WORK/$name.json" "$t" "$c" "$before" "$after" "$t0" "$t1" "$(getconf CLK_TCK)" "$WORK/$name.txt" <<'PY'

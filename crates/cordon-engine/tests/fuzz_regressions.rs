@@ -2,26 +2,13 @@
 //! and checks as the target that found them. Each file of `fuzz-regressions/<target>/` is
 //! one input, exactly as the target read it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cordon_engine::hash_list::{EntryError, HashListFormat, HashListWriter, read_hash_list};
 use cordon_store::{BankName, Content, NewContent, Signal};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions")
-        .join(target);
-    let mut inputs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            (path, bytes)
-        })
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
-    inputs
+    cordon_testkit::fuzz_regressions(env!("CARGO_MANIFEST_DIR"), target)
 }
 
 const FORMATS: [HashListFormat; 3] = [HashListFormat::Tx, HashListFormat::Csv, HashListFormat::Json];

@@ -3,25 +3,12 @@
 //! one input, exactly as the target read it; a name starting `too-many-pixels` says the
 //! input must be refused from its headers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cordon_signals::{DecodeError, DecodeLimits, PdqHasher, decode};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions")
-        .join(target);
-    let mut inputs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            (path, bytes)
-        })
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
-    inputs
+    cordon_testkit::fuzz_regressions(env!("CARGO_MANIFEST_DIR"), target)
 }
 
 /// The `decode` target's limits.

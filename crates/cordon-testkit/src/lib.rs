@@ -52,6 +52,26 @@ pub fn reference_image(relative: &str) -> PathBuf {
     reference_dir().join("images").join(relative)
 }
 
+/// The saved inputs of one fuzz target, `CRATE_DIR/tests/fuzz-regressions/TARGET/*`, each
+/// with its path, in path order; a missing or empty folder fails the test, so a renamed
+/// target cannot silently test nothing.
+pub fn fuzz_regressions(crate_dir: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(crate_dir)
+        .join("tests/fuzz-regressions")
+        .join(target);
+    let mut inputs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path, bytes)
+        })
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
+    inputs
+}
+
 /// `hash` (64 hex digits) with its first `bits` bits flipped.
 pub fn flipped(hash: &str, bits: usize) -> String {
     let mut nibbles: Vec<u32> = hash

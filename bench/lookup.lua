@@ -1,6 +1,7 @@
--- wrk script: GET /m/lookup?signal_type=pdq&signal=HEX cycling through a query file, as
--- bench/serve/lookup.lua, plus the whole latency histogram in the JSON, so that the runs of
--- several wrk processes (one per node) can be merged into one distribution.
+-- wrk script for bench/serve and bench/nodes: GET /m/lookup?signal_type=pdq&signal=HEX
+-- cycling through a query file. The JSON it writes holds the whole latency histogram too,
+-- so that the runs of several wrk processes (one per node) can be merged into one
+-- distribution.
 --   CORDON_KEY=ck_... QUERIES=queries.txt WRK_JSON=out.json OFFSET=0 wrk -s lookup.lua URL
 -- QUERIES holds one 64-hex PDQ hash per line. Every wrk thread (and every wrk process, by
 -- OFFSET) starts at its own place in the list.
