@@ -54,6 +54,13 @@ impl FloodGuardConfig {
         if self.window_minutes == 0 || self.history_hours == 0 || self.min_hits == 0 {
             return Err("flood_guard: window_minutes, history_hours and min_hits must be at least 1".into());
         }
+        // Beyond these, window arithmetic on dates could leave the calendar; no flood is
+        // judged over more than a day's window or a year of history.
+        if self.window_minutes > 24 * 60 || self.history_hours > 366 * 24 {
+            return Err(
+                "flood_guard: window_minutes must be at most 1440 and history_hours at most 8784".into(),
+            );
+        }
         if u64::from(self.history_hours) * 60 < u64::from(self.window_minutes) {
             return Err("flood_guard: history_hours must cover at least one window".into());
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use cordon_signals::{SignalType, features};
-use cordon_store::NewDecision;
+use cordon_store::{BankName, NewDecision};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -160,8 +160,12 @@ impl FetchPolicy {
             }
             *host = host.to_ascii_lowercase();
         }
-        if self.timeout_seconds == Some(0) {
-            return Err("fetch.timeout_seconds must be at least 1".to_string());
+        if let Some(seconds) = self.timeout_seconds
+            && !(1..=MAX_TIMEOUT_SECONDS).contains(&u64::from(seconds))
+        {
+            return Err(format!(
+                "fetch.timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS} (got {seconds})"
+            ));
         }
         Ok(())
     }
@@ -242,6 +246,30 @@ impl Default for RequestLimits {
     }
 }
 
+/// `http://` or `https://`, then a host (and whatever follows it), with no white space
+/// or control characters: what a webhook can be delivered to.
+fn is_web_address(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    !host.is_empty() && !host.starts_with(':') && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The longest timeout a policy may set: a day.
+const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600;
+
+/// The longest a strike may count: ten years (a longer window is a mistake, and dates
+/// that far out stop being dates).
+const MAX_WINDOW_DAYS: u32 = 3650;
+
+/// The most a single strike may weigh.
+const MAX_STRIKE_WEIGHT: u32 = 1000;
+
 impl RequestLimits {
     fn check(&self) -> Result<(), String> {
         if self.failed_auth_per_minute == 0
@@ -253,10 +281,16 @@ impl RequestLimits {
                     .into(),
             );
         }
-        if self.header_timeout_seconds == 0 || self.request_timeout_seconds == 0 {
-            return Err(
-                "limits: header_timeout_seconds and request_timeout_seconds must be at least 1".into(),
-            );
+        // A day is far beyond any sane wait, and keeps deadline arithmetic in range.
+        let timeouts = 1..=MAX_TIMEOUT_SECONDS;
+        if !timeouts.contains(&self.header_timeout_seconds)
+            || !timeouts.contains(&self.request_timeout_seconds)
+        {
+            return Err(format!(
+                "limits: header_timeout_seconds and request_timeout_seconds must be between 1 and \
+                 {MAX_TIMEOUT_SECONDS} (got {} and {})",
+                self.header_timeout_seconds, self.request_timeout_seconds
+            ));
         }
         if !(1..=256).contains(&self.store_connections) {
             return Err("limits: store_connections must be between 1 and 256".into());
@@ -291,9 +325,9 @@ impl Policy {
             if !names.insert(&webhook.name) {
                 return Err(format!("webhook {:?} is defined twice", webhook.name));
             }
-            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+            if !is_web_address(&webhook.url) {
                 return Err(format!(
-                    "webhook {:?}: url {:?} must be http:// or https://",
+                    "webhook {:?}: url {:?} must be http:// or https:// and a host, without spaces",
                     webhook.name, webhook.url
                 ));
             }
@@ -304,9 +338,35 @@ impl Policy {
                 ));
             }
         }
+        let mut rule_names = BTreeSet::new();
         for rule in &policy.rules {
+            // Decisions and audit entries name their rule: two of one name could not be
+            // told apart.
+            if !rule_names.insert(&rule.name) {
+                return Err(format!("rule {:?} is defined twice", rule.name));
+            }
             if rule.banks.is_empty() && rule.labels.is_empty() {
                 return Err(format!("rule {:?} names no banks and no labels", rule.name));
+            }
+            // A misspelt bank would quietly switch the rule off for it.
+            for bank in &rule.banks {
+                BankName::new(bank).map_err(|e| format!("rule {:?}: {e}", rule.name))?;
+            }
+            if let Some(distance) = rule.max_distance
+                && distance > 256
+            {
+                return Err(format!(
+                    "rule {:?}: max_distance counts PDQ bits, at most 256 (got {distance})",
+                    rule.name
+                ));
+            }
+            if let Some(weight) = rule.strike_weight
+                && !(1..=MAX_STRIKE_WEIGHT).contains(&weight)
+            {
+                return Err(format!(
+                    "rule {:?}: strike_weight must be between 1 and {MAX_STRIKE_WEIGHT} (got {weight})",
+                    rule.name
+                ));
             }
             if let Some(pairs) = rule.min_keypoint_pairs
                 && !(1..=100).contains(&pairs)
@@ -320,10 +380,16 @@ impl Policy {
                 return Err(format!("rule {:?} has no actions", rule.name));
             }
         }
-        if let Some(strikes) = &policy.strikes
-            && (strikes.suspend_at == 0 || strikes.window_days == 0)
-        {
-            return Err("strikes: suspend_at and window_days must be at least 1".to_string());
+        if let Some(strikes) = &policy.strikes {
+            if strikes.suspend_at == 0 {
+                return Err("strikes: suspend_at must be at least 1".to_string());
+            }
+            if !(1..=MAX_WINDOW_DAYS).contains(&strikes.window_days) {
+                return Err(format!(
+                    "strikes: window_days must be between 1 and {MAX_WINDOW_DAYS} (got {})",
+                    strikes.window_days
+                ));
+            }
         }
         Ok(policy)
     }
@@ -711,6 +777,28 @@ mod tests {
     }
 
     #[test]
+    fn web_addresses_need_a_scheme_and_a_host() {
+        for good in [
+            "https://hooks.example.com/cordon",
+            "http://127.0.0.1:9000",
+            "https://u@h.example/x?y#z",
+        ] {
+            assert!(is_web_address(good), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "https:///path",
+            "http://:80/",
+            "http://a b",
+            "http://a/\tb",
+            "hooks.example.com",
+        ] {
+            assert!(!is_web_address(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn bad_policies_are_refused_with_the_reason() {
         for (text, words) in [
             ("[[rules]]\nname = \"x\"\nactions = [\"remove\"]\n", "no banks"),
@@ -738,7 +826,52 @@ mod tests {
             ),
             ("[fetch]\nallow_addresses = [\"10.0.0.0/33\"]\n", "not an address"),
             ("[fetch]\nallow_addresses = [\"localhost\"]\n", "not an address"),
-            ("[fetch]\ntimeout_seconds = 0\n", "at least 1"),
+            ("[fetch]\ntimeout_seconds = 0\n", "between 1 and 86400 (got 0)"),
+            ("[fetch]\ntimeout_seconds = 4000000000\n", "between 1 and 86400"),
+            // Values that once loaded and then panicked the server on first use.
+            (
+                "[limits]\nheader_timeout_seconds = 18446744073709551615\n",
+                "between 1 and 86400",
+            ),
+            ("[limits]\nrequest_timeout_seconds = 0\n", "between 1 and 86400"),
+            (
+                "[strikes]\nwarn_at = 1\nsuspend_at = 3\nwindow_days = 99999999\n",
+                "window_days must be between 1 and 3650 (got 99999999)",
+            ),
+            (
+                "[strikes]\nwarn_at = 1\nsuspend_at = 0\nwindow_days = 9\n",
+                "suspend_at",
+            ),
+            (
+                "[flood_guard]\nhistory_hours = 4294967295\n",
+                "history_hours at most",
+            ),
+            // Mistakes that would quietly switch a rule or a delivery off.
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"tvec lower\"]\nactions = [\"remove\"]\n",
+                "rule \"x\": invalid bank name \"tvec lower\"",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"A\"]\nactions = [\"remove\"]\n\
+                 [[rules]]\nname = \"x\"\nbanks = [\"B\"]\nactions = [\"review\"]\n",
+                "rule \"x\" is defined twice",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"A\"]\nactions = [\"remove\"]\nmax_distance = 300\n",
+                "at most 256 (got 300)",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nbanks = [\"A\"]\nactions = [\"strike\"]\nstrike_weight = 0\n",
+                "strike_weight must be between 1 and 1000 (got 0)",
+            ),
+            (
+                "[[webhooks]]\nname = \"w\"\nurl = \"http://\"\nsecret = \"12345678\"\n",
+                "and a host",
+            ),
+            (
+                "[[webhooks]]\nname = \"w\"\nurl = \"http://exa mple.com/ x\"\nsecret = \"12345678\"\n",
+                "without spaces",
+            ),
         ] {
             let error = Policy::parse(text).unwrap_err();
             assert!(error.contains(words), "{text:?}: {error}");

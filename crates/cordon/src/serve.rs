@@ -72,8 +72,32 @@ pub fn open_state(
         Some(path) => Policy::load(path)?,
         None => Policy::default(),
     };
-    AppState::open_at(&storage.store, limits, policy)
-        .with_context(|| format!("loading {}", storage.store.display()))
+    let rule_banks: Vec<(String, String)> = policy
+        .rules
+        .iter()
+        .flat_map(|rule| rule.banks.iter().map(|bank| (rule.name.clone(), bank.clone())))
+        .collect();
+    let state = AppState::open_at(&storage.store, limits, policy)
+        .with_context(|| format!("loading {}", storage.store.display()))?;
+    warn_of_missing_banks(&state, &rule_banks);
+    Ok(state)
+}
+
+/// Says on stderr which banks the rules name but the store does not hold: a typo would
+/// quietly switch a rule off for them. Only a warning, as a bank may be created later.
+fn warn_of_missing_banks(state: &AppState, rule_banks: &[(String, String)]) {
+    let existing: std::collections::BTreeSet<String> = match state.store().banks() {
+        Ok(banks) => banks.into_iter().map(|b| b.name.as_str().to_string()).collect(),
+        Err(error) => {
+            eprintln!("cordon: warning: could not list the banks to check the rules: {error}");
+            return;
+        }
+    };
+    for (rule, bank) in rule_banks {
+        if !existing.contains(bank) {
+            eprintln!("cordon: warning: rule {rule:?} names bank {bank:?}, which does not exist (yet)");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C: the server then finishes the requests in flight.

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
@@ -113,6 +113,48 @@ fn sigterm_stops_the_server_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_rule_naming_a_bank_that_does_not_exist_is_warned_of_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("cordon.toml");
+    std::fs::write(
+        &config,
+        "[[rules]]\nname = \"typo\"\nbanks = [\"TVEC_TYPO\"]\nactions = [\"remove\"]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .arg("--data")
+        .arg(data.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !reqwest::blocking::get(format!("http://127.0.0.1:{port}/status"))
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "cordon serve did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: rule \"typo\" names bank \"TVEC_TYPO\", which does not exist"),
+        "{stderr}"
+    );
 }
 
 /// The server's peak resident memory so far, from `/proc`.
