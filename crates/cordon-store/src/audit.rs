@@ -49,9 +49,6 @@ fn chain_hash(previous: &[u8], seq: i64, at: &str, actor: &str, event: &str, dat
     hasher.finalize().to_vec()
 }
 
-/// Any number, as long as it stays the same: the lock that orders audit entries.
-const AUDIT_LOCK: i64 = 0x0063_6f72_646f_6e04;
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -59,10 +56,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Appends an entry; call it inside the transaction of the change it records.
 pub(crate) fn append(conn: &Db, actor: &str, event: &str, data: serde_json::Value) -> Result<(), StoreError> {
     // Nodes sharing a PostgreSQL store append at once: one at a time, each after the last
-    // committed entry (the lock is held until the transaction ends).
-    if conn.dialect() == crate::db::Dialect::Postgres {
-        conn.execute("SELECT pg_advisory_xact_lock(?1)", params![AUDIT_LOCK])?;
-    }
+    // committed entry (the lock is held until the transaction ends). The change feed's
+    // lock, so that a transaction writing both logs waits for one lock, not two.
+    crate::changes::lock_logs(conn)?;
     let last: Option<(i64, Vec<u8>)> = conn.query_row(
         "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
         params![],

@@ -7,7 +7,8 @@
 //! (skipping its own, which it applied when it made them); on PostgreSQL a `NOTIFY` wakes
 //! them at once. So that a cursor never skips a row, sequence order must be commit order:
 //! on PostgreSQL a transaction takes an advisory lock before it writes its change rows (just
-//! before it commits), on SQLite writers are serialised anyway.
+//! before it commits; the same lock orders the audit log), on SQLite writers are serialised
+//! anyway.
 
 use crate::db::{Db, Dialect, params};
 use crate::model::ContentId;
@@ -16,8 +17,25 @@ use crate::{Signal, Store, StoreError, now_rfc3339};
 /// The channel `NOTIFY` wakes followers on.
 pub const CHANGE_CHANNEL: &str = "cordon_changes";
 
-/// Any number, as long as it stays the same: the lock that orders change rows.
-const FEED_LOCK: i64 = 0x0063_6f72_646f_6e02;
+/// The advisory lock (PostgreSQL) that orders the appends to both logs, the change feed
+/// and the audit log: a transaction takes it before it writes to either, and holds it
+/// until it ends (see [`lock_logs`]).
+///
+/// One lock, not one per log: a transaction writing both took the two locks in whichever
+/// order its code wrote the logs, some the feed first (a bank created, a submission), some
+/// the audit log first (a bank updated, a key revoked), so two of them at once could each
+/// hold the lock the other waited for, and PostgreSQL aborted one (`deadlock detected`).
+///
+/// Its number is the one the feed's own lock had, so that a node of an older Cordon in the
+/// same cluster during a rolling upgrade still waits on it for its change rows.
+const LOG_LOCK: i64 = 0x0063_6f72_646f_6e02;
+
+/// The number of the audit log's own lock in older Cordon versions, taken after
+/// [`LOG_LOCK`] and only for them: an older node appending an audit entry without writing
+/// the feed (a key created, say) takes only this one, and must wait for our entries as we
+/// wait for its. Never taken before `LOG_LOCK`, so among new nodes it cannot deadlock; it
+/// can go when no older node can share a store any more.
+const OLDER_AUDIT_LOCK: i64 = 0x0063_6f72_646f_6e04;
 
 /// Content ids per INSERT of change rows.
 const IDS_PER_INSERT: usize = 500;
@@ -57,10 +75,24 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-/// Makes the rows written from here on come after every committed one (PostgreSQL).
-fn order_after_committed(tx: &Db) -> Result<(), StoreError> {
+/// Makes the change-feed and audit rows the caller's transaction writes from here on come
+/// after every committed one, until it ends: on PostgreSQL, waits for [`LOG_LOCK`] (taking
+/// it again in the same transaction costs nothing: advisory locks are re-entrant); on
+/// SQLite, whose writers are serialised anyway, nothing.
+pub(crate) fn lock_logs(tx: &Db) -> Result<(), StoreError> {
     if tx.dialect() == Dialect::Postgres {
-        tx.execute("SELECT pg_advisory_xact_lock(?1)", params![FEED_LOCK])?;
+        // Two statements: the order must be certain.
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", params![LOG_LOCK])?;
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", params![OLDER_AUDIT_LOCK])?;
+    }
+    Ok(())
+}
+
+/// Makes the rows written from here on come after every committed one, and wakes the
+/// followers when the transaction commits (PostgreSQL).
+fn order_after_committed(tx: &Db) -> Result<(), StoreError> {
+    lock_logs(tx)?;
+    if tx.dialect() == Dialect::Postgres {
         tx.execute(&format!("NOTIFY {CHANGE_CHANNEL}"), params![])?;
     }
     Ok(())

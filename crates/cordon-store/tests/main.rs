@@ -2,6 +2,7 @@
 //! binary links every dependency, so one binary instead of several saves minutes of
 //! linking and gigabytes of disk in a clean build.
 
+mod concurrent;
 mod pool;
 mod store;
 mod tls;
