@@ -282,9 +282,19 @@ impl Db {
         self.query_value(sql, params)
     }
 
-    /// Starts a transaction; it rolls back when dropped uncommitted.
+    /// Starts a write transaction; it rolls back when dropped uncommitted.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting for another
+    /// process's writer under the busy timeout. A plain `BEGIN` takes it only at the first
+    /// write; a transaction that reads first (most do: does the bank exist?) then fails at
+    /// once with "database is locked" if another process writes meanwhile, because SQLite
+    /// never waits to turn a read into a write (what it read might be stale). Read-only
+    /// snapshots do not come through here (see [`crate::Store::in_snapshot`]).
     pub(crate) fn transaction(&self) -> Result<Transaction<'_>, StoreError> {
-        self.execute_batch("BEGIN")?;
+        self.execute_batch(match self.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        })?;
         Ok(Transaction {
             db: self,
             finished: false,

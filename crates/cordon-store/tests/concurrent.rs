@@ -2,7 +2,8 @@
 //! a server and a command run beside it (SQLite) do: they wait for each other, never fail.
 
 use std::collections::BTreeMap;
-use std::sync::Barrier;
+use std::sync::{Barrier, mpsc};
+use std::time::{Duration, Instant};
 
 use cordon_store::{BankName, BankUpdate, NewBank, Store, StoreLocation};
 use cordon_testkit::shared_postgres;
@@ -47,4 +48,29 @@ fn creating_and_updating_banks_at_once_on_postgres_never_deadlocks() {
     assert!(updating.is_none(), "updating: {updating:?}");
     let check = creator.verify_audit().unwrap();
     assert_eq!((check.entries, check.problem), (401, None));
+}
+
+/// Another process (a `cordon` command beside the server) holds SQLite's write lock for a
+/// moment: a write transaction that reads first waits for it rather than failing at once
+/// with "database is locked".
+#[test]
+fn a_sqlite_write_waits_for_another_process_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_at(&StoreLocation::in_data_folder(dir.path())).unwrap();
+    let path = dir.path().join(cordon_store::DATABASE_FILE);
+    let (locked, is_locked) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let other = rusqlite::Connection::open(path).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        is_locked.recv().unwrap();
+        let started = Instant::now();
+        new_bank(&mut store, "WAITED").unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200), "it did not wait");
+    });
+    assert_eq!(store.banks().unwrap().len(), 1);
 }
