@@ -209,7 +209,12 @@ mod tests {
             .for_each_sighting_pdq(|id, pdq, quality| seen.push((id, pdq.to_string(), quality)))
             .unwrap();
         assert_eq!(seen, vec![(id, "f".repeat(64), Some(100))]);
-        for change in ["UPDATE sighting SET account_id = 'x'", "DELETE FROM sighting"] {
+        let replace = format!("INSERT OR REPLACE INTO sighting (id, received_at) VALUES ({id}, 'x')");
+        for change in [
+            "UPDATE sighting SET account_id = 'x'",
+            "DELETE FROM sighting",
+            &replace,
+        ] {
             let error = store.db().execute(change, params![]).unwrap_err();
             assert!(error.to_string().contains("append-only"), "{change}: {error}");
         }

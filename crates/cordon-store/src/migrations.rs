@@ -3,16 +3,46 @@
 //! once, in order. A migration is never edited after it ships: changes are new migrations
 //! appended to the list.
 //!
-//! The list is written in SQLite's SQL; [`postgres_ddl`] turns it into PostgreSQL's by
-//! the few rules the schema needs (64-bit integers, identity keys, `BYTEA`, and the
-//! append-only triggers as calls of one refusing function).
+//! A migration is written once, in SQLite's SQL, when both backends make the same change;
+//! [`postgres_ddl`] turns it into PostgreSQL's by the few rules the schema needs (64-bit
+//! integers, identity keys, `BYTEA`, and the append-only triggers as calls of one refusing
+//! function). The rare change the backends make differently is written in each one's SQL.
 
 use crate::StoreError;
 use crate::db::{Db, Dialect, params};
 
-const MIGRATIONS: &[&str] = &[
+/// One schema change.
+enum Migration {
+    /// The same change on both backends, written in SQLite's SQL ([`postgres_ddl`]
+    /// translates it): most of them.
+    Shared(&'static str),
+    /// A change the backends make differently (their triggers, say), in each one's SQL.
+    PerBackend {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+
+use Migration::{PerBackend, Shared};
+
+impl Migration {
+    fn sqlite(&self) -> &'static str {
+        match self {
+            Shared(sql) | PerBackend { sqlite: sql, .. } => sql,
+        }
+    }
+
+    fn postgres(&self) -> String {
+        match self {
+            Shared(sql) => postgres_ddl(sql),
+            PerBackend { postgres, .. } => postgres.to_string(),
+        }
+    }
+}
+
+const MIGRATIONS: &[Migration] = &[
     // 1: banks, content and signals.
-    "
+    Shared("
     CREATE TABLE bank (
         id          INTEGER PRIMARY KEY,
         name        TEXT NOT NULL UNIQUE,
@@ -47,9 +77,9 @@ const MIGRATIONS: &[&str] = &[
         value       TEXT NOT NULL
     ) STRICT;
     CREATE INDEX signal_by_content ON signal(content_id);
-    ",
+    "),
     // 2: API keys; HMA's per-bank rollout ratio and per-content metadata.
-    "
+    Shared("
     CREATE TABLE api_key (
         id          TEXT PRIMARY KEY,
         name        TEXT NOT NULL UNIQUE,
@@ -60,9 +90,9 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE bank ADD COLUMN enabled_ratio REAL NOT NULL DEFAULT 1.0;
     ALTER TABLE content ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
-    ",
+    "),
     // 3: the audit log, append-only.
-    "
+    Shared("
     CREATE TABLE audit (
         seq    INTEGER PRIMARY KEY,
         at     TEXT NOT NULL,
@@ -75,9 +105,9 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    ",
+    "),
     // 4: submissions, their decisions, and the webhook outbox.
-    "
+    Shared("
     CREATE TABLE submission (
         id          INTEGER PRIMARY KEY,
         content_id  TEXT NOT NULL UNIQUE,
@@ -111,9 +141,9 @@ const MIGRATIONS: &[&str] = &[
         last_error      TEXT
     ) STRICT;
     CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
-    ",
+    "),
     // 5: accounts and their strikes.
-    "
+    Shared("
     CREATE TABLE account (
         id         TEXT PRIMARY KEY,
         state      TEXT NOT NULL DEFAULT 'active',
@@ -129,10 +159,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at  TEXT NOT NULL
     ) STRICT;
     CREATE INDEX strike_by_account ON strike(account_id, expires_at);
-    ",
+    "),
     // 6: the ledger of sightings, append-only; submissions made before it are its first
     // rows (without signals: those were not kept).
-    "
+    Shared("
     CREATE TABLE sighting (
         id            INTEGER PRIMARY KEY,
         submission_id INTEGER REFERENCES submission(id),
@@ -158,10 +188,10 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
     CREATE TRIGGER sighting_is_append_only_delete BEFORE DELETE ON sighting
         BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
-    ",
+    "),
     // 7: false-positive defences: negative banks, and the flood guard's hit counts and
     // quarantined entries.
-    "
+    Shared("
     ALTER TABLE bank ADD COLUMN negative INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE content_hits (
         content_id   INTEGER NOT NULL REFERENCES content(id) ON DELETE CASCADE,
@@ -177,14 +207,14 @@ const MIGRATIONS: &[&str] = &[
         released_at TEXT,
         released_by TEXT
     ) STRICT;
-    ",
+    "),
     // 8: provenance through the banks: a bank content's sightings, found by its id.
-    "
+    Shared("
     CREATE INDEX sighting_by_bank_content ON sighting(bank_content) WHERE bank_content IS NOT NULL;
-    ",
+    "),
     // 9: the review console: the queue, the media people look at, sessions, reviewers'
     // settings and how much they saw, appeals.
-    "
+    Shared("
     CREATE TABLE review_item (
         submission_id    INTEGER PRIMARY KEY REFERENCES submission(id),
         state            TEXT NOT NULL DEFAULT 'pending',
@@ -242,9 +272,9 @@ const MIGRATIONS: &[&str] = &[
         decided_at TEXT,
         note       TEXT
     ) STRICT;
-    ",
+    "),
     // 10: the change feed other processes follow to keep their indexes live.
-    "
+    Shared("
     CREATE TABLE change_log (
         seq        INTEGER PRIMARY KEY,
         at         TEXT NOT NULL,
@@ -254,7 +284,28 @@ const MIGRATIONS: &[&str] = &[
         content_id INTEGER,
         detail     TEXT NOT NULL DEFAULT '{}'
     ) STRICT;
+    "),
+    // 11: the append-only logs also refuse what their row triggers miss. PostgreSQL's
+    // TRUNCATE fires no row trigger; SQLite's INSERT OR REPLACE removes the row it replaces
+    // without firing its delete trigger (unless `recursive_triggers` is on: a setting of
+    // each connection, and whoever tampers uses their own), so an insert over an existing
+    // key is refused before it happens.
+    PerBackend {
+        sqlite: "
+    CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+        WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER sighting_is_append_only_replace BEFORE INSERT ON sighting
+        WHEN EXISTS (SELECT 1 FROM sighting WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'the ledger of sightings is append-only'); END;
     ",
+        postgres: "
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT
+        EXECUTE FUNCTION cordon_refuse_change('the audit log is append-only');
+    CREATE TRIGGER sighting_is_append_only_truncate BEFORE TRUNCATE ON sighting FOR EACH STATEMENT
+        EXECUTE FUNCTION cordon_refuse_change('the ledger of sightings is append-only');
+    ",
+    },
 ];
 
 /// Brings the database up to the newest schema.
@@ -280,9 +331,9 @@ fn check_version(applied: i64, path: &str) -> Result<(), StoreError> {
 fn migrate_sqlite(db: &Db, path: &str) -> Result<(), StoreError> {
     let applied: i64 = db.query_value("PRAGMA user_version", params![])?;
     check_version(applied, path)?;
-    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    for (number, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let tx = db.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(migration.sqlite())?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", number + 1))?;
         tx.commit()?;
     }
@@ -308,8 +359,8 @@ fn migrate_postgres(db: &Db, path: &str) -> Result<(), StoreError> {
     tx.execute_batch(POSTGRES_PRELUDE)?;
     let applied: i64 = tx.query_value("SELECT version FROM schema_version", params![])?;
     check_version(applied, path)?;
-    for sql in MIGRATIONS.iter().skip(applied as usize) {
-        tx.execute_batch(&postgres_ddl(sql))?;
+    for migration in MIGRATIONS.iter().skip(applied as usize) {
+        tx.execute_batch(&migration.postgres())?;
     }
     tx.execute(
         "UPDATE schema_version SET version = ?1",
@@ -361,7 +412,7 @@ mod tests {
 
     #[test]
     fn postgres_ddl_translates_types_keys_and_triggers() {
-        let ddl = postgres_ddl(MIGRATIONS[2]);
+        let ddl = MIGRATIONS[2].postgres();
         assert!(
             ddl.contains("seq    BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
             "{ddl}"
@@ -378,12 +429,25 @@ mod tests {
             ddl.contains("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit FOR EACH ROW"),
             "{ddl}"
         );
-        let all: String = MIGRATIONS.iter().map(|m| postgres_ddl(m)).collect();
+        let all: String = MIGRATIONS.iter().map(Migration::postgres).collect();
+        // UPDATE and DELETE of each log, row by row; TRUNCATE of each, by statement.
         assert_eq!(
             all.matches("EXECUTE FUNCTION cordon_refuse_change").count(),
-            4,
+            6,
             "{all}"
         );
+        assert_eq!(all.matches("BEFORE TRUNCATE").count(), 2, "{all}");
+        assert_eq!(all.matches("FOR EACH STATEMENT").count(), 2, "{all}");
+        let sqlite: String = MIGRATIONS.iter().map(Migration::sqlite).collect();
+        // UPDATE, DELETE and an insert over an existing key, of each log.
+        assert_eq!(sqlite.matches("RAISE(ABORT").count(), 6, "{sqlite}");
+        assert_eq!(sqlite.matches("BEFORE INSERT").count(), 2, "{sqlite}");
+        for postgres_only in ["TRUNCATE", "EXECUTE FUNCTION", "BIGINT", "BYTEA"] {
+            assert!(
+                !sqlite.contains(postgres_only),
+                "{postgres_only} in the SQLite schema"
+            );
+        }
         for sqlite_only in ["STRICT", "ROWID", "RAISE(", "INTEGER", "BLOB", " REAL "] {
             assert!(
                 !all.contains(sqlite_only),

@@ -249,11 +249,36 @@ fn the_audit_log_refuses_edits_and_verify_finds_tampering(place: Place) {
         for name in ["A", "B", "C", "D"] {
             bank(&mut store, name);
         }
+        let mut writer = store.content_writer("A").unwrap();
+        writer
+            .record_sighting(1, &cordon_store::MediaFacts::default())
+            .unwrap();
+        writer.commit().unwrap();
     }
     // Through SQL the log is append-only.
     let refused = place.raw_sql("UPDATE audit SET actor = 'someone' WHERE seq = 2");
     assert!(refused.unwrap_err().contains("append-only"));
     assert!(place.raw_sql("DELETE FROM audit WHERE seq = 2").is_err());
+    // Nor is it emptied whole (PostgreSQL's TRUNCATE fires no row triggers), or an entry
+    // overwritten by inserting over it (SQLite's REPLACE fires no delete triggers); the
+    // same for the ledger of sightings.
+    let overwrites = match place {
+        Place::Sqlite(_) => [
+            "INSERT OR REPLACE INTO audit (seq, at, actor, event, data, hash)
+             SELECT seq, at, 'someone', event, data, hash FROM audit WHERE seq = 2",
+            "REPLACE INTO sighting (id, received_at) SELECT id, received_at FROM sighting WHERE id = 1",
+        ],
+        Place::Postgres(_) => ["TRUNCATE audit", "TRUNCATE sighting"],
+    };
+    for overwrite in overwrites {
+        let refused = place.raw_sql(overwrite);
+        assert!(refused.unwrap_err().contains("append-only"), "{overwrite}");
+    }
+    let store = place.open();
+    assert_eq!(store.audit_entries(0).unwrap()[1].actor, "unknown");
+    assert_eq!(store.sightings(&[1]).unwrap().len(), 1);
+    assert_eq!(store.verify_audit().unwrap().entries, 4);
+    drop(store);
 
     // Someone with the file drops the guards and rewrites an entry: the chain shows it.
     let drop_guards = match place {
