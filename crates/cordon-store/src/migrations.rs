@@ -329,15 +329,30 @@ fn check_version(applied: i64, path: &str) -> Result<(), StoreError> {
 }
 
 fn migrate_sqlite(db: &Db, path: &str) -> Result<(), StoreError> {
+    // Up to date (nearly every open): done, without waiting for the write lock.
     let applied: i64 = db.query_value("PRAGMA user_version", params![])?;
     check_version(applied, path)?;
-    for (number, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    if applied == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    // Other processes may be opening the new or older store at the same moment (a server
+    // and a command started together): each migration runs in a write transaction that
+    // reads the version again, once it holds the lock, so that each runs once.
+    loop {
         let tx = db.transaction()?;
+        let applied: i64 = tx.query_value("PRAGMA user_version", params![])?;
+        check_version(applied, path)?;
+        let next = usize::try_from(applied).map_err(|_| StoreError::Corrupt {
+            what: "schema version",
+            detail: format!("user_version {applied} in {path}"),
+        })?;
+        let Some(migration) = MIGRATIONS.get(next) else {
+            return Ok(());
+        };
         tx.execute_batch(migration.sqlite())?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", number + 1))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", next + 1))?;
         tx.commit()?;
     }
-    Ok(())
 }
 
 /// Any number for the advisory lock that serialises migrations, as long as it stays the same.

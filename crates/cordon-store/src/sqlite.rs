@@ -163,12 +163,15 @@ impl Store {
     }
 
     fn configure(conn: rusqlite::Connection, path: &str) -> Result<Store, StoreError> {
+        // First, so that everything after waits for other processes' locks rather than
+        // failing at once: switching a new file to WAL needs it to itself for a moment,
+        // and another process opening it at the same time may be migrating it.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL lets readers (the server, a `match` run) go on while an import writes;
         // NORMAL sync is durable across process crashes, which is what WAL needs.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let db = Db::Sqlite(conn);
         migrate(&db, path)?;
         Ok(Store {

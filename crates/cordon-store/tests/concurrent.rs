@@ -74,3 +74,29 @@ fn a_sqlite_write_waits_for_another_process_writing() {
     });
     assert_eq!(store.banks().unwrap().len(), 1);
 }
+
+/// A server and a command started together on a data folder without a store: both create
+/// it, one migrates, the others find it done.
+#[test]
+fn many_opening_a_new_sqlite_store_at_once_all_succeed() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Barrier::new(8);
+        let opened: Vec<_> = std::thread::scope(|scope| {
+            let opening: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        Store::open(dir.path()).map(drop)
+                    })
+                })
+                .collect();
+            opening.into_iter().map(|o| o.join().unwrap()).collect()
+        });
+        let failed: Vec<String> = opened
+            .into_iter()
+            .filter_map(|o| o.err().map(|e| e.to_string()))
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+}
