@@ -127,11 +127,7 @@ fn platform_id(fields: &BTreeMap<String, String>, name: &str) -> Result<String, 
 pub fn new_submission(fields: &BTreeMap<String, String>, bytes: &[u8]) -> Result<NewSubmission, ApiError> {
     let posted_at = match fields.get("posted_at") {
         None => None,
-        Some(text) => {
-            let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| ApiError::bad_request(format!("`posted_at` is not RFC 3339: {e}")))?;
-            Some(cordon_store::format_time(at))
-        }
+        Some(text) => Some(posted_at(text, time::OffsetDateTime::now_utc())?),
     };
     let metadata = match fields.get("metadata") {
         None => json!({}),
@@ -156,6 +152,30 @@ pub fn new_submission(fields: &BTreeMap<String, String>, bytes: &[u8]) -> Result
         size: bytes.len() as u64,
         ..NewSubmission::default()
     })
+}
+
+/// Latest `posted_at` accepted, past the server's clock: room for the poster's clock to
+/// run a little fast, but not for a date no post can have.
+const POSTED_AT_AHEAD_SECONDS: i64 = 24 * 3600;
+
+/// `posted_at` (RFC 3339) as the store writes times (UTC, milliseconds), refused unless it
+/// lies between 1970 and a day after `now`. RFC 3339 parsing alone lets through years 0
+/// and 9999 with any offset of up to ±23:59, whose UTC form is before year 0 or after
+/// 9999: formatting those panics (a dropped connection, a crash-looping worker) or
+/// writes a time that is not RFC 3339. No post is from before 1970 or from the future.
+fn posted_at(text: &str, now: time::OffsetDateTime) -> Result<String, ApiError> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::bad_request(format!("`posted_at` is not RFC 3339: {e}")))?;
+    // Seconds since 1970 are plain integer arithmetic on every representable time, so
+    // this check cannot itself overflow the way moving the time to UTC does.
+    let seconds = at.unix_timestamp();
+    let latest = now.unix_timestamp().saturating_add(POSTED_AT_AHEAD_SECONDS);
+    if !(0..=latest).contains(&seconds) {
+        return Err(ApiError::bad_request(format!(
+            "`posted_at` {text} is not between 1970-01-01T00:00:00Z and a day from now"
+        )));
+    }
+    Ok(cordon_store::format_time(at))
 }
 
 fn match_json(m: &Match) -> Value {

@@ -6,9 +6,11 @@
 //! `Posted-At`, `Metadata`). A message is acknowledged only after its decisions are
 //! committed, so a worker that dies mid-way leaves it to be redelivered; a redelivered
 //! message whose `Content-Id` was already decided gets the first answer and decides nothing
-//! again. An upload that can never be decided (not an image, a missing header) is
-//! terminated, and why is published on `<STREAM>.errors`; one that failed for a passing
-//! reason (the store unreachable) is redelivered after [`RETRY_AFTER`].
+//! again. An upload that can never be decided (not an image, a missing header, a header
+//! `new_submission` refuses, such as a `Posted-At` outside 1970 to a day ahead) is
+//! terminated, and why is published on `<STREAM>.errors`: redelivering it would fail the
+//! same way forever. One that failed for a passing reason (the store unreachable) is
+//! redelivered after [`RETRY_AFTER`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -7,3 +7,4 @@ mod common;
 mod console;
 mod hma_api;
 mod submissions;
+mod worker;

@@ -421,6 +421,50 @@ fn bad_submissions_get_native_json_errors() {
 }
 
 #[test]
+fn posted_at_outside_1970_to_a_day_ahead_is_refused_and_the_server_serves_on() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    let in_two_days = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (n, posted_at) in [
+        // Valid RFC 3339 whose UTC form is past year 9999: formatting it panicked and
+        // the connection was dropped.
+        "9999-12-31T23:59:59-23:59",
+        // Before year 0 in UTC: stored as "-001-…", not RFC 3339.
+        "0000-01-01T00:00:00+23:59",
+        "1969-12-31T23:59:59Z",
+        &in_two_days,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let content_id = format!("c{n}");
+        let (code, body) = cordon.submit(
+            "misc-images/b.jpg",
+            &[
+                ("content_id", &content_id),
+                ("account_id", "a"),
+                ("posted_at", posted_at),
+            ],
+        );
+        assert_eq!(code, 400, "{posted_at}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("posted_at"),
+            "{posted_at}: {body}"
+        );
+    }
+    let (code, body) = cordon.submit(
+        "misc-images/b.jpg",
+        &[
+            ("content_id", "fine"),
+            ("account_id", "a"),
+            ("posted_at", "2026-11-29T10:00:00+01:00"),
+        ],
+    );
+    assert_eq!(code, 201, "a sane posted_at is taken: {body}");
+}
+
 fn the_second_strike_suspends_the_account_and_the_account_says_why() {
     let (hook, _) = receiver(0);
     let cordon = start(&hook);
