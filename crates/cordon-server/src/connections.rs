@@ -28,6 +28,20 @@ use crate::state::AppState;
 /// How long requests in flight may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The smallest header buffer hyper accepts.
+const MIN_HEADER_BUFFER: usize = 8 << 10;
+
+/// The longest deadline given to hyper or tokio: a year, far beyond any wait meant.
+const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `seconds` as a deadline that can always be added to the current instant. hyper adds the
+/// header timeout to `Instant::now()` with a plain `+`, which panics ("overflow when adding
+/// duration to instant") on every connection when the timeout is huge (`u64::MAX` in the
+/// config): whatever the config says, no deadline goes past [`LONGEST_DEADLINE`].
+fn deadline(seconds: u64) -> Duration {
+    Duration::from_secs(seconds).min(LONGEST_DEADLINE)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in flight
 /// finish (for at most [`DRAIN_TIMEOUT`]).
 pub async fn accept_until(
@@ -38,8 +52,10 @@ pub async fn accept_until(
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds))
-        .max_buf_size(limits.max_header_bytes);
+        .header_read_timeout(deadline(limits.header_timeout_seconds))
+        // hyper asserts a buffer of at least 8 KiB; the policy's check refuses less, and
+        // this keeps a policy built in code from panicking here too.
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BUFFER));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -105,7 +121,7 @@ impl tower_service::Service<hyper::Request<Incoming>> for WithRemote {
 /// the client, not told, may retry.
 pub async fn request_deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let seconds = state.policy.limits.request_timeout_seconds;
-    match tokio::time::timeout(Duration::from_secs(seconds), next.run(request)).await {
+    match tokio::time::timeout(deadline(seconds), next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,

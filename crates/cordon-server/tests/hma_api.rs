@@ -87,6 +87,12 @@ impl Server {
         (response.status().as_u16(), response.json().unwrap())
     }
 
+    /// A GET without a key: the status and the text of the answer.
+    fn get_open(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("{}{path}", self.base)).send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
     fn send(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
@@ -143,21 +149,11 @@ impl Drop for Server {
 #[test]
 fn status_is_open_and_everything_else_needs_the_right_key() {
     let server = Server::start();
-    let status = server
-        .client
-        .get(format!("{}/status", server.base))
-        .send()
-        .unwrap();
-    assert_eq!(status.status().as_u16(), 200);
-    assert_eq!(status.text().unwrap(), "I-AM-ALIVE");
+    assert_eq!(server.get_open("/status"), (200, "I-AM-ALIVE".to_string()));
 
-    let anonymous = server
-        .client
-        .get(format!("{}/c/banks", server.base))
-        .send()
-        .unwrap();
-    assert_eq!(anonymous.status().as_u16(), 401);
-    let body: Value = anonymous.json().unwrap();
+    let (code, text) = server.get_open("/c/banks");
+    assert_eq!(code, 401);
+    let body: Value = serde_json::from_str(&text).unwrap();
     assert!(body["message"].as_str().unwrap().contains("API key"));
 
     assert_eq!(server.get("ck_0000000000000000_00", "/c/banks").0, 401);
@@ -958,4 +954,23 @@ fn hash_lists_are_imported_over_http_all_or_nothing_and_match_at_once() {
 /// The store of a test's data folder: SQLite in it, or PostgreSQL (`CORDON_TEST_STORE`).
 fn test_store(data: &std::path::Path) -> cordon_store::StoreLocation {
     cordon_store::StoreLocation::parse(&cordon_testkit::store_url_for(data)).unwrap()
+}
+
+#[test]
+fn huge_timeouts_in_the_limits_never_crash_a_connection() {
+    // Set in code, past the config file's own checks: whatever the limits say, adding a
+    // deadline to the clock must not panic (it did on every connection: "overflow when
+    // adding duration to instant").
+    let mut policy = Policy::default();
+    policy.limits.header_timeout_seconds = u64::MAX;
+    policy.limits.request_timeout_seconds = u64::MAX;
+    let server = Server::start_with_policy(DecodeLimits::default(), policy);
+    for _ in 0..2 {
+        assert_eq!(server.get_open("/status").0, 200);
+    }
+    let (code, body) = server.get(
+        &server.submitter,
+        &format!("/m/lookup?signal_type=pdq&signal={BRIDGE}"),
+    );
+    assert_eq!(code, 200, "{body}");
 }
