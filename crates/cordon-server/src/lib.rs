@@ -2,9 +2,9 @@
 //!
 //! This crate owns the HTTP surface: the routes HMA 2.0 clients call (`/h`, `/m`, `/c`,
 //! same paths, parameters and response shapes, see `hma.rs`), API keys and roles on every
-//! route but `/status` and `/metrics`, Prometheus metrics, request limits, and graceful
-//! shutdown. It holds no business rules:
-//! matching, keys and storage are the engine's and the store's, called from here.
+//! route but `/status`, `/status/live` and `/metrics`, Prometheus metrics, request limits,
+//! and graceful shutdown. It holds no business rules: matching, keys and storage are the
+//! engine's and the store's, called from here.
 
 mod auth;
 mod banking;
@@ -43,6 +43,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .saturating_add(BODY_OVERHEAD);
     Router::new()
         .route("/status", get(|| async { "I-AM-ALIVE" }))
+        // HMA 2.0's liveness probe (k8s): always 200, never checks the index, no key.
+        .route("/status/live", get(|| async { "I-AM-ALIVE" }))
         .route("/metrics", get(metrics::serve))
         .merge(hma::routes(state.clone()))
         .merge(native::routes(state.clone()))

@@ -957,6 +957,13 @@ fn test_store(data: &std::path::Path) -> cordon_store::StoreLocation {
 }
 
 #[test]
+fn status_live_answers_200_without_a_key() {
+    // HMA 2.0's liveness probe: always 200, no key, whatever the index.
+    let server = Server::start();
+    assert_eq!(server.get_open("/status/live"), (200, "I-AM-ALIVE".to_string()));
+}
+
+#[test]
 fn huge_timeouts_in_the_limits_never_crash_a_connection() {
     // Set in code, past the config file's own checks: whatever the limits say, adding a
     // deadline to the clock must not panic (it did on every connection: "overflow when
