@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::Multipart;
+use axum::extract::multipart::MultipartError;
 use axum::http::StatusCode;
 
 use crate::error::ApiError;
@@ -15,24 +16,24 @@ pub struct Upload {
 }
 
 /// Reads a form whose file is in the field `file_field`. A field named `video` is refused
-/// (video is not supported yet), as is a second file.
+/// (video is not supported yet), as is a second file or any other field given twice.
 pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<Upload, ApiError> {
     let mut file: Option<Bytes> = None;
     let mut fields = BTreeMap::new();
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?
+        .map_err(|e| unreadable("malformed multipart body", &e))?
     {
         let name = field.name().unwrap_or_default().to_string();
         if name == file_field {
             if file.is_some() {
-                return Err(ApiError::bad_request("exactly one file is expected"));
+                return Err(given_twice(&name));
             }
             let bytes = field
                 .bytes()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+                .map_err(|e| unreadable("reading the upload", &e))?;
             file = Some(bytes);
         } else if name == "video" {
             return Err(ApiError::new(
@@ -40,14 +41,38 @@ pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<U
                 "video is not supported yet; send a photo",
             ));
         } else {
+            // Refused rather than "the last one wins": two `content_id`s or `account_id`s
+            // are a client bug, and deciding on either one silently could act on the
+            // wrong content or account.
+            if fields.contains_key(&name) {
+                return Err(given_twice(&name));
+            }
             let text = field
                 .text()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("reading field {name}: {e}")))?;
+                .map_err(|e| unreadable(&format!("reading field {name}"), &e))?;
             fields.insert(name, text);
         }
     }
     let bytes = file
         .ok_or_else(|| ApiError::bad_request(format!("expected one file in a field named `{file_field}`")))?;
     Ok(Upload { bytes, fields })
+}
+
+fn given_twice(name: &str) -> ApiError {
+    ApiError::bad_request(format!("field `{name}` given twice"))
+}
+
+/// A form that could not be read: 413 when the body is over the size limit (as the JSON
+/// routes answer), else 400. axum knows which from the error multer raised; everything
+/// else (a broken form, a client that hung up mid-way) is the client's doing, never 500.
+fn unreadable(doing: &str, error: &MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is too large ({doing}); uploads are limited by --max-bytes"),
+        )
+    } else {
+        ApiError::bad_request(format!("{doing}: {error}"))
+    }
 }

@@ -981,3 +981,34 @@ fn huge_timeouts_in_the_limits_never_crash_a_connection() {
     );
     assert_eq!(code, 200, "{body}");
 }
+
+#[test]
+fn a_body_over_the_size_limit_gets_413_saying_so() {
+    let server = Server::start_with(DecodeLimits {
+        max_bytes: 1000,
+        ..DecodeLimits::default()
+    });
+    // The body limit is max_bytes plus 1 MiB for the form: a little over it. The async
+    // client, since the server answers before it has read the whole body, and the
+    // blocking client reports the body it could not finish sending instead of the answer.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (code, body) = runtime.block_on(async {
+        let form = reqwest::multipart::Form::new().part(
+            "photo",
+            reqwest::multipart::Part::bytes(vec![0xff; (1 << 20) + 64 * 1024]).file_name("upload.jpg"),
+        );
+        let response = reqwest::Client::new()
+            .post(format!("{}/h/hash", server.base))
+            .bearer_auth(&server.submitter)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    });
+    assert_eq!(code, 413, "{body}");
+    assert!(message(&body).contains("too large"), "{body}");
+}

@@ -465,6 +465,42 @@ fn posted_at_outside_1970_to_a_day_ahead_is_refused_and_the_server_serves_on() {
     assert_eq!(code, 201, "a sane posted_at is taken: {body}");
 }
 
+#[test]
+fn a_form_field_given_twice_is_refused_not_last_one_wins() {
+    let (hook, _) = receiver(0);
+    let cordon = start(&hook);
+    for (fields, twice) in [
+        (
+            vec![("content_id", "c"), ("account_id", "a"), ("content_id", "d")],
+            "content_id",
+        ),
+        (
+            vec![("content_id", "c"), ("account_id", "a"), ("account_id", "b")],
+            "account_id",
+        ),
+        (
+            vec![
+                ("content_id", "c"),
+                ("account_id", "a"),
+                ("metadata", "{}"),
+                ("metadata", "{}"),
+            ],
+            "metadata",
+        ),
+        (
+            vec![("content_id", "c"), ("account_id", "a"), ("media", "more")],
+            "media",
+        ),
+    ] {
+        let (code, body) = cordon.submit("misc-images/b.jpg", &fields);
+        assert_eq!(code, 400, "{fields:?}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("field `{twice}` given twice"),
+            "{body}"
+        );
+    }
 fn the_second_strike_suspends_the_account_and_the_account_says_why() {
     let (hook, _) = receiver(0);
     let cordon = start(&hook);
