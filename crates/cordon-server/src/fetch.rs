@@ -47,7 +47,7 @@ impl MediaFetcher {
                 }
                 match check_url(&guard, attempt.url()) {
                     Ok(()) => attempt.follow(),
-                    Err(refusal) => attempt.error(format!("redirect refused: {refusal}")),
+                    Err(refusal) => attempt.error(refusal),
                 }
             }))
             .user_agent(concat!("cordon/", env!("CARGO_PKG_VERSION")))
@@ -102,12 +102,16 @@ impl MediaFetcher {
 /// the remote side failed (502).
 fn failed(url: &Url, error: &reqwest::Error) -> ApiError {
     let mut message = error.to_string();
+    let mut refused = false;
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         message = format!("{message}: {cause}");
+        // Only the guard's own refusal, found by its type in the chain, blames the client:
+        // the remote side's "Connection refused (os error 111)" is a failure upstream.
+        refused |= cause.is::<Refused>();
         source = cause.source();
     }
-    let status = if message.contains(REFUSED) {
+    let status = if refused {
         StatusCode::BAD_REQUEST
     } else if error.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
@@ -117,32 +121,38 @@ fn failed(url: &Url, error: &reqwest::Error) -> ApiError {
     ApiError::new(status, format!("fetching {url}: {message}"))
 }
 
-/// Marks the guard's refusals in the error chains reqwest builds around them.
-const REFUSED: &str = "refused";
+/// The guard's refusal of a URL or an address: the client asked for something it may not
+/// have (400). A type of its own, so that it is told apart from the other errors in the
+/// chains reqwest builds around it (the DNS resolver's, the redirect policy's).
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+struct Refused(String);
 
 /// Scheme, host and (for an address written in the URL) address checks; names are
 /// checked when they resolve.
-fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), String> {
+fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), Refused> {
+    let refuse = |why: String| Err(Refused(why));
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{REFUSED}: only http and https URLs are fetched"));
+        return refuse("only http and https URLs are fetched".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{REFUSED}: URLs with credentials are not fetched"));
+        return refuse("URLs with credentials are not fetched".into());
     }
     let host = match url.host() {
         Some(url::Host::Domain(name)) => name.to_string(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(format!("{REFUSED}: the URL has no host")),
+        None => return refuse("the URL has no host".into()),
     };
     if policy.allow_hosts.is_empty() {
-        return Err(format!(
-            "{REFUSED}: fetching media by URL is off on this server (see [fetch] in cordon.toml); \
+        return refuse(
+            "fetching media by URL is off on this server (see [fetch] in cordon.toml); \
              upload the file instead"
-        ));
+                .into(),
+        );
     }
     if !policy.allows_host(&host) {
-        return Err(format!("{REFUSED}: host {host} is not in [fetch] allow_hosts"));
+        return refuse(format!("host {host} is not in [fetch] allow_hosts"));
     }
     let literal = match url.host() {
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -155,7 +165,7 @@ fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), String> {
     }
 }
 
-fn check_address(policy: &FetchPolicy, ip: IpAddr) -> Result<(), String> {
+fn check_address(policy: &FetchPolicy, ip: IpAddr) -> Result<(), Refused> {
     match non_public(ip) {
         Some(kind)
             if !policy
@@ -163,7 +173,7 @@ fn check_address(policy: &FetchPolicy, ip: IpAddr) -> Result<(), String> {
                 .iter()
                 .any(|range: &IpNet| range.contains(&ip)) =>
         {
-            Err(format!("{REFUSED}: {ip} is a {kind} address"))
+            Err(Refused(format!("{ip} is a {kind} address")))
         }
         _ => Ok(()),
     }
@@ -185,7 +195,8 @@ impl Resolve for PublicOnlyResolver {
                 return Err(format!("{host} has no address").into());
             }
             for address in &addresses {
-                check_address(&policy, address.ip()).map_err(|refusal| format!("{host}: {refusal}"))?;
+                check_address(&policy, address.ip())
+                    .map_err(|refusal| Refused(format!("{host}: {}", refusal.0)))?;
             }
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })
@@ -314,11 +325,13 @@ mod tests {
             ("http://2130706433/", "loopback"),
             ("http://0x7f.1/", "loopback"),
         ] {
-            let refusal = check(url).unwrap_err();
+            let refusal = check(url).unwrap_err().to_string();
             assert!(refusal.contains(words), "{url}: {refusal}");
         }
         let off = FetchPolicy::default();
-        let refusal = check_url(&off, &Url::parse("https://media.example.com/").unwrap()).unwrap_err();
+        let refusal = check_url(&off, &Url::parse("https://media.example.com/").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(refusal.contains("off on this server"), "{refusal}");
         let mirror = FetchPolicy {
             allow_hosts: vec!["10.1.2.3".to_string()],

@@ -1012,3 +1012,17 @@ fn a_body_over_the_size_limit_gets_413_saying_so() {
     assert_eq!(code, 413, "{body}");
     assert!(message(&body).contains("too large"), "{body}");
 }
+
+#[test]
+fn a_remote_refusing_the_connection_is_a_bad_gateway_not_a_bad_request() {
+    let server = Server::start_with_policy(DecodeLimits::default(), loopback_fetching());
+    // A port nothing listens on: "Connection refused" comes from the remote side.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (code, body) = server.get(
+        &server.submitter,
+        &format!("/h/hash?url=http://127.0.0.1:{port}/b.jpg"),
+    );
+    assert_eq!(code, 502, "{body}");
+}
