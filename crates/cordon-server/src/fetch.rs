@@ -243,6 +243,12 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return non_public_v4(embedded_v4(segments[6], segments[7]));
     }
+    // The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) reaches, through the
+    // operator's own NAT64, whatever IPv4 address it carries: judged by that address, like
+    // the well-known prefix.
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return nat64_local_use(segments);
+    }
     if segments[0] == 0x2002 {
         return non_public_v4(embedded_v4(segments[1], segments[2]));
     }
@@ -260,6 +266,22 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         _ => return None,
     };
     Some(kind)
+}
+
+/// An address under the local-use NAT64 prefix 64:ff9b:1::/48. Its operator may use it
+/// as a /96 (the IPv4 address is the last 32 bits, the bits between are zero) or as a
+/// /48 to /64, and RFC 6052 then places the IPv4 address elsewhere: which one the address
+/// alone does not tell. The /96 form is judged by the address it carries (under any other
+/// placement, zero bits there would carry a 0.x.x.x address, never a public one); any
+/// other form is refused, which errs on the safe side (`[fetch] allow_addresses` can
+/// still let a range through).
+fn nat64_local_use(segments: [u16; 8]) -> Option<&'static str> {
+    if segments[3..6] == [0, 0, 0] {
+        let [a, b] = segments[6].to_be_bytes();
+        let [c, d] = segments[7].to_be_bytes();
+        return non_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    Some("local-use NAT64 (the IPv4 address inside cannot be told)")
 }
 
 #[cfg(test)]
@@ -306,6 +328,35 @@ mod tests {
         ] {
             assert_eq!(kind(public), None, "{public}");
         }
+    }
+
+    #[test]
+    fn the_local_use_nat64_prefix_is_judged_by_the_ipv4_address_inside() {
+        // RFC 8215's 64:ff9b:1::/48 used as a /96: judged by the IPv4 address inside,
+        // like the well-known 64:ff9b::/96.
+        for (address, expected) in [
+            ("64:ff9b:1::a9fe:a9fe", "link-local (cloud metadata)"),
+            ("64:ff9b:1::7f00:1", "loopback"),
+            ("64:ff9b:1::a00:1", "private"),
+            ("64:ff9b:1::c0a8:101", "private"),
+        ] {
+            assert_eq!(kind(address), Some(expected), "{address}");
+        }
+        assert_eq!(kind("64:ff9b:1::808:808"), None, "a public address inside passes");
+        // Used with a shorter prefix, the IPv4 address could be anywhere: refused.
+        for address in ["64:ff9b:1:a01:0:203::", "64:ff9b:1:808:8:808::"] {
+            assert!(
+                kind(address).is_some_and(|k| k.contains("local-use NAT64")),
+                "{address}"
+            );
+        }
+        // The allow-list can still let such a range through.
+        let policy = FetchPolicy {
+            allow_addresses: vec!["64:ff9b:1::/48".parse().unwrap()],
+            ..FetchPolicy::default()
+        };
+        assert!(check_address(&policy, "64:ff9b:1::a00:1".parse().unwrap()).is_ok());
+        assert!(check_address(&FetchPolicy::default(), "64:ff9b:1::a00:1".parse().unwrap()).is_err());
     }
 
     #[test]
