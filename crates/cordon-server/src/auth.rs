@@ -35,8 +35,8 @@ pub async fn require(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|k| k.trim().to_string());
+        .and_then(bearer_token)
+        .map(str::to_string);
     let Some(presented) = presented else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -78,6 +78,13 @@ pub async fn require(
     }
 }
 
+/// The key in an `Authorization` value: `Bearer KEY`, the scheme in any case (auth schemes
+/// are case-insensitive, RFC 7235 section 2.1: `bearer KEY` is the same header).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
 /// The client's address, when the server was started with it (`cordon serve` is).
 pub fn client_address(request: &Request) -> Option<std::net::IpAddr> {
     request
@@ -89,4 +96,19 @@ pub fn client_address(request: &Request) -> Option<std::net::IpAddr> {
 /// 429 with `Retry-After`, rounded up to whole seconds.
 fn too_many(message: String, wait: std::time::Duration) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(wait.as_secs() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in ["Bearer ck_1", "bearer ck_1", "BEARER  ck_1 ", "bEaReR ck_1"] {
+            assert_eq!(bearer_token(value), Some("ck_1"), "{value:?}");
+        }
+        for value in ["Basic ck_1", "Bearerck_1", "ck_1", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

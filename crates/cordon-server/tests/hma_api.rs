@@ -1026,3 +1026,17 @@ fn a_remote_refusing_the_connection_is_a_bad_gateway_not_a_bad_request() {
     );
     assert_eq!(code, 502, "{body}");
 }
+
+#[test]
+fn the_bearer_scheme_is_read_in_any_case() {
+    let server = Server::start();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = server
+            .client
+            .get(format!("{}/c/banks", server.base))
+            .header("Authorization", format!("{scheme} {}", server.curator))
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+}
