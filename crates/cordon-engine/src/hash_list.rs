@@ -21,16 +21,27 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 
-use cordon_signals::SignalType;
+use cordon_signals::{SignalType, quoted_excerpt};
 use cordon_store::{Content, NewContent, Signal};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// The signal types a hash list may hold.
 pub const SIGNAL_TYPES: &[&str] = &["pdq", "features"];
+
+/// The longest line (tx, CSV) or JSON element a hash list may hold: far beyond any real
+/// entry (a PDQ line with metadata and local features is about 30 KB), and small enough
+/// that a hostile file without line breaks cannot make a reader hold gigabytes.
+pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
+/// How much of a file [`sniff_input`] reads to guess its format.
+const SNIFF_BYTES: usize = 64 << 10;
+
+/// The UTF-8 byte-order mark spreadsheets put before CSV and some tools before JSON.
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// Longest label, external id and note accepted.
 const MAX_LABEL_LEN: usize = 100;
@@ -47,6 +58,7 @@ pub enum HashListFormat {
 impl HashListFormat {
     /// Guesses a file's format from its first non-blank byte and its header line.
     pub fn sniff(head: &[u8]) -> HashListFormat {
+        let head = head.strip_prefix(BYTE_ORDER_MARK).unwrap_or(head);
         let text = String::from_utf8_lossy(head);
         let trimmed = text.trim_start();
         let first_line = trimmed.lines().next().unwrap_or_default();
@@ -64,6 +76,26 @@ impl HashListFormat {
             HashListFormat::Tx
         }
     }
+}
+
+/// Reads the start of `input` (up to the end of its first line that is not blank, at most
+/// 64 KiB), guesses the format from it, and gives back a reader that starts from the
+/// beginning again. A pipe may hand over its first line in pieces: one buffer of it is
+/// not enough to guess from.
+pub fn sniff_input<R: BufRead>(mut input: R) -> std::io::Result<(HashListFormat, impl BufRead)> {
+    let mut head = Vec::new();
+    loop {
+        let wanted = SNIFF_BYTES.saturating_sub(head.len()) as u64;
+        let read = (&mut input).take(wanted).read_until(b'\n', &mut head)?;
+        let blank = head
+            .iter()
+            .all(|b| b.is_ascii_whitespace() || BYTE_ORDER_MARK.contains(b));
+        if read == 0 || head.len() >= SNIFF_BYTES || !blank {
+            break;
+        }
+    }
+    let format = HashListFormat::sniff(&head);
+    Ok((format, std::io::Cursor::new(head).chain(input)))
 }
 
 /// A bad entry in a hash list.
@@ -84,7 +116,8 @@ impl fmt::Display for EntryError {
 pub fn canonical_signal(signal_type: &str, value: &str) -> Result<Signal, String> {
     let Some(known) = SignalType::from_name(signal_type) else {
         return Err(format!(
-            "unsupported signal type {signal_type:?} (Cordon reads: {})",
+            "unsupported signal type {} (Cordon reads: {})",
+            quoted_excerpt(signal_type),
             SIGNAL_TYPES.join(", ")
         ));
     };
@@ -97,24 +130,42 @@ pub fn canonical_signal(signal_type: &str, value: &str) -> Result<Signal, String
 /// Checks metadata limits; labels may not hold `;` (the CSV separator) or control
 /// characters.
 fn check_metadata(meta: &Metadata) -> Result<(), String> {
-    if let Some(id) = &meta.external_id
+    check_content_metadata(meta.external_id.as_deref(), &meta.labels, &meta.note)
+}
+
+/// Checks what a content's metadata may hold: what every format can carry out and back in
+/// (`cordon bank add` checks its options with it, so that an exported bank imports).
+pub fn check_content_metadata(
+    external_id: Option<&str>,
+    labels: &[String],
+    note: &str,
+) -> Result<(), String> {
+    if let Some(id) = external_id
         && (id.is_empty() || id.len() > MAX_EXTERNAL_ID_LEN)
     {
         return Err(format!("external_id must be 1 to {MAX_EXTERNAL_ID_LEN} bytes"));
     }
-    for label in &meta.labels {
+    check_labels(labels)?;
+    if note.len() > MAX_NOTE_LEN {
+        return Err(format!("note is longer than {MAX_NOTE_LEN} bytes"));
+    }
+    Ok(())
+}
+
+/// Checks labels, a content's or a bank's: 1 to 100 bytes, no `;` (the CSV separator) and
+/// no control characters.
+pub fn check_labels(labels: &[String]) -> Result<(), String> {
+    for label in labels {
         if label.is_empty()
             || label.len() > MAX_LABEL_LEN
             || label.contains(';')
             || label.chars().any(char::is_control)
         {
             return Err(format!(
-                "bad label {label:?}: 1 to {MAX_LABEL_LEN} bytes, no ';' or control characters"
+                "bad label {}: 1 to {MAX_LABEL_LEN} bytes, no ';' or control characters",
+                quoted_excerpt(label)
             ));
         }
-    }
-    if meta.note.len() > MAX_NOTE_LEN {
-        return Err(format!("note is longer than {MAX_NOTE_LEN} bytes"));
     }
     Ok(())
 }
@@ -173,11 +224,16 @@ fn new_content(signal: Signal, meta: Metadata, origin: String) -> Result<NewCont
 /// Reads every entry of `input`, calling `accept` with each one in order. Stops at the
 /// first bad entry (or the first error `accept` returns) and returns it.
 pub fn read_hash_list<E: From<EntryError>>(
-    input: impl BufRead,
+    mut input: impl BufRead,
     format: HashListFormat,
     origin: &str,
     accept: impl FnMut(NewContent) -> Result<(), E>,
 ) -> Result<u64, E> {
+    skip_byte_order_mark(&mut input).map_err(|e| EntryError {
+        line: 1,
+        message: format!("cannot read: {e}"),
+    })?;
+    let input = Bounded::new(input, format != HashListFormat::Json);
     match format {
         HashListFormat::Tx => read_tx(input, origin, accept),
         HashListFormat::Csv => read_csv(input, origin, accept),
@@ -186,12 +242,12 @@ pub fn read_hash_list<E: From<EntryError>>(
 }
 
 fn read_tx<E: From<EntryError>>(
-    input: impl BufRead,
+    input: Bounded<impl BufRead>,
     origin: &str,
     mut accept: impl FnMut(NewContent) -> Result<(), E>,
 ) -> Result<u64, E> {
     let mut count = 0;
-    for (index, line) in input.lines().enumerate() {
+    for (index, line) in std::io::BufReader::new(input).lines().enumerate() {
         let number = index as u64 + 1;
         let fail = |message: String| EntryError {
             line: number,
@@ -224,10 +280,11 @@ fn read_tx<E: From<EntryError>>(
 }
 
 fn read_csv<E: From<EntryError>>(
-    input: impl BufRead,
+    input: Bounded<impl BufRead>,
     origin: &str,
     mut accept: impl FnMut(NewContent) -> Result<(), E>,
 ) -> Result<u64, E> {
+    let lines = input.lines.clone();
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let header_error = |message: String| EntryError { line: 1, message };
     let headers = reader
@@ -262,7 +319,8 @@ fn read_csv<E: From<EntryError>>(
     let mut count = 0;
     for record in reader.records() {
         let record = record.map_err(|e| EntryError {
-            line: e.position().map_or(0, |p| p.line()),
+            // A read error has no position: the line being read when it struck.
+            line: e.position().map_or(lines.get() + 1, |p| p.line()),
             message: e.to_string(),
         })?;
         let number = record.position().map_or(0, |p| p.line());
@@ -333,6 +391,8 @@ struct JsonEntries<'a, F> {
     count: u64,
     /// Lines consumed so far by the parser (serde_json's own position runs ahead).
     lines: Rc<Cell<u64>>,
+    /// Bytes read since the last element ended, reset here after each one.
+    entry_bytes: Rc<Cell<u64>>,
     /// A bad element, with the line where it ends.
     element_error: Option<EntryError>,
     /// An error from `accept` itself, kept to be returned as it is.
@@ -352,7 +412,9 @@ impl<'de, F: FnMut(NewContent) -> Result<(), String>> Visitor<'de> for &mut Json
                 origin: self.origin,
                 number: self.count + 1,
             };
-            let content = match seq.next_element_seed(element)? {
+            let next = seq.next_element_seed(element)?;
+            self.entry_bytes.set(0);
+            let content = match next {
                 None => break,
                 Some(Ok(content)) => content,
                 Some(Err(message)) => {
@@ -391,19 +453,60 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_> {
     }
 }
 
-/// Counts the newlines a reader has handed out.
-struct LineCounter<R> {
+/// A reader that counts the lines it hands out and refuses an entry longer than
+/// [`MAX_ENTRY_BYTES`]: the bytes since the last newline (tx, CSV), or since the JSON
+/// reader last reset `entry_bytes` at the end of an element.
+struct Bounded<R> {
     inner: R,
     lines: Rc<Cell<u64>>,
+    entry_bytes: Rc<Cell<u64>>,
+    newline_ends_entry: bool,
 }
 
-impl<R: std::io::Read> std::io::Read for LineCounter<R> {
+impl<R> Bounded<R> {
+    fn new(inner: R, newline_ends_entry: bool) -> Self {
+        Bounded {
+            inner,
+            lines: Rc::new(Cell::new(0)),
+            entry_bytes: Rc::new(Cell::new(0)),
+            newline_ends_entry,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        self.lines.set(self.lines.get() + newlines);
+        let (mut lines, mut run) = (self.lines.get(), self.entry_bytes.get());
+        for &byte in &buf[..n] {
+            if byte == b'\n' {
+                lines += 1;
+                if self.newline_ends_entry {
+                    run = 0;
+                    continue;
+                }
+            }
+            run += 1;
+            if run > MAX_ENTRY_BYTES {
+                self.lines.set(lines);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("an entry is longer than {MAX_ENTRY_BYTES} bytes"),
+                ));
+            }
+        }
+        self.lines.set(lines);
+        self.entry_bytes.set(run);
         Ok(n)
     }
+}
+
+/// Steps over a UTF-8 byte-order mark at the start of `input`, if there is one.
+fn skip_byte_order_mark(input: &mut impl BufRead) -> std::io::Result<()> {
+    if input.fill_buf()?.starts_with(BYTE_ORDER_MARK) {
+        input.consume(BYTE_ORDER_MARK.len());
+    }
+    Ok(())
 }
 
 impl<'de, F: FnMut(NewContent) -> Result<(), String>> DeserializeSeed<'de> for &mut JsonEntries<'_, F> {
@@ -415,7 +518,7 @@ impl<'de, F: FnMut(NewContent) -> Result<(), String>> DeserializeSeed<'de> for &
 }
 
 fn read_json<E: From<EntryError>>(
-    input: impl BufRead,
+    input: Bounded<impl BufRead>,
     origin: &str,
     mut accept: impl FnMut(NewContent) -> Result<(), E>,
 ) -> Result<u64, E> {
@@ -430,15 +533,12 @@ fn read_json<E: From<EntryError>>(
             })
         },
         count: 0,
-        lines: Rc::new(Cell::new(0)),
+        lines: input.lines.clone(),
+        entry_bytes: input.entry_bytes.clone(),
         element_error: None,
         accept_error: None,
     };
-    let counter = LineCounter {
-        inner: input,
-        lines: entries.lines.clone(),
-    };
-    let mut deserializer = serde_json::Deserializer::from_reader(counter);
+    let mut deserializer = serde_json::Deserializer::from_reader(input);
     let result = (&mut entries)
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end());
@@ -725,5 +825,66 @@ mod tests {
             HashListFormat::sniff(b"signal_type, signal\n"),
             HashListFormat::Csv
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_stepped_over_in_every_format() {
+        let lists = [
+            (format!("\u{feff}pdq {H1}\n"), HashListFormat::Tx),
+            (
+                format!("\u{feff}signal_type,signal\npdq,{H1}\n"),
+                HashListFormat::Csv,
+            ),
+            (format!("\u{feff}[\"{H1}\"]"), HashListFormat::Json),
+        ];
+        for (text, format) in lists {
+            assert_eq!(HashListFormat::sniff(text.as_bytes()), format, "{text:?}");
+            let entries = read_all(&text, format).unwrap();
+            assert_eq!(entries[0].signals[0].value, H1, "{text:?}");
+        }
+    }
+
+    /// Hands out its bytes a few at a time, as a pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_format_of_a_trickling_input_is_guessed_from_its_whole_first_line() {
+        let text = format!("\n  \nsignal_type,signal\npdq,{H1}\n");
+        let input = std::io::BufReader::with_capacity(4, Trickle(text.as_bytes()));
+        let (format, mut reader) = sniff_input(input).unwrap();
+        assert_eq!(format, HashListFormat::Csv);
+        let mut again = String::new();
+        reader.read_to_string(&mut again).unwrap();
+        assert_eq!(again, text, "nothing read to guess is lost");
+    }
+
+    #[test]
+    fn an_entry_longer_than_the_limit_is_refused_not_held() {
+        let long = "a".repeat(MAX_ENTRY_BYTES as usize + 10);
+        for (text, format) in [
+            (format!("pdq {H1}\npdq {long}\n"), HashListFormat::Tx),
+            (format!("signal_type,signal\npdq,{long}\n"), HashListFormat::Csv),
+            (format!("[\"{H1}\",\n\"{long}\"]"), HashListFormat::Json),
+        ] {
+            let error = read_all(&text, format).unwrap_err();
+            assert_eq!(error.line, 2, "{format:?}: {error}");
+            assert!(
+                error.message.contains("longer than 1048576 bytes"),
+                "{format:?}: {error}"
+            );
+        }
+        // Many entries, each well within it, on one JSON line are fine.
+        let one_line = format!("[{}]", vec![format!("\"{H1}\""); 20_000].join(","));
+        assert!(one_line.len() as u64 > MAX_ENTRY_BYTES);
+        assert_eq!(read_all(&one_line, HashListFormat::Json).unwrap().len(), 20_000);
     }
 }

@@ -42,7 +42,7 @@ impl SignalType {
             SignalType::Pdq => value
                 .parse::<PdqHash>()
                 .map(|hash| hash.to_hex())
-                .map_err(|e| format!("bad pdq signal {value:?}: {e}")),
+                .map_err(|e| format!("bad pdq signal {}: {e}", quoted_excerpt(value))),
             SignalType::Features => value
                 .parse::<FeatureSet>()
                 .map(|set| set.to_string())
@@ -53,6 +53,19 @@ impl SignalType {
     /// The names of every type, for messages.
     pub fn names() -> String {
         SignalType::ALL.map(SignalType::name).join(", ")
+    }
+}
+
+/// How much of an input a message quotes.
+const EXCERPT_CHARS: usize = 80;
+
+/// `text` quoted for a message, cut to its first [`EXCERPT_CHARS`] characters (saying how
+/// long it was) when longer: a bad value can be megabytes, and a message that repeats it
+/// whole floods logs and answers.
+pub fn quoted_excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
     }
 }
 
@@ -71,5 +84,19 @@ mod tests {
         assert!(SignalType::Pdq.canonical("f1:AAAA").is_err());
         assert!(SignalType::Features.canonical(hex).is_err());
         assert_eq!(SignalType::Features.canonical("f1:").unwrap(), "f1:");
+    }
+
+    #[test]
+    fn messages_quote_a_long_value_cut_short() {
+        assert_eq!(quoted_excerpt("abc"), "\"abc\"");
+        let long = "é".repeat(1000);
+        let quoted = quoted_excerpt(&long);
+        assert!(
+            quoted.starts_with(&format!("\"{}\"…", "é".repeat(80))),
+            "{quoted}"
+        );
+        assert!(quoted.ends_with("(2000 bytes)"), "{quoted}");
+        let error = SignalType::Pdq.canonical(&"a".repeat(1 << 20)).unwrap_err();
+        assert!(error.len() < 300, "{error}");
     }
 }

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use cordon_engine::hash_list::{EntryError, HashListFormat, HashListWriter, read_hash_list};
+use cordon_engine::hash_list::{
+    EntryError, HashListFormat, HashListWriter, check_content_metadata, check_labels, read_hash_list,
+    sniff_input,
+};
 use cordon_engine::image_signals::BankSignals;
 use cordon_engine::matcher::DEFAULT_PDQ_THRESHOLD;
 use cordon_engine::provenance::media_facts;
@@ -178,6 +181,7 @@ pub fn run(command: BankCommand, storage: &crate::Storage) -> anyhow::Result<Exi
 
 fn create(store: &mut Store, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let name = BankName::new(&args.name)?;
+    check_labels(&args.labels).map_err(|e| anyhow::anyhow!("--label: {e}"))?;
     let bank = store.create_bank(
         &name,
         NewBank {
@@ -234,6 +238,9 @@ enum AddLine {
 }
 
 fn add(store: &mut Store, args: AddArgs) -> anyhow::Result<ExitCode> {
+    // Refused before any hashing: what an export could not carry back in.
+    check_content_metadata(None, &args.labels, &args.note)
+        .map_err(|e| anyhow::anyhow!("--label/--note: {e}"))?;
     store.bank(&args.name)?;
     let inputs = inputs::expand(&args.paths);
     let hasher = args.media.hasher();
@@ -351,15 +358,16 @@ fn import(store: &mut Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
         (Box::new(file), size)
     };
     let bar = report::progress_bytes(size);
-    let mut reader = BufReader::with_capacity(1 << 16, bar.wrap_read(reader));
-    let format = match args.list_format {
-        Some(format) => format.into(),
-        None => HashListFormat::sniff(
-            io::BufRead::fill_buf(&mut reader).with_context(|| format!("reading {name}"))?,
-        ),
+    let reader = BufReader::with_capacity(1 << 16, bar.wrap_read(reader));
+    let (format, reader): (HashListFormat, Box<dyn io::BufRead>) = match args.list_format {
+        Some(format) => (format.into(), Box::new(reader)),
+        None => {
+            let (format, reader) = sniff_input(reader).with_context(|| format!("reading {name}"))?;
+            (format, Box::new(reader))
+        }
     };
     let mut writer = store.content_writer(&args.name)?;
-    let imported = read_hash_list(&mut reader, format, &format!("import:{name}"), |content| {
+    let imported = read_hash_list(reader, format, &format!("import:{name}"), |content| {
         writer.insert(&content).map(|_| ()).map_err(ImportError::from)
     });
     bar.finish_and_clear();

@@ -103,6 +103,7 @@ fn bench_provenance(args: ProvenanceBenchArgs, storage: &crate::Storage) -> anyh
     let mut queries: Vec<(String, QuerySignals)> = Vec::new();
     if let Some(file) = &args.hashes {
         for line in inputs::non_empty_lines(file)? {
+            let line = line?;
             let hash = line
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{}: {line:?}: {e}", file.display()))?;

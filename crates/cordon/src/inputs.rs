@@ -2,7 +2,7 @@
 //! standard input, read within a byte limit.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use cordon_signals::ImageFormat;
@@ -114,25 +114,72 @@ fn looks_like_image(path: &Path) -> bool {
     ImageFormat::sniff(&head[..filled]).is_some()
 }
 
-/// The trimmed, non-empty lines of `file` (`-` for standard input): hash lists.
-pub fn non_empty_lines(file: &Path) -> anyhow::Result<Vec<String>> {
+/// Longest line of a list of hashes: a PDQ hash is 64 characters; room for white space.
+const MAX_HASH_LINE_BYTES: u64 = 4096;
+
+/// The trimmed, non-empty lines of `file` (`-` for standard input), read as they are
+/// needed, so a list of millions of hashes is never held whole. A byte-order mark before
+/// the first line is skipped; a line that is not UTF-8 or longer than 4 KiB ends the list
+/// with an error naming the file and the line.
+pub fn non_empty_lines(file: &Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<String>>> {
     use anyhow::Context;
-    use std::io::BufRead;
-    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let reader: Box<dyn io::BufRead> = if file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
     } else {
-        let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        Box::new(std::io::BufReader::new(opened))
+        let opened = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        Box::new(io::BufReader::new(opened))
     };
-    let mut lines = Vec::new();
-    for line in reader.lines() {
-        let line = line.with_context(|| format!("reading {}", file.display()))?;
-        let line = line.trim();
-        if !line.is_empty() {
-            lines.push(line.to_string());
+    let mut lines = HashLines {
+        reader,
+        name: file.display().to_string(),
+        number: 0,
+        failed: false,
+    };
+    Ok(std::iter::from_fn(move || lines.next_non_empty()).fuse())
+}
+
+struct HashLines {
+    reader: Box<dyn io::BufRead>,
+    name: String,
+    number: u64,
+    failed: bool,
+}
+
+impl HashLines {
+    fn next_non_empty(&mut self) -> Option<anyhow::Result<String>> {
+        while !self.failed {
+            let mut bytes = Vec::new();
+            self.number += 1;
+            let fail = |message: String| anyhow::anyhow!("{} line {}: {message}", self.name, self.number);
+            let read = match (&mut self.reader)
+                .take(MAX_HASH_LINE_BYTES + 1)
+                .read_until(b'\n', &mut bytes)
+            {
+                Ok(0) => return None,
+                Ok(read) => read,
+                Err(error) => {
+                    self.failed = true;
+                    return Some(Err(fail(format!("cannot read: {error}"))));
+                }
+            };
+            if read as u64 > MAX_HASH_LINE_BYTES && !bytes.ends_with(b"\n") {
+                self.failed = true;
+                return Some(Err(fail(format!("longer than {MAX_HASH_LINE_BYTES} bytes"))));
+            }
+            if self.number == 1 && bytes.starts_with(b"\xEF\xBB\xBF") {
+                bytes.drain(..3);
+            }
+            let Ok(text) = String::from_utf8(bytes) else {
+                self.failed = true;
+                return Some(Err(fail("not UTF-8 text".to_string())));
+            };
+            let line = text.trim();
+            if !line.is_empty() {
+                return Some(Ok(line.to_string()));
+            }
         }
+        None
     }
-    Ok(lines)
 }
 
 #[cfg(test)]

@@ -177,16 +177,33 @@ fn match_media(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::R
 }
 
 fn match_hashes(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::Result<ExitCode> {
-    let mut texts = args.hash.clone();
-    if let Some(file) = &args.hashes {
-        texts.extend(inputs::non_empty_lines(file)?);
-    }
+    let from_file: Box<dyn Iterator<Item = anyhow::Result<String>>> = match &args.hashes {
+        Some(file) => Box::new(inputs::non_empty_lines(file)?),
+        None => Box::new(std::iter::empty()),
+    };
+    let mut texts = args.hash.iter().cloned().map(Ok).chain(from_file);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("starting worker threads")?;
     let mut failures = 0;
-    for chunk in texts.chunks(4096) {
+    loop {
+        // Chunks keep a long list streaming: hashes are matched in parallel, results
+        // printed in input order, and memory holds one chunk.
+        let mut chunk = Vec::with_capacity(4096);
+        let mut unreadable = None;
+        for text in texts.by_ref().take(4096) {
+            match text {
+                Ok(text) => chunk.push(text),
+                Err(error) => {
+                    unreadable = Some(error);
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() && unreadable.is_none() {
+            break;
+        }
         let lines: Vec<MatchLine> = pool.install(|| {
             chunk
                 .par_iter()
@@ -213,6 +230,10 @@ fn match_hashes(args: &MatchArgs, matcher: &Matcher, threads: usize) -> anyhow::
                     report::text_line(&line.text())?;
                 }
             }
+        }
+        // The lines read before it are answered; the list stops at what cannot be read.
+        if let Some(error) = unreadable {
+            return Err(error);
         }
     }
     Ok(if failures == 0 {

@@ -497,6 +497,38 @@ fn a_bad_line_is_reported_by_number_and_nothing_is_imported() {
 }
 
 #[test]
+fn labels_an_export_could_not_carry_are_refused_and_a_byte_order_mark_is_read_past() {
+    let data = tempfile::tempdir().unwrap();
+    for label in ["", "a;b", "x\ty"] {
+        let output = cordon_in(
+            data.path(),
+            &["bank", "create", "LABELLED", "--label", label],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{label:?}: {stderr}");
+        assert!(stderr.contains("--label: bad label"), "{label:?}: {stderr}");
+    }
+    create(data.path(), "LABELLED", &[]);
+    let photo = image("misc-images/b.jpg");
+    let photo = photo.to_str().unwrap();
+    for extra in [["--label", "a;b"], ["--note", &"n".repeat(5000)]] {
+        let mut args = vec!["bank", "add", "LABELLED", photo];
+        args.extend_from_slice(&extra);
+        let output = cordon_in(data.path(), &args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains("--label/--note"), "{extra:?}: {stderr}");
+    }
+    assert_eq!(content_count(data.path(), "LABELLED"), 0);
+    // A spreadsheet's CSV starts with a byte-order mark.
+    let csv = format!("\u{feff}signal_type,signal,labels\npdq,{BRIDGE},tvec\n");
+    let imported = ok_lines(&import(data.path(), "LABELLED", &csv));
+    assert_eq!(imported[0]["format"], "csv");
+    assert_eq!(imported[0]["imported"], 1);
+}
+
+#[test]
 fn match_reads_hashes_from_standard_input_in_order() {
     let data = tempfile::tempdir().unwrap();
     create(data.path(), "TVEC", &[]);
@@ -522,6 +554,26 @@ fn match_reads_hashes_from_standard_input_in_order() {
         assert!(has_exact_match(line));
     }
     assert!(lines[40]["error"].as_str().unwrap().contains("64 hex"));
+
+    // A byte-order mark is read past; a line that is not text stops the list there,
+    // naming it, after answering the lines before it.
+    let mut bytes = format!("\u{feff}{}\n{}\n", wanted[0], wanted[1]).into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    bytes.extend_from_slice(format!("{}\n", wanted[2]).as_bytes());
+    let output = cordon_in(data.path(), &["match", "--hashes", "-"], Some(&bytes[..]));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("- line 3: not UTF-8 text"), "{stderr}");
+    let answered: Vec<Value> = json_lines(&output);
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    assert!(answered.iter().all(has_exact_match));
+    // Nor does a line without end.
+    let endless = "a".repeat(5000);
+    let output = cordon_in(data.path(), &["match", "--hashes", "-"], Some(endless.as_bytes()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("- line 1: longer than 4096 bytes"), "{stderr}");
+    assert!(stderr.len() < 500, "{stderr}");
 }
 
 #[test]
