@@ -80,12 +80,27 @@ pub(crate) fn append(conn: &Db, actor: &str, event: &str, data: serde_json::Valu
 
 /// Entries from `since` (exclusive) on, oldest first.
 pub(crate) fn entries(conn: &Db, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
-    conn.query_map(
+    let mut entries = Vec::new();
+    for_each_entry(conn, since, |entry| {
+        entries.push(entry);
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(entries)
+}
+
+/// Hands each entry from `since` (exclusive) on to `each`, oldest first, as it is read: a
+/// log of millions of entries is never held whole.
+pub(crate) fn for_each_entry<E: From<StoreError>>(
+    conn: &Db,
+    since: i64,
+    mut each: impl FnMut(AuditEntry) -> Result<(), E>,
+) -> Result<(), E> {
+    conn.for_each(
         "SELECT seq, at, actor, event, data, hash FROM audit WHERE seq > ?1 ORDER BY seq",
         params![since],
         |r| {
             let data: String = r.get(4)?;
-            Ok(AuditEntry {
+            each(AuditEntry {
                 seq: r.get(0)?,
                 at: r.get(1)?,
                 actor: r.get(2)?,

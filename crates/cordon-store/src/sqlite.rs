@@ -215,6 +215,15 @@ impl Store {
         audit::entries(&self.db, since)
     }
 
+    /// [`Store::audit_entries`], handed to `each` one at a time as they are read.
+    pub fn for_each_audit_entry<E: From<StoreError>>(
+        &self,
+        since: i64,
+        each: impl FnMut(AuditEntry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        audit::for_each_entry(&self.db, since, each)
+    }
+
     /// Checks the audit log's hash chain from its first entry.
     pub fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
         audit::verify(&self.db)

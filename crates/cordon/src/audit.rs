@@ -36,14 +36,15 @@ pub fn run(command: AuditCommand, storage: &crate::Storage) -> anyhow::Result<Ex
             })
         }
         AuditCommand::List(args) => {
-            for entry in store.audit_entries(args.since)? {
+            store.for_each_audit_entry(args.since, |entry| -> anyhow::Result<()> {
                 report::line(args.format, &entry, || {
                     format!(
                         "{:>6} {} {:<20} {:<24} {}",
                         entry.seq, entry.at, entry.actor, entry.event, entry.data
                     )
                 })?;
-            }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
