@@ -72,8 +72,11 @@ pub async fn require(
                     wait,
                 ));
             }
-            request.extensions_mut().insert(Caller(key.name));
-            Ok(next.run(request).await)
+            request.extensions_mut().insert(Caller(key.name.clone()));
+            let mut response = next.run(request).await;
+            // On the answer too, for the request log (which sees only the answer).
+            response.extensions_mut().insert(Caller(key.name));
+            Ok(response)
         }
     }
 }

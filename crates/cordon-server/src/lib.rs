@@ -17,6 +17,7 @@ mod follow;
 mod hma;
 mod metrics;
 mod native;
+mod request_log;
 mod state;
 pub mod stream;
 mod throttle;
@@ -56,6 +57,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Outermost: the id and the log line see every answer as the client gets it.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::tag_and_log,
+        ))
         .with_state(state)
 }
 

@@ -34,7 +34,8 @@ pub struct AppState {
     pub policy: Policy,
     /// Wakes the webhook worker when decisions are written.
     pub deliveries: tokio::sync::Notify,
-    /// Log every request as a JSON line on stderr.
+    /// Log every request as a JSON line on stderr (`request_log.rs`). Off unless set:
+    /// `cordon serve` sets it unless `--quiet`; tests and `cordon worker` leave it off.
     pub log_requests: bool,
     /// Media by URL, from the hosts `[fetch]` allows.
     pub fetcher: MediaFetcher,

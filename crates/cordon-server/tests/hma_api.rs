@@ -1028,6 +1028,40 @@ fn a_remote_refusing_the_connection_is_a_bad_gateway_not_a_bad_request() {
 }
 
 #[test]
+fn every_answer_carries_a_request_id_the_callers_own_when_usable() {
+    let server = Server::start();
+    let id_of = |path: &str, sent: Option<&str>| {
+        let mut request = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&server.submitter);
+        if let Some(sent) = sent {
+            request = request.header("X-Request-Id", sent);
+        }
+        let response = request.send().unwrap();
+        response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(id_of("/status", Some("trace-42")).as_deref(), Some("trace-42"));
+    // Errors too, unmatched routes included.
+    assert_eq!(
+        id_of("/c/banks", Some("trace-43")).as_deref(),
+        Some("trace-43"),
+        "a 403"
+    );
+    assert_eq!(id_of("/no/such/route", Some("t-44")).as_deref(), Some("t-44"));
+    // None sent, or one too long: a new one, different every time.
+    let first = id_of("/status", None).unwrap();
+    let second = id_of("/status", None).unwrap();
+    assert!(!first.is_empty() && first != second, "{first} {second}");
+    let long = "x".repeat(500);
+    let replaced = id_of("/status", Some(&long)).unwrap();
+    assert!(replaced != long && !replaced.is_empty());
+}
+
+#[test]
 fn the_bearer_scheme_is_read_in_any_case() {
     let server = Server::start();
     for scheme in ["Bearer", "bearer", "BEARER"] {

@@ -501,6 +501,9 @@ fn a_form_field_given_twice_is_refused_not_last_one_wins() {
             "{body}"
         );
     }
+}
+
+#[test]
 fn the_second_strike_suspends_the_account_and_the_account_says_why() {
     let (hook, _) = receiver(0);
     let cordon = start(&hook);
