@@ -80,7 +80,10 @@ impl Throttle {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            // A rate of 0 (refused by the config check, but possible in a policy built in
+            // code) makes the wait infinite, on which `from_secs_f64` panics: the key then
+            // waits a window and asks again, and the request is refused, not crashed.
+            Err(Duration::try_from_secs_f64((1.0 - bucket.tokens) / rate).unwrap_or(WINDOW))
         }
     }
 }
@@ -140,5 +143,14 @@ mod tests {
         );
         let unlimited = Throttle::new(RequestLimits::default());
         assert!((0..10_000).all(|_| unlimited.allow("k", start).is_ok()));
+    }
+
+    #[test]
+    fn a_rate_of_zero_refuses_without_panicking() {
+        let throttle = Throttle::new(RequestLimits {
+            key_requests_per_second: Some(0),
+            ..RequestLimits::default()
+        });
+        assert_eq!(throttle.allow("k", Instant::now()), Err(WINDOW));
     }
 }
