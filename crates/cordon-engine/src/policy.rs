@@ -100,10 +100,18 @@ impl Rule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Strikes {
-    pub warn_at: u32,
+    /// The strike that brings the account's live weight to this (but not to
+    /// `suspend_at`) adds a `warn_account` decision: tell the account holder before the
+    /// suspension. No warnings unless set.
+    #[serde(default)]
+    pub warn_at: Option<u32>,
     pub suspend_at: u32,
     pub window_days: u32,
 }
+
+/// The decision a strike reaching `warn_at` adds: it changes nothing in Cordon, and tells
+/// the platform to warn the account holder.
+pub const WARN_ACCOUNT: &str = "warn_account";
 
 /// Which media may be fetched by URL (HMA's `?url=` parameters). Off unless hosts are
 /// listed: a server that fetches whatever it is told is a door into the network behind it.
@@ -384,6 +392,15 @@ impl Policy {
             if strikes.suspend_at == 0 {
                 return Err("strikes: suspend_at must be at least 1".to_string());
             }
+            if let Some(warn_at) = strikes.warn_at
+                && !(1..strikes.suspend_at).contains(&warn_at)
+            {
+                return Err(format!(
+                    "strikes: warn_at must be at least 1 and below suspend_at ({}), or left out \
+                     for no warnings (got {warn_at})",
+                    strikes.suspend_at
+                ));
+            }
             if !(1..=MAX_WINDOW_DAYS).contains(&strikes.window_days) {
                 return Err(format!(
                     "strikes: window_days must be between 1 and {MAX_WINDOW_DAYS} (got {})",
@@ -515,7 +532,8 @@ impl Policy {
 
     /// Dates the strikes among `decisions` (they expire after the window) and, when they
     /// bring the account's live strike weight (`active_weight` before them) to
-    /// `suspend_at`, adds the suspension, saying why.
+    /// `suspend_at`, adds the suspension, saying why; when they bring it to `warn_at`
+    /// instead, the warning.
     pub fn apply_strikes(
         &self,
         decisions: &mut Vec<NewDecision>,
@@ -545,6 +563,23 @@ impl Policy {
                 rule: "strikes".to_string(),
                 reason: format!(
                     "{total} strikes within {} days reach the suspension threshold of {}",
+                    strikes.window_days, strikes.suspend_at
+                ),
+                strike: None,
+            });
+        } else if let Some(warn_at) = strikes.warn_at.map(u64::from)
+            && striking
+            && !suspended
+            && active_weight < warn_at
+            && total >= warn_at
+        {
+            // Once, on the strike that crosses the threshold, not on every one after it.
+            decisions.push(NewDecision {
+                action: WARN_ACCOUNT.to_string(),
+                rule: "strikes".to_string(),
+                reason: format!(
+                    "{total} strikes within {} days reach the warning threshold of {warn_at} \
+                     (suspension at {})",
                     strikes.window_days, strikes.suspend_at
                 ),
                 strike: None,
@@ -742,11 +777,32 @@ mod tests {
         let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let mut first = policy.decide(&[hit("TVEC", 3)], |_| vec![]);
         policy.apply_strikes(&mut first, 0, now);
-        assert_eq!(first.len(), 2, "one strike of three: no suspension");
+        let actions: Vec<&str> = first.iter().map(|d| d.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["remove", "strike", "warn_account"],
+            "warn_at = 1: warned, not suspended"
+        );
+        assert!(
+            first[2]
+                .reason
+                .contains("warning threshold of 1 (suspension at 3)"),
+            "{}",
+            first[2].reason
+        );
         assert!(
             first[1].strike.as_ref().unwrap().1.starts_with("2027-"),
             "expires after 90 days"
         );
+        // Warned once, on the strike that crosses warn_at, not on every one after it.
+        let mut second = policy.decide(&[hit("TVEC", 3)], |_| vec![]);
+        policy.apply_strikes(&mut second, 1, now);
+        assert_eq!(second.len(), 2, "{second:?}");
+        // Without warn_at, no warnings.
+        let quiet = Policy::parse(&POLICY.replace("warn_at = 1\n", "")).unwrap();
+        let mut first = quiet.decide(&[hit("TVEC", 3)], |_| vec![]);
+        quiet.apply_strikes(&mut first, 0, now);
+        assert_eq!(first.len(), 2, "{first:?}");
         let mut third = policy.decide(&[hit("TVEC", 3)], |_| vec![]);
         policy.apply_strikes(&mut third, 2, now);
         assert_eq!(third.last().unwrap().action, "suspend_account");

@@ -76,7 +76,6 @@ fn start() -> Cordon {
         actions = ["review"]
 
         [strikes]
-        warn_at = 1
         suspend_at = 1
         window_days = 30
 

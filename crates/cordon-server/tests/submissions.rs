@@ -94,7 +94,6 @@ fn start_configured(hook: &str, rule_setting: &str, more_policy: &str) -> Cordon
         {rule_setting}
 
         [strikes]
-        warn_at = 1
         suspend_at = 2
         window_days = 30
 
@@ -188,12 +187,7 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
     let (code, answer) = cordon.submit("bridge-mods/blur-a-lot.jpg", &fields);
     assert_eq!(code, 201, "{answer}");
     assert_eq!(answer["matches"][0]["bank"], "TVEC");
-    let actions: Vec<&str> = answer["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["action"].as_str().unwrap())
-        .collect();
+    let actions = actions(&answer);
     assert_eq!(actions, ["remove", "strike"]);
     assert!(
         answer["decisions"][0]["reason"]
@@ -278,12 +272,7 @@ fn a_cropped_and_captioned_repost_is_removed_by_local_features() {
     );
     assert_eq!(code, 201, "{answer}");
     assert_eq!(answer["matches"][0]["signal_type"], "features", "{answer}");
-    let actions: Vec<&str> = answer["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["action"].as_str().unwrap())
-        .collect();
+    let actions = actions(&answer);
     assert!(actions.contains(&"remove"), "{answer}");
     let reason = answer["decisions"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("by features"), "{reason}");
@@ -504,9 +493,10 @@ fn a_form_field_given_twice_is_refused_not_last_one_wins() {
 }
 
 #[test]
-fn the_second_strike_suspends_the_account_and_the_account_says_why() {
+fn the_first_strike_warns_the_second_suspends_and_the_account_says_why() {
     let (hook, _) = receiver(0);
-    let cordon = start(&hook);
+    // The test policy ends in its [strikes] table: this line lands there.
+    let cordon = start_with(&hook, "warn_at = 1");
     let account = |id: &str| -> (u16, Value) {
         let response = cordon
             .client
@@ -521,7 +511,15 @@ fn the_second_strike_suspends_the_account_and_the_account_says_why() {
         "misc-images/b.jpg",
         &[("content_id", "p1"), ("account_id", "acct-7")],
     );
-    assert_eq!(first["decisions"].as_array().unwrap().len(), 2);
+    let first_actions = actions(&first);
+    assert_eq!(first_actions, ["remove", "strike", "warn_account"]);
+    assert!(
+        first["decisions"][2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("warning threshold of 1"),
+        "{first}"
+    );
     let (_, state) = account("acct-7");
     assert_eq!(
         (state["state"].clone(), state["strike_weight"].clone()),
@@ -532,12 +530,7 @@ fn the_second_strike_suspends_the_account_and_the_account_says_why() {
         "bridge-mods/blur-a-lot.jpg",
         &[("content_id", "p2"), ("account_id", "acct-7")],
     );
-    let actions: Vec<&str> = second["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["action"].as_str().unwrap())
-        .collect();
+    let actions = actions(&second);
     assert_eq!(actions, ["remove", "strike", "suspend_account"]);
     let (code, state) = account("acct-7");
     assert_eq!(code, 200);
@@ -550,13 +543,23 @@ fn the_second_strike_suspends_the_account_and_the_account_says_why() {
         "{state}"
     );
     assert_eq!(state["strike_weight"], 2);
-    assert_eq!(state["history"].as_array().unwrap().len(), 5);
+    assert_eq!(state["history"].as_array().unwrap().len(), 6);
     // Another account is untouched.
     cordon.submit(
         "misc-images/b.jpg",
         &[("content_id", "p3"), ("account_id", "acct-8")],
     );
     assert_eq!(account("acct-8").1["state"], "active");
+}
+
+/// The actions of an answer's decisions, in order.
+fn actions(answer: &Value) -> Vec<&str> {
+    answer["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect()
 }
 
 impl Cordon {

@@ -30,7 +30,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, storage: &crate::Storage) -> anyhow::Result<ExitCode> {
-    let state = open_state(storage, args.config.as_deref(), args.max_bytes, args.max_pixels)?;
+    let mut state = open_state(storage, args.config.as_deref(), args.max_bytes, args.max_pixels)?;
+    state.log_requests = !args.quiet;
     // Decoding and hashing are CPU-bound: more blocking threads than a few per core only
     // add memory (each keeps its own allocator arena), not speed.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

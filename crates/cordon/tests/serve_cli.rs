@@ -116,7 +116,7 @@ fn sigterm_stops_the_server_cleanly() {
 }
 
 #[test]
-fn a_rule_naming_a_bank_that_does_not_exist_is_warned_of_at_start() {
+fn serve_warns_of_rules_naming_missing_banks_and_logs_each_request() {
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("cordon.toml");
     std::fs::write(
@@ -144,6 +144,12 @@ fn a_rule_naming_a_bank_that_does_not_exist_is_warned_of_at_start() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let answer = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{port}/status/live"))
+        .header("X-Request-Id", "probe-42")
+        .send()
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "probe-42");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -155,6 +161,15 @@ fn a_rule_naming_a_bank_that_does_not_exist_is_warned_of_at_start() {
         stderr.contains("warning: rule \"typo\" names bank \"TVEC_TYPO\", which does not exist"),
         "{stderr}"
     );
+    // Without --quiet every request is one JSON line on stderr.
+    let logged: Vec<Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["request_id"] == "probe-42")
+        .collect();
+    assert_eq!(logged.len(), 1, "{stderr}");
+    assert_eq!(logged[0]["path"], "/status/live");
+    assert_eq!(logged[0]["status"], 200);
 }
 
 /// The server's peak resident memory so far, from `/proc`.
