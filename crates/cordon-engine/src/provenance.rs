@@ -56,7 +56,7 @@ impl Ledger {
             // are kept but not searched, as when they are recorded. A value the store
             // holds was checked when written; one that fails to parse cannot be searched
             // and is left out rather than stopping the server.
-            if quality.is_some_and(|q| q < QUALITY_THRESHOLD) {
+            if !Ledger::searches(quality) {
                 return;
             }
             if let Ok(hash) = pdq.parse::<PdqHash>() {
@@ -79,6 +79,20 @@ impl Ledger {
     /// Makes a new sighting findable.
     pub fn add(&mut self, sighting_id: i64, hash: PdqHash) {
         self.index.insert(hash, sighting_id as u64);
+    }
+
+    /// [`Ledger::add`] for a sighting another process recorded, unless its hash is of too
+    /// low a quality to search (as [`Ledger::load`] and the recording process leave it
+    /// out): every node answers provenance alike.
+    pub fn add_recorded(&mut self, sighting_id: i64, hash: PdqHash, quality: Option<u8>) {
+        if Ledger::searches(quality) {
+            self.add(sighting_id, hash);
+        }
+    }
+
+    /// Whether a sighting's hash of this quality is searched (unknown: yes).
+    fn searches(quality: Option<u8>) -> bool {
+        quality.is_none_or(|q| q >= QUALITY_THRESHOLD)
     }
 
     /// The sightings within reach of any PDQ variant of `query`: for each, the smallest
@@ -641,6 +655,24 @@ mod tests {
         assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![good]);
         let found = ledger.find(&QuerySignals::of_hash("a".repeat(64).parse().unwrap()));
         assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![unknown]);
+
+        // Another node learns of the same sightings from the change feed, qualities and
+        // all, and searches exactly what loading searches.
+        let mut follower = Ledger::default();
+        for change in store.changes_after(0, 100).unwrap() {
+            if let (
+                cordon_store::ChangeKind::SightingAdded {
+                    pdq: Some(pdq),
+                    quality,
+                },
+                Some(id),
+            ) = (&change.kind, change.content_id)
+            {
+                follower.add_recorded(id, pdq.parse().unwrap(), *quality);
+            }
+        }
+        assert_eq!(follower.len(), 2);
+        assert!(follower.find(&QuerySignals::of_hash(PdqHash::ZERO)).is_empty());
     }
 
     fn credentials(state: &str, errors: &[&str], signed_at: Option<&str>, ai: bool) -> Value {

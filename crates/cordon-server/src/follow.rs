@@ -145,9 +145,9 @@ fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
                 None => matcher.remove_bank(bank),
             }
         }
-        ChangeKind::SightingAdded { pdq } => {
+        ChangeKind::SightingAdded { pdq, quality } => {
             if let (Some(sighting), Some(hash)) = (content, pdq.as_deref().and_then(|h| h.parse().ok())) {
-                state.ledger_mut().add(sighting, hash);
+                state.ledger_mut().add_recorded(sighting, hash, *quality);
             }
         }
         ChangeKind::KeyRevoked { id } => state.keys.forget(id),

@@ -55,8 +55,13 @@ pub enum ChangeKind {
     ContentReleased,
     /// A bank created or changed: read it again (gone if it was deleted).
     BankChanged,
-    /// A sighting added to the ledger, with its PDQ hash if it has one.
-    SightingAdded { pdq: Option<String> },
+    /// A sighting added to the ledger, with its PDQ hash if it has one and that hash's
+    /// quality (a follower searches only what the writer would: `None` from a Cordon that
+    /// did not say).
+    SightingAdded {
+        pdq: Option<String>,
+        quality: Option<u8>,
+    },
     /// An API key revoked: its public id, for servers to forget it.
     KeyRevoked { id: String },
     /// A kind a newer Cordon wrote (during a rolling upgrade): nothing to do here.
@@ -258,7 +263,13 @@ fn change_kind(kind: &str, detail: &str, signal: Option<Signal>) -> Result<Chang
         },
         "content.released" => ChangeKind::ContentReleased,
         "bank.changed" => ChangeKind::BankChanged,
-        "sighting.added" => ChangeKind::SightingAdded { pdq: text("pdq") },
+        "sighting.added" => ChangeKind::SightingAdded {
+            pdq: text("pdq"),
+            quality: detail
+                .get("quality")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|q| u8::try_from(q).ok()),
+        },
         "key.revoked" => ChangeKind::KeyRevoked {
             id: text("id").unwrap_or_default(),
         },

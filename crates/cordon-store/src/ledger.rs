@@ -123,7 +123,7 @@ pub(crate) fn append(
             evidence
         ],
     )?;
-    let pdq = serde_json::json!({ "pdq": facts.pdq });
+    let pdq = serde_json::json!({ "pdq": facts.pdq, "quality": facts.quality });
     crate::changes::record(conn, node, "sighting.added", None, Some(id), pdq)?;
     Ok(id)
 }
