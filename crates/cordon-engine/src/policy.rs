@@ -227,8 +227,9 @@ pub struct RequestLimits {
     /// closed: slow-header clients (slowloris) cannot hold connections open. An idle
     /// keep-alive connection is closed after it too.
     pub header_timeout_seconds: u64,
-    /// A request, its body included, must be answered within this time: a client that
-    /// trickles its upload gets 408 and its connection back.
+    /// A request's body must arrive whole within this time: a client that trickles its
+    /// upload gets 408 and its connection back. Work on a request that has arrived is not
+    /// cut short (an import answered 408 that commits anyway would be retried, twice).
     pub request_timeout_seconds: u64,
     /// Request line and headers larger than this are refused (431).
     pub max_header_bytes: usize,

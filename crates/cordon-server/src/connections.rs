@@ -1,11 +1,12 @@
 //! Accepting connections: HTTP/1 with a deadline for the headers, a cap on their size, and a
-//! deadline for the whole request, so that slow or oversized clients cannot tie up the server.
-//! `axum::serve` sets no header deadline, so this loop drives hyper itself.
+//! deadline for the request to arrive, so that slow or oversized clients cannot tie up the
+//! server. `axum::serve` sets no header deadline, so this loop drives hyper itself.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cordon_engine::policy::RequestLimits;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -116,17 +117,60 @@ impl tower_service::Service<hyper::Request<Incoming>> for WithRemote {
     }
 }
 
-/// Middleware: a request not answered within `request_timeout_seconds` (a trickled upload,
-/// most often) is answered 408. Work already handed to a blocking thread still finishes;
-/// the client, not told, may retry.
+/// Middleware: a request whose body has not arrived whole within `request_timeout_seconds`
+/// (a trickled upload, most often) is answered 408 and its work dropped. Once the body is in,
+/// the answer waits for the work, however long it takes: a 408 for an import or upload that
+/// then commits anyway would tell the client to retry, and the retry would do it twice.
 pub async fn request_deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let seconds = state.policy.limits.request_timeout_seconds;
-    match tokio::time::timeout(deadline(seconds), next.run(request)).await {
+    let arrived = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| {
+        if body.is_end_stream() {
+            arrived.store(true, Ordering::Release);
+        }
+        Body::new(ArrivalWatch {
+            body,
+            arrived: arrived.clone(),
+        })
+    });
+    let mut work = std::pin::pin!(next.run(request));
+    match tokio::time::timeout(deadline(seconds), &mut work).await {
         Ok(response) => response,
+        Err(_) if arrived.load(Ordering::Acquire) => work.await,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            format!("the request took longer than {seconds} s"),
+            format!("the request did not arrive within {seconds} s"),
         )
         .into_response(),
+    }
+}
+
+/// A request body that says when it has been read to its end.
+struct ArrivalWatch {
+    body: Body,
+    arrived: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for ArrivalWatch {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.arrived.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
