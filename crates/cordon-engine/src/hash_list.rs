@@ -292,7 +292,11 @@ fn read_csv<E: From<EntryError>>(
         .map_err(|e| header_error(format!("cannot read the header: {e}")))?
         .clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
-    for name in headers.iter() {
+    for (index, name) in headers.iter().enumerate() {
+        // Only one of two same-named columns would be read: the other's data would be lost.
+        if headers.iter().take(index).any(|earlier| earlier == name) {
+            return Err(header_error(format!("column {name:?} is named twice")).into());
+        }
         if ![
             "signal_type",
             "signal",
@@ -717,6 +721,12 @@ mod tests {
                 HashListFormat::Csv,
                 1,
                 "unknown column",
+            ),
+            (
+                format!("signal_type,signal,note,note\npdq,{H1},a,b\n"),
+                HashListFormat::Csv,
+                1,
+                "column \"note\" is named twice",
             ),
             (
                 format!("signal_type,signal,labels\npdq,{H1},a;b\npdq,{H2},\"bad\u{7}\"\n"),

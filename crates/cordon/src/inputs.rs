@@ -71,9 +71,18 @@ fn read_limited(reader: impl Read, max_bytes: u64) -> Result<Vec<u8>, InputError
 /// not followed.
 pub fn expand(arguments: &[PathBuf]) -> Vec<Result<Input, (String, String)>> {
     let mut inputs = Vec::new();
+    let mut stdin_named = false;
     for argument in arguments {
         if argument.as_os_str() == "-" {
-            inputs.push(Ok(Input::Stdin));
+            // Standard input can be read once: a second `-` would get what the first
+            // left, depending on which thread read first.
+            inputs.push(match std::mem::replace(&mut stdin_named, true) {
+                false => Ok(Input::Stdin),
+                true => Err((
+                    "-".to_string(),
+                    "standard input is named twice; it can be read once".to_string(),
+                )),
+            });
         } else if argument.is_dir() {
             for entry in walkdir::WalkDir::new(argument)
                 .follow_links(false)

@@ -156,9 +156,9 @@ fn limits_are_options_and_name_what_was_exceeded() {
 }
 
 #[test]
-fn dash_reads_standard_input() {
+fn dash_reads_standard_input_once() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(["hash", "-"])
+        .args(["hash", "-", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -166,12 +166,19 @@ fn dash_reads_standard_input() {
     let bytes = std::fs::read(image("misc-images/c.png")).unwrap();
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let line = &json_lines(&output)[0];
-    assert_eq!(line["path"], "-");
+    // The second `-` is refused, by name: standard input can be read once.
+    assert_eq!(output.status.code(), Some(1));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["path"], "-");
     assert_eq!(
-        line["hash"],
+        lines[0]["hash"],
         expected("core-fullres.csv", "misc-images/c.png", "hash")
+    );
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("named twice"),
+        "{}",
+        lines[1]
     );
 }
 
