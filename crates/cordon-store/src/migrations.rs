@@ -306,6 +306,24 @@ const MIGRATIONS: &[Migration] = &[
         EXECUTE FUNCTION cordon_refuse_change('the ledger of sightings is append-only');
     ",
     },
+    // 12: a content id is never given again once its content is deleted: the audit log,
+    // the ledger's sightings, review items and clients keep naming it. PostgreSQL's
+    // identity never goes back; SQLite gives the largest id in the table plus one, which
+    // after deleting the newest content is that content's id. The floor remembers the
+    // ids handed out (seeded past every id still referenced) and inserts start above it.
+    PerBackend {
+        sqlite: "
+    CREATE TABLE content_id_floor (next INTEGER NOT NULL) STRICT;
+    INSERT INTO content_id_floor (next) SELECT max(
+        coalesce((SELECT max(id) FROM content), 0),
+        coalesce((SELECT max(bank_content) FROM sighting), 0),
+        coalesce((SELECT max(content_id) FROM change_log WHERE kind LIKE 'content.%'), 0)
+    ) + 1;
+    CREATE TRIGGER content_ids_are_never_given_again AFTER DELETE ON content
+        BEGIN UPDATE content_id_floor SET next = max(next, OLD.id + 1); END;
+    ",
+        postgres: "SELECT 1;",
+    },
 ];
 
 /// Brings the database up to the newest schema.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, PgConnection, Row, Transaction, params};
+use crate::db::{Db, Dialect, PgConnection, Row, Transaction, params};
 use serde_json::json;
 
 use crate::audit::{self, AuditCheck, AuditEntry};
@@ -746,9 +746,21 @@ impl ContentWriter<'_> {
     }
 
     pub fn insert(&mut self, item: &NewContent) -> Result<ContentId, StoreError> {
+        // SQLite would give a deleted newest content's id again; migration 12's floor
+        // says where new ids start (PostgreSQL's identity never goes back).
+        let sql = match self.tx.dialect() {
+            Dialect::Sqlite => {
+                "INSERT INTO content (id, bank_id, external_id, labels, note, origin, created_at, metadata)
+                 VALUES ((SELECT max(coalesce((SELECT max(id) FROM content), 0) + 1, next) FROM content_id_floor),
+                         ?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id"
+            }
+        };
         let content_id = self.tx.insert(
-            "INSERT INTO content (bank_id, external_id, labels, note, origin, created_at, metadata)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            sql,
             params![
                 self.bank_id,
                 item.external_id,

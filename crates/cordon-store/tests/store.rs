@@ -74,6 +74,7 @@ on_both_backends!(
     the_audit_log_refuses_edits_and_verify_finds_tampering,
     the_change_feed_is_purged_but_never_emptied,
     revoking_a_key_ends_its_console_sessions_and_tells_the_servers,
+    a_deleted_contents_id_is_never_given_again,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -363,4 +364,35 @@ fn revoking_a_key_ends_its_console_sessions_and_tells_the_servers(place: Place) 
         told.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
         [cordon_store::ChangeKind::KeyRevoked { id: key.id }]
     );
+}
+
+fn a_deleted_contents_id_is_never_given_again(place: Place) {
+    let mut store = place.open();
+    bank(&mut store, "REUSE");
+    let add = |store: &mut Store, note: &str| {
+        let mut writer = store.content_writer("REUSE").unwrap();
+        let id = writer
+            .insert(&NewContent {
+                note: note.to_string(),
+                signals: vec![pdq(&"ab".repeat(32))],
+                ..NewContent::default()
+            })
+            .unwrap();
+        writer.commit().unwrap();
+        id
+    };
+    add(&mut store, "first");
+    let newest = add(&mut store, "newest");
+    // The audit log, sightings and clients keep naming a deleted content's id: a new
+    // content must not answer to it.
+    store.delete_content(newest).unwrap();
+    let next = add(&mut store, "after the delete");
+    assert!(
+        next > newest,
+        "content {newest} was deleted and its id given again"
+    );
+    drop(store);
+    let mut reopened = place.open();
+    reopened.delete_content(next).unwrap();
+    assert!(add(&mut reopened, "after a restart") > next);
 }
