@@ -10,6 +10,7 @@ use axum::response::Response;
 use cordon_engine::access::Role;
 
 use crate::error::ApiError;
+use crate::request_log::LoggedKey;
 use crate::state::{AppState, Caller, blocking};
 
 /// Lets a request through if it carries a valid key whose role allows `needed`:
@@ -72,11 +73,11 @@ pub async fn require(
                     wait,
                 ));
             }
-            request.extensions_mut().insert(Caller(key.name.clone()));
-            let mut response = next.run(request).await;
-            // On the answer too, for the request log (which sees only the answer).
-            response.extensions_mut().insert(Caller(key.name));
-            Ok(response)
+            if let Some(logged) = request.extensions().get::<LoggedKey>() {
+                logged.set(&key.name);
+            }
+            request.extensions_mut().insert(Caller(key.name));
+            Ok(next.run(request).await)
         }
     }
 }

@@ -117,8 +117,6 @@ pub async fn json_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    // Kept for the request log, which names the key behind an error too.
-    let caller = response.extensions().get::<crate::state::Caller>().cloned();
     let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(_) => String::new(),
@@ -128,9 +126,5 @@ pub async fn json_errors(response: Response) -> Response {
     } else {
         text
     };
-    let mut answer = ApiError::new(status, message).into_response();
-    if let Some(caller) = caller {
-        answer.extensions_mut().insert(caller);
-    }
-    answer
+    ApiError::new(status, message).into_response()
 }

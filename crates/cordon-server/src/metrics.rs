@@ -164,10 +164,7 @@ fn render_quarantine(out: &mut String, quarantined: &[(i64, &str)]) {
 /// Times every request and counts it under its route template (never the raw path, whose
 /// ids would make a series per request).
 pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = route_template(&request);
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
@@ -178,6 +175,15 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The route template a request matched (`/c/bank/{name}`), or `unmatched`: what metrics
+/// and the request log group requests by.
+pub fn route_template(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
 }
 
 pub async fn serve(State(state): State<Arc<AppState>>) -> Response {

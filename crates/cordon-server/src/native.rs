@@ -77,8 +77,6 @@ async fn native_errors(response: Response) -> Response {
         return response;
     }
     let retry_after = response.headers().get(axum::http::header::RETRY_AFTER).cloned();
-    // Kept for the request log, which names the key behind an error too.
-    let caller = response.extensions().get::<Caller>().cloned();
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await
         .unwrap_or_default();
@@ -106,9 +104,6 @@ async fn native_errors(response: Response) -> Response {
         answer
             .headers_mut()
             .insert(axum::http::header::RETRY_AFTER, value);
-    }
-    if let Some(caller) = caller {
-        answer.extensions_mut().insert(caller);
     }
     answer
 }

@@ -3,17 +3,18 @@
 //! (`cordon serve --quiet`), every request is one JSON line on stderr, so that a
 //! client's complaint quoting its id finds the request.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::state::{AppState, Caller};
+use crate::metrics::route_template;
+use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -21,8 +22,21 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// cannot make every log line (and answer header) as long as its own headers.
 const MAX_ID_LEN: usize = 128;
 
+/// Where the key check writes the name of the key a request came with, for its log line.
+/// Put on the request by [`tag_and_log`]: the answer cannot carry the name back, since the
+/// error rewriters answer anew.
+#[derive(Clone, Default)]
+pub struct LoggedKey(Arc<OnceLock<String>>);
+
+impl LoggedKey {
+    pub fn set(&self, name: &str) {
+        // A request passes one key check; should it pass another, the first name stays.
+        let _ = self.0.set(name.to_string());
+    }
+}
+
 /// Middleware, outermost: tags the answer with the request id and logs the request.
-pub async fn tag_and_log(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn tag_and_log(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -34,25 +48,23 @@ pub async fn tag_and_log(State(state): State<Arc<AppState>>, request: Request, n
     // The path only: query strings may carry what does not belong in a log (media URLs,
     // hashes asked about).
     let path = request.uri().path().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = route_template(&request);
+    let key = LoggedKey::default();
+    request.extensions_mut().insert(key.clone());
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if state.log_requests {
-        let key = response.extensions().get::<Caller>().map(|c| c.0.as_str());
         let line = log_line(&Logged {
             at: &cordon_store::now_rfc3339(),
             id: &id,
             method: &method,
-            route: route.as_deref(),
+            route: &route,
             path: &path,
             status: response.status().as_u16(),
             started,
-            key,
+            key: key.0.get().map(String::as_str),
         });
         eprintln!("{line}");
     }
@@ -64,8 +76,8 @@ struct Logged<'a> {
     at: &'a str,
     id: &'a str,
     method: &'a str,
-    /// The route template matched, when one was.
-    route: Option<&'a str>,
+    /// The route template matched, or `unmatched`.
+    route: &'a str,
     path: &'a str,
     status: u16,
     started: Instant,
@@ -80,7 +92,7 @@ fn log_line(logged: &Logged<'_>) -> Value {
         "at": logged.at,
         "request_id": logged.id,
         "method": logged.method,
-        "route": logged.route.unwrap_or("unmatched"),
+        "route": logged.route,
         "path": logged.path,
         "status": logged.status,
         "ms": ms,
@@ -112,7 +124,7 @@ mod tests {
             at: "2026-12-06T10:00:00.000Z",
             id: "abc",
             method: "POST",
-            route: Some("/v1/submissions/{id}"),
+            route: "/v1/submissions/{id}",
             path: "/v1/submissions/7",
             status: 201,
             started: Instant::now(),

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{cordon_in, free_port, image, ok_lines, receive_on, serve_on};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const BRIDGE: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 
@@ -124,6 +124,7 @@ fn serve_warns_of_rules_naming_missing_banks_and_logs_each_request() {
         "[[rules]]\nname = \"typo\"\nbanks = [\"TVEC_TYPO\"]\nactions = [\"remove\"]\n",
     )
     .unwrap();
+    let key = submitter_key(data.path());
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
@@ -150,6 +151,17 @@ fn serve_warns_of_rules_naming_missing_banks_and_logs_each_request() {
         .send()
         .unwrap();
     assert_eq!(answer.headers()["x-request-id"], "probe-42");
+    // A refused request is logged with the key it came with, though an error rewriter
+    // built its answer.
+    let refused = reqwest::blocking::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/m/lookup?signal_type=pdq&signal=xyz"
+        ))
+        .bearer_auth(&key)
+        .header("X-Request-Id", "probe-43")
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -162,14 +174,25 @@ fn serve_warns_of_rules_naming_missing_banks_and_logs_each_request() {
         "{stderr}"
     );
     // Without --quiet every request is one JSON line on stderr.
-    let logged: Vec<Value> = stderr
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["request_id"] == "probe-42")
-        .collect();
+    let logged_as = |id: &str| -> Vec<Value> {
+        stderr
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["request_id"] == id)
+            .collect()
+    };
+    let logged = logged_as("probe-42");
     assert_eq!(logged.len(), 1, "{stderr}");
     assert_eq!(logged[0]["path"], "/status/live");
     assert_eq!(logged[0]["status"], 200);
+    assert_eq!(logged[0]["key"], Value::Null, "no key was sent");
+    let refused = logged_as("probe-43");
+    assert_eq!(refused.len(), 1, "{stderr}");
+    assert_eq!(
+        (&refused[0]["status"], &refused[0]["key"]),
+        (&json!(400), &json!("submitter"))
+    );
+    assert_eq!(refused[0]["route"], "/m/lookup");
 }
 
 /// The server's peak resident memory so far, from `/proc`.
