@@ -41,7 +41,7 @@ pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
 const SNIFF_BYTES: usize = 64 << 10;
 
 /// The UTF-8 byte-order mark spreadsheets put before CSV and some tools before JSON.
-const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+pub const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// Longest label, external id and note accepted.
 const MAX_LABEL_LEN: usize = 100;

@@ -232,11 +232,6 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let segments = ip.segments();
     // Addresses that carry an IPv4 address inside are judged by it.
-    let embedded_v4 = |high: u16, low: u16| {
-        let [a, b] = high.to_be_bytes();
-        let [c, d] = low.to_be_bytes();
-        Ipv4Addr::new(a, b, c, d)
-    };
     if let Some(v4) = ip.to_ipv4_mapped() {
         return non_public_v4(v4);
     }
@@ -277,11 +272,16 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// still let a range through).
 fn nat64_local_use(segments: [u16; 8]) -> Option<&'static str> {
     if segments[3..6] == [0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return non_public_v4(Ipv4Addr::new(a, b, c, d));
+        return non_public_v4(embedded_v4(segments[6], segments[7]));
     }
     Some("local-use NAT64 (the IPv4 address inside cannot be told)")
+}
+
+/// The IPv4 address two segments of an IPv6 address carry.
+fn embedded_v4(high: u16, low: u16) -> Ipv4Addr {
+    let [a, b] = high.to_be_bytes();
+    let [c, d] = low.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
 }
 
 #[cfg(test)]

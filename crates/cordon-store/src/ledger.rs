@@ -123,8 +123,8 @@ pub(crate) fn append(
             evidence
         ],
     )?;
-    let pdq = serde_json::json!({ "pdq": facts.pdq, "quality": facts.quality });
-    crate::changes::record(conn, node, "sighting.added", None, Some(id), pdq)?;
+    let detail = serde_json::json!({ "pdq": facts.pdq, "quality": facts.quality });
+    crate::changes::record(conn, node, "sighting.added", None, Some(id), detail)?;
     Ok(id)
 }
 

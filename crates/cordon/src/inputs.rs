@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use cordon_engine::hash_list::BYTE_ORDER_MARK;
 use cordon_signals::ImageFormat;
 
 /// One input named on the command line, or found under a directory named there.
@@ -144,7 +145,8 @@ pub fn non_empty_lines(file: &Path) -> anyhow::Result<impl Iterator<Item = anyho
         number: 0,
         failed: false,
     };
-    Ok(std::iter::from_fn(move || lines.next_non_empty()).fuse())
+    // After an error `next_non_empty` answers None for good: the list ends there.
+    Ok(std::iter::from_fn(move || lines.next_non_empty()))
 }
 
 struct HashLines {
@@ -175,8 +177,8 @@ impl HashLines {
                 self.failed = true;
                 return Some(Err(fail(format!("longer than {MAX_HASH_LINE_BYTES} bytes"))));
             }
-            if self.number == 1 && bytes.starts_with(b"\xEF\xBB\xBF") {
-                bytes.drain(..3);
+            if self.number == 1 && bytes.starts_with(BYTE_ORDER_MARK) {
+                bytes.drain(..BYTE_ORDER_MARK.len());
             }
             let Ok(text) = String::from_utf8(bytes) else {
                 self.failed = true;
