@@ -38,14 +38,7 @@ fn an_upload_posted_at_an_impossible_date_is_refused_and_the_worker_consumes_on(
         let mut errors = client.subscribe(format!("{STREAM}.errors")).await.unwrap();
         client.flush().await.unwrap();
         let context = async_nats::jetstream::new(client);
-        let started = Instant::now();
-        while context.get_stream(STREAM).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the worker made no stream"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        cordon_testkit::nats::wait_for_stream(&context, STREAM).await;
         let photo = std::fs::read(image("misc-images/b.jpg")).unwrap();
         let publish = |content_id: &'static str, posted_at: &'static str| {
             let (context, photo) = (context.clone(), photo.clone());

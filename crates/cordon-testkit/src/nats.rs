@@ -201,3 +201,16 @@ fn bin() -> PathBuf {
     })
     .clone()
 }
+
+/// Waits until `stream` exists on the server behind `context`, as it does once a worker
+/// started on it has made it; fails the test after 20 s.
+pub async fn wait_for_stream(context: &async_nats::jetstream::Context, stream: &str) {
+    let started = Instant::now();
+    while context.get_stream(stream).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the worker made no stream {stream}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

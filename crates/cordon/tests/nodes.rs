@@ -218,14 +218,7 @@ fn publish_uploads_with(options: async_nats::ConnectOptions, nats: &str, stream:
     runtime.block_on(async {
         let client = options.connect(nats).await.unwrap();
         let context = async_nats::jetstream::new(client);
-        let started = Instant::now();
-        while context.get_stream(stream).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the worker made no stream"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        cordon_testkit::nats::wait_for_stream(&context, stream).await;
         let photo = std::fs::read(image("misc-images/b.jpg")).unwrap();
         for n in 0..count {
             let mut headers = async_nats::HeaderMap::new();
