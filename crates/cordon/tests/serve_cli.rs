@@ -129,6 +129,8 @@ fn serve_warns_of_rules_naming_missing_banks_and_logs_each_request() {
     let child = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .arg("--data")
         .arg(data.path())
+        // The store the key was made in: PostgreSQL in the suite's second run.
+        .env("CORDON_STORE", cordon_testkit::store_url_for(data.path()))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(&config)
         .stdout(Stdio::null())
