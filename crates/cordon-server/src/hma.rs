@@ -452,6 +452,12 @@ fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value
     Ok((note, metadata))
 }
 
+/// Answers 404 unless bank `name` exists.
+async fn require_bank(state: &Arc<AppState>, name: &str) -> Result<(), ApiError> {
+    let (state, name) = (state.clone(), name.to_string());
+    blocking(move || Ok(state.store().bank(&name).map(drop)?)).await
+}
+
 /// `POST /c/bank/<name>/content`: a multipart upload, or `?url=` for media fetched from
 /// an allowed host.
 async fn add_content(
@@ -462,6 +468,10 @@ async fn add_content(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let (bytes, note, metadata) = if media.url()?.is_some() {
+        // A missing bank must not cost a request to someone's host. (An upload is read
+        // first: answering before the body is read would cut the sender off.) Storing
+        // looks the bank up again, for a bank deleted meanwhile.
+        require_bank(&state, &name).await?;
         (media.fetch(&state).await?, String::new(), json!({}))
     } else {
         let multipart = Multipart::from_request(request, &state)

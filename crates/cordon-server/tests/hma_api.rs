@@ -2,6 +2,7 @@
 //! a real SQLite file, the shared reference images.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cordon_engine::access::{Role, issue_key};
 use cordon_engine::policy::Policy;
@@ -119,6 +120,15 @@ impl Server {
             .send()
             .unwrap();
         (response.status().as_u16(), response.json::<Value>().unwrap())
+    }
+
+    /// `POST /c/bank/<bank>/content?url=<url>` as the curator.
+    fn add_by_url(&self, bank: &str, url: &str) -> (u16, Value) {
+        self.post(
+            &self.curator,
+            &format!("/c/bank/{bank}/content?url={url}"),
+            json!(null),
+        )
     }
 
     /// Creates a bank as the curator.
@@ -534,6 +544,13 @@ fn oversized_uploads_are_refused_with_413_and_a_json_message() {
 /// A media host on loopback: the bridge photo, a redirect to it, a redirect to another
 /// loopback address, and a 404. Returns `http://127.0.0.1:PORT`.
 fn media_host() -> String {
+    counted_media_host().0
+}
+
+/// [`media_host`], and how many requests it has been sent.
+fn counted_media_host() -> (String, Arc<AtomicUsize>) {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
     let bridge = std::fs::read(image("misc-images/b.jpg")).unwrap();
     let app = axum::Router::new()
         .route("/b.jpg", axum::routing::get(move || async move { bridge }))
@@ -544,8 +561,14 @@ fn media_host() -> String {
         .route(
             "/inside",
             axum::routing::get(|| async { axum::response::Redirect::temporary("http://127.0.0.2:9/b.jpg") }),
-        );
-    format!("http://{}", serve_in_background(app))
+        )
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                next.run(request)
+            },
+        ));
+    (format!("http://{}", serve_in_background(app)), requests)
 }
 
 /// A raw TCP peer that answers each connection with `answer` (and then holds it open for
@@ -598,11 +621,7 @@ fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
     let (code, body) = server.get(&server.submitter, &format!("/m/lookup?url={url}"));
     assert_eq!((code, body), (200, json!({ "pdq": {} })));
     server.create_bank("TVEC");
-    let (code, added) = server.post(
-        &server.curator,
-        &format!("/c/bank/TVEC/content?url={url}"),
-        json!(null),
-    );
+    let (code, added) = server.add_by_url("TVEC", &url);
     assert_eq!(code, 200, "{added}");
     assert_eq!(added["signals"]["pdq"], BRIDGE);
     let (code, body) = server.get(&server.submitter, &format!("/m/lookup?url={url}"));
@@ -616,6 +635,23 @@ fn media_by_url_is_hashed_matched_and_banked_from_allowed_hosts() {
         &format!("/h/hash?url={url}&content_type=video"),
     );
     assert_eq!(code, 415, "{body}");
+}
+
+#[test]
+fn media_by_url_for_a_bank_that_does_not_exist_is_never_fetched() {
+    let (host, requests) = counted_media_host();
+    let server = Server::start_with_policy(DecodeLimits::default(), loopback_fetching());
+    let url = format!("{host}/b.jpg");
+    let (code, body) = server.add_by_url("NOPE", &url);
+    assert_eq!(code, 404, "{body}");
+    assert!(message(&body).contains("NOPE"), "{body}");
+    assert_eq!(requests.load(Ordering::SeqCst), 0, "fetched for a missing bank");
+
+    // The same URL for a bank that exists is fetched: the count above is not vacuous.
+    server.create_bank("TVEC");
+    let (code, body) = server.add_by_url("TVEC", &url);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
 
 #[test]
