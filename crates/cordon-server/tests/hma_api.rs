@@ -336,6 +336,21 @@ fn added_hashes_match_the_very_next_request_and_disabled_content_stops_at_once()
 }
 
 #[test]
+fn the_all_zero_hash_of_black_and_tiny_pictures_is_not_banked() {
+    let server = Server::start();
+    server.create_bank("TVEC");
+    let blank = "0".repeat(64);
+    let (code, body) = server.post(&server.curator, "/c/bank/TVEC/signal", json!({ "pdq": blank }));
+    assert_eq!(code, 400, "{body}");
+    assert!(message(&body).contains("all-zero"), "{body}");
+    let raw = format!("/m/raw_lookup?signal_type=pdq&signal={blank}");
+    assert_eq!(server.get(&server.submitter, &raw).1, json!({ "matches": [] }));
+    let store = Store::open_at(&test_store(server.data.path())).unwrap();
+    let bank = store.bank("TVEC").unwrap();
+    assert_eq!(store.content_count(bank.id).unwrap(), 0, "nothing written");
+}
+
+#[test]
 fn content_uploads_keep_their_metadata() {
     let server = Server::start();
     server.post(&server.curator, "/c/banks", json!({ "name": "TVEC" }));
