@@ -302,6 +302,30 @@ impl Db {
     }
 }
 
+/// How a read inside a transaction locks the rows it reads (PostgreSQL), until the
+/// transaction ends: what was read still holds when the transaction writes, and a row
+/// deleted meanwhile is not read at all. A SQLite write transaction holds the whole database
+/// already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// For rows the transaction deletes, or whose keys it changes.
+    Update,
+    /// For rows the transaction changes otherwise: writers that only refer to the row (an
+    /// insert of content into a bank) are not held up.
+    NoKeyUpdate,
+}
+
+impl Db {
+    /// The clause that ends a `SELECT` locking its rows with `lock`.
+    pub(crate) fn row_lock(&self, lock: RowLock) -> &'static str {
+        match (self.dialect(), lock) {
+            (Dialect::Sqlite, _) => "",
+            (Dialect::Postgres, RowLock::Update) => " FOR UPDATE",
+            (Dialect::Postgres, RowLock::NoKeyUpdate) => " FOR NO KEY UPDATE",
+        }
+    }
+}
+
 /// A transaction on a [`Db`]: queries go through it as through the connection.
 pub(crate) struct Transaction<'a> {
     db: &'a Db,

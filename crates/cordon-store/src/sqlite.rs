@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Dialect, PgConnection, Row, Transaction, params};
+use crate::db::{Db, Dialect, PgConnection, Row, RowLock, Transaction, params};
 use serde_json::json;
 
 use crate::audit::{self, AuditCheck, AuditEntry};
@@ -233,14 +233,7 @@ impl Store {
 
     pub fn create_bank(&mut self, name: &BankName, new: NewBank) -> Result<Bank, StoreError> {
         let tx = self.db.transaction()?;
-        let exists: Option<i64> = tx.query_row(
-            "SELECT id FROM bank WHERE name = ?1",
-            params![name.as_str()],
-            |r| r.get(0),
-        )?;
-        if exists.is_some() {
-            return Err(StoreError::BankExists(name.to_string()));
-        }
+        refuse_taken(&tx, name)?;
         let id = tx.insert(
             "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at, negative)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
@@ -301,91 +294,42 @@ impl Store {
     }
 
     pub fn update_bank(&mut self, name: &str, update: BankUpdate) -> Result<Bank, StoreError> {
-        let bank = self.bank(name)?;
         let changes = json!({
             "name": update.name.as_ref().map(BankName::as_str), "description": update.description,
             "labels": update.labels, "enabled": update.enabled, "enabled_ratio": update.enabled_ratio,
             "thresholds": update.thresholds, "negative": update.negative,
         });
         let tx = self.db.transaction()?;
-        if let Some(description) = update.description {
-            tx.execute(
-                "UPDATE bank SET description = ?1 WHERE id = ?2",
-                params![description, bank.id],
-            )?;
-        }
-        if let Some(labels) = update.labels {
-            tx.execute(
-                "UPDATE bank SET labels = ?1 WHERE id = ?2",
-                params![labels_to_json(&labels), bank.id],
-            )?;
-        }
-        if let Some(negative) = update.negative {
-            tx.execute(
-                "UPDATE bank SET negative = ?1 WHERE id = ?2",
-                params![negative, bank.id],
-            )?;
-        }
-        if let Some(ratio) = update.enabled_ratio {
-            tx.execute(
-                "UPDATE bank SET enabled_ratio = ?1 WHERE id = ?2",
-                params![ratio, bank.id],
-            )?;
-        }
-        let mut name = name.to_string();
-        if let Some(new_name) = update.name
-            && new_name.as_str() != name
-        {
-            let taken: Option<i64> = tx.query_row(
-                "SELECT id FROM bank WHERE name = ?1",
-                params![new_name.as_str()],
-                |r| r.get(0),
-            )?;
-            if taken.is_some() {
-                return Err(StoreError::BankExists(new_name.to_string()));
-            }
-            tx.execute(
-                "UPDATE bank SET name = ?1 WHERE id = ?2",
-                params![new_name.as_str(), bank.id],
-            )?;
-            name = new_name.to_string();
-        }
-        if let Some(enabled) = update.enabled {
-            tx.execute(
-                "UPDATE bank SET enabled = ?1 WHERE id = ?2",
-                params![enabled, bank.id],
-            )?;
-        }
-        if let Some(thresholds) = update.thresholds {
-            tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", params![bank.id])?;
-            write_thresholds(&tx, bank.id, &thresholds)?;
-        }
+        let id = lock_bank(&tx, name, RowLock::NoKeyUpdate)?;
+        let now = write_bank_update(&tx, id, name, update)?;
         audit::append(
             &tx,
             &self.actor,
             "bank.updated",
-            json!({ "bank": bank.name.as_str(), "now": name, "changes": changes }),
+            json!({ "bank": name, "now": now, "changes": changes }),
         )?;
-        crate::changes::record(&tx, &self.node, "bank.changed", Some(bank.id), None, json!({}))?;
+        crate::changes::record(&tx, &self.node, "bank.changed", Some(id), None, json!({}))?;
+        // Read before committing: once committed, another connection may rename or delete it.
+        let bank = self.bank(&now)?;
         tx.commit()?;
-        self.bank(&name)
+        Ok(bank)
     }
 
     /// Deletes a bank with all its content and signals; returns how much content went.
     pub fn delete_bank(&mut self, name: &str) -> Result<u64, StoreError> {
-        let bank = self.bank(name)?;
         let tx = self.db.transaction()?;
+        let id = lock_bank(&tx, name, RowLock::Update)?;
         // Explicit deletes in bulk are much faster than row-by-row cascades.
-        tx.execute("DELETE FROM signal WHERE bank_id = ?1", params![bank.id])?;
-        let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", params![bank.id])?;
-        tx.execute("DELETE FROM bank WHERE id = ?1", params![bank.id])?;
+        tx.execute("DELETE FROM signal WHERE bank_id = ?1", params![id])?;
+        let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", params![id])?;
+        tx.execute("DELETE FROM bank WHERE id = ?1", params![id])?;
         audit::append(
             &tx,
             &self.actor,
             "bank.deleted",
             json!({ "bank": name, "content_deleted": content }),
         )?;
-        crate::changes::record(&tx, &self.node, "bank.changed", Some(bank.id), None, json!({}))?;
+        crate::changes::record(&tx, &self.node, "bank.changed", Some(id), None, json!({}))?;
         tx.commit()?;
         Ok(content)
     }
@@ -528,14 +472,18 @@ impl Store {
 
     /// Deletes content and its signals; returns what was deleted.
     pub fn delete_content(&mut self, id: ContentId) -> Result<Content, StoreError> {
-        let content = self.content(id)?;
         let tx = self.db.transaction()?;
+        let content = self.content(id)?;
         let bank_id: Option<i64> =
             tx.query_row("SELECT bank_id FROM content WHERE id = ?1", params![id], |r| {
                 r.get(0)
             })?;
         tx.execute("DELETE FROM signal WHERE content_id = ?1", params![id])?;
-        tx.execute("DELETE FROM content WHERE id = ?1", params![id])?;
+        // On PostgreSQL another connection may have deleted it since it was read here (this
+        // delete waits for that one to commit, then finds nothing): nothing to record then.
+        if tx.execute("DELETE FROM content WHERE id = ?1", params![id])? == 0 {
+            return Err(StoreError::NoSuchContent(id));
+        }
         audit::append(
             &tx,
             &self.actor,
@@ -688,6 +636,69 @@ fn api_key_from_row(r: &Row<'_>) -> Result<ApiKey, StoreError> {
         created_at: r.get(3)?,
         revoked_at: r.get(4)?,
     })
+}
+
+/// The id of bank `name`, its row locked with `lock` until the transaction ends, so that it
+/// cannot be deleted before the transaction writes; a bank deleted before is `NoSuchBank`.
+fn lock_bank(tx: &Db, name: &str, lock: RowLock) -> Result<i64, StoreError> {
+    tx.query_row(
+        &format!("SELECT id FROM bank WHERE name = ?1{}", tx.row_lock(lock)),
+        params![name],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))
+}
+
+/// Writes `update` to bank `id` (named `name`); answers the bank's name now.
+fn write_bank_update(tx: &Db, id: i64, name: &str, update: BankUpdate) -> Result<String, StoreError> {
+    // A field left out keeps its value.
+    tx.execute(
+        "UPDATE bank SET description = coalesce(?1, description), labels = coalesce(?2, labels),
+                         negative = coalesce(?3, negative), enabled_ratio = coalesce(?4, enabled_ratio),
+                         enabled = coalesce(?5, enabled)
+         WHERE id = ?6",
+        params![
+            update.description,
+            update.labels.as_deref().map(labels_to_json),
+            update.negative,
+            update.enabled_ratio,
+            update.enabled,
+            id
+        ],
+    )?;
+    if let Some(thresholds) = update.thresholds {
+        tx.execute("DELETE FROM bank_threshold WHERE bank_id = ?1", params![id])?;
+        write_thresholds(tx, id, &thresholds)?;
+    }
+    match update.name {
+        Some(new_name) if new_name.as_str() != name => {
+            rename_bank(tx, id, &new_name)?;
+            Ok(new_name.to_string())
+        }
+        _ => Ok(name.to_string()),
+    }
+}
+
+/// `BankExists` if a bank is named `name`.
+fn refuse_taken(tx: &Db, name: &BankName) -> Result<(), StoreError> {
+    let taken: Option<i64> = tx.query_row(
+        "SELECT id FROM bank WHERE name = ?1",
+        params![name.as_str()],
+        |r| r.get(0),
+    )?;
+    match taken {
+        Some(_) => Err(StoreError::BankExists(name.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn rename_bank(tx: &Db, id: i64, new_name: &BankName) -> Result<(), StoreError> {
+    refuse_taken(tx, new_name)?;
+    tx.execute(
+        "UPDATE bank SET name = ?1 WHERE id = ?2",
+        params![new_name.as_str(), id],
+    )?;
+    Ok(())
 }
 
 fn write_thresholds(tx: &Db, bank_id: i64, thresholds: &BTreeMap<String, u32>) -> Result<(), StoreError> {

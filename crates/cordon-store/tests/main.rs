@@ -3,6 +3,8 @@
 //! linking and gigabytes of disk in a clean build.
 
 mod concurrent;
+mod place;
 mod pool;
+mod races;
 mod store;
 mod tls;

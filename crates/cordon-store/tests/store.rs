@@ -3,67 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use cordon_store::{BankName, NewBank, NewContent, Signal, Store, StoreError, StoreLocation};
-use cordon_testkit::shared_postgres;
+use cordon_store::{BankName, BankUpdate, NewBank, NewContent, Signal, Store, StoreError};
 
-/// Where one test's store lives.
-enum Place {
-    Sqlite(tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Place {
-    fn sqlite() -> Place {
-        Place::Sqlite(tempfile::tempdir().unwrap())
-    }
-
-    fn postgres() -> Place {
-        Place::Postgres(shared_postgres().new_database("store"))
-    }
-
-    fn location(&self) -> StoreLocation {
-        match self {
-            Place::Sqlite(dir) => StoreLocation::in_data_folder(dir.path()),
-            Place::Postgres(url) => StoreLocation::parse(url).unwrap(),
-        }
-    }
-
-    fn open(&self) -> Store {
-        Store::open_at(&self.location()).unwrap()
-    }
-
-    /// Runs SQL past Cordon, as someone with the file or a database login could.
-    fn raw_sql(&self, sql: &str) -> Result<(), String> {
-        match self {
-            Place::Sqlite(dir) => rusqlite::Connection::open(dir.path().join(cordon_store::DATABASE_FILE))
-                .and_then(|conn| conn.execute_batch(sql))
-                .map_err(|e| e.to_string()),
-            Place::Postgres(url) => ::postgres::Client::connect(url, ::postgres::NoTls)
-                .and_then(|mut client| client.batch_execute(sql))
-                .map_err(|e| format!("{e}: {}", e.as_db_error().map_or("", |d| d.message()))),
-        }
-    }
-
-    /// A new, empty place on the same backend.
-    fn another(&self) -> Place {
-        match self {
-            Place::Sqlite(_) => Place::sqlite(),
-            Place::Postgres(_) => Place::postgres(),
-        }
-    }
-}
-
-/// Each named test, once per backend.
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $test() { super::$test(super::Place::sqlite()) })*
-        }
-        mod postgres {
-            $(#[test] fn $test() { super::$test(super::Place::postgres()) })*
-        }
-    };
-}
+use crate::place::{Place, on_both_backends};
 
 on_both_backends!(
     reopening_keeps_data_and_does_not_migrate_twice,
@@ -75,6 +17,7 @@ on_both_backends!(
     the_change_feed_is_purged_but_never_emptied,
     revoking_a_key_ends_its_console_sessions_and_tells_the_servers,
     a_deleted_contents_id_is_never_given_again,
+    a_bank_update_changes_what_it_names_and_nothing_else,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -395,4 +338,46 @@ fn a_deleted_contents_id_is_never_given_again(place: Place) {
     let mut reopened = place.open();
     reopened.delete_content(next).unwrap();
     assert!(add(&mut reopened, "after a restart") > next);
+}
+
+fn a_bank_update_changes_what_it_names_and_nothing_else(place: Place) {
+    let mut store = place.open();
+    bank(&mut store, "BEFORE");
+    let before = store.bank("BEFORE").unwrap();
+    let renamed = BankUpdate {
+        name: Some(BankName::new("AFTER").unwrap()),
+        labels: Some(vec!["csam".to_string()]),
+        enabled_ratio: Some(0.5),
+        ..BankUpdate::default()
+    };
+    let after = store.update_bank("BEFORE", renamed).unwrap();
+    assert_eq!(after.name.as_str(), "AFTER");
+    assert_eq!(
+        (after.labels.clone(), after.enabled_ratio),
+        (vec!["csam".to_string()], 0.5)
+    );
+    assert_eq!(
+        (&after.description, after.enabled, after.negative),
+        (&before.description, true, false)
+    );
+    assert_eq!(after.thresholds, before.thresholds);
+    let rest = BankUpdate {
+        description: Some("known".to_string()),
+        enabled: Some(false),
+        negative: Some(true),
+        thresholds: Some(BTreeMap::from([("pdq".to_string(), 10)])),
+        ..BankUpdate::default()
+    };
+    let last = store.update_bank("AFTER", rest).unwrap();
+    assert_eq!(
+        (last.description.as_str(), last.enabled, last.negative),
+        ("known", false, true)
+    );
+    assert_eq!(
+        (last.labels.clone(), last.enabled_ratio),
+        (vec!["csam".to_string()], 0.5)
+    );
+    assert_eq!(last.thresholds["pdq"], 10);
+    assert_eq!(store.bank("AFTER").unwrap(), last);
+    assert!(matches!(store.bank("BEFORE"), Err(StoreError::NoSuchBank(_))));
 }

@@ -1,0 +1,166 @@
+//! Two connections making one change at once, or two changes that exclude each other: what
+//! each checks before it writes still holds when it writes, so one makes the change and the
+//! other is told why not, with nothing in the audit log or the change feed for a change that
+//! touched nothing. Each race is run many times: its window is short, and each round is one
+//! more chance to hit it.
+
+use std::collections::BTreeMap;
+use std::sync::Barrier;
+
+use cordon_store::{
+    BankName, BankUpdate, ChangeKind, ContentId, NewBank, NewContent, Signal, Store, StoreError,
+};
+
+use crate::place::{Place, on_both_backends};
+
+on_both_backends!(
+    content_deleted_twice_at_once_is_deleted_and_recorded_once,
+    a_bank_deleted_twice_at_once_is_deleted_and_recorded_once,
+    a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
+);
+
+/// How many times each race is run.
+const ROUNDS: usize = 150;
+
+/// Runs `first` and `second` at once, each on a connection of its own to `place`, [`ROUNDS`]
+/// times, the two starting each round together; answers each round's two outcomes.
+fn race<A: Send, B: Send>(
+    place: &Place,
+    first: impl Fn(&mut Store, usize) -> A + Sync,
+    second: impl Fn(&mut Store, usize) -> B + Sync,
+) -> Vec<(A, B)> {
+    let (mut one, mut two) = (place.open(), place.open());
+    let start = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let firsts = scope.spawn(|| rounds(&start, &mut one, &first));
+        let seconds = scope.spawn(|| rounds(&start, &mut two, &second));
+        let (firsts, seconds) = (firsts.join().unwrap(), seconds.join().unwrap());
+        firsts.into_iter().zip(seconds).collect()
+    })
+}
+
+/// One side of [`race`]: each round, waits for the other side, then runs `each`.
+fn rounds<T>(start: &Barrier, store: &mut Store, each: &impl Fn(&mut Store, usize) -> T) -> Vec<T> {
+    (0..ROUNDS)
+        .map(|round| {
+            start.wait();
+            each(store, round)
+        })
+        .collect()
+}
+
+/// Whether exactly one of a round's two outcomes succeeded and the other failed as `lost` says.
+fn one_won<A, B>(
+    outcomes: &(Result<A, StoreError>, Result<B, StoreError>),
+    lost: impl Fn(&StoreError) -> bool,
+) -> bool {
+    match outcomes {
+        (Ok(_), Err(error)) | (Err(error), Ok(_)) => lost(error),
+        _ => false,
+    }
+}
+
+/// How many entries of the audit log record `event`.
+fn audited(store: &Store, event: &str) -> usize {
+    store
+        .audit_entries(0)
+        .unwrap()
+        .iter()
+        .filter(|e| e.event == event)
+        .count()
+}
+
+/// How many rows of the change feed are of the kind `kind` matches.
+fn fed(store: &Store, kind: impl Fn(&ChangeKind) -> bool) -> usize {
+    store
+        .changes_after(0, 1_000_000)
+        .unwrap()
+        .iter()
+        .filter(|c| kind(&c.kind))
+        .count()
+}
+
+fn new_bank(store: &mut Store, name: &str) {
+    let bank = NewBank {
+        thresholds: BTreeMap::from([("pdq".to_string(), 31)]),
+        ..NewBank::default()
+    };
+    store.create_bank(&BankName::new(name).unwrap(), bank).unwrap();
+}
+
+fn bank_name(round: usize) -> String {
+    format!("RACE_{round}")
+}
+
+fn content_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
+    let mut store = place.open();
+    new_bank(&mut store, "RACE");
+    let mut writer = store.content_writer("RACE").unwrap();
+    let ids: Vec<ContentId> = (0..ROUNDS)
+        .map(|_| {
+            let pdq = Signal {
+                signal_type: "pdq".to_string(),
+                value: "ab".repeat(32),
+            };
+            writer
+                .insert(&NewContent {
+                    signals: vec![pdq],
+                    ..NewContent::default()
+                })
+                .unwrap()
+        })
+        .collect();
+    writer.commit().unwrap();
+    let delete = |store: &mut Store, round: usize| store.delete_content(ids[round]);
+    for (round, outcomes) in race(&place, delete, delete).iter().enumerate() {
+        let gone = |e: &StoreError| matches!(e, StoreError::NoSuchContent(id) if *id == ids[round]);
+        assert!(one_won(outcomes, gone), "round {round}: {outcomes:?}");
+    }
+    assert_eq!(audited(&store, "content.deleted"), ROUNDS);
+    let removed = |kind: &ChangeKind| matches!(kind, ChangeKind::ContentRemoved { .. });
+    assert_eq!(fed(&store, removed), ROUNDS);
+}
+
+fn a_bank_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
+    let mut store = place.open();
+    for round in 0..ROUNDS {
+        new_bank(&mut store, &bank_name(round));
+    }
+    let delete = |store: &mut Store, round: usize| store.delete_bank(&bank_name(round));
+    for (round, outcomes) in race(&place, delete, delete).iter().enumerate() {
+        let gone = |e: &StoreError| matches!(e, StoreError::NoSuchBank(name) if *name == bank_name(round));
+        assert!(one_won(outcomes, gone), "round {round}: {outcomes:?}");
+    }
+    assert_eq!(audited(&store, "bank.deleted"), ROUNDS);
+    // Each bank's creation and deletion.
+    assert_eq!(fed(&store, |kind| *kind == ChangeKind::BankChanged), 2 * ROUNDS);
+}
+
+fn a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated(place: Place) {
+    let mut store = place.open();
+    for round in 0..ROUNDS {
+        new_bank(&mut store, &bank_name(round));
+    }
+    let update = |store: &mut Store, round: usize| {
+        let update = BankUpdate {
+            description: Some("updated".to_string()),
+            ..BankUpdate::default()
+        };
+        store.update_bank(&bank_name(round), update)
+    };
+    let delete = |store: &mut Store, round: usize| store.delete_bank(&bank_name(round));
+    let mut updated = 0;
+    for (round, outcomes) in race(&place, update, delete).iter().enumerate() {
+        match outcomes {
+            (Ok(bank), Ok(_)) if bank.description == "updated" => updated += 1,
+            (Err(StoreError::NoSuchBank(name)), Ok(_)) if *name == bank_name(round) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    assert_eq!(audited(&store, "bank.updated"), updated);
+    assert_eq!(audited(&store, "bank.deleted"), ROUNDS);
+    assert_eq!(
+        fed(&store, |kind| *kind == ChangeKind::BankChanged),
+        2 * ROUNDS + updated
+    );
+}
