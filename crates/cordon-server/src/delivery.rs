@@ -1,7 +1,8 @@
 //! Delivers the webhook outbox: every decision is POSTed to every configured webhook,
 //! signed, a few at a time, and retried with exponential backoff until the receiver answers 2xx. Rows are
 //! only marked delivered after a 2xx, so a crash at any point means a later retry, never a
-//! lost decision (receivers dedupe on the `Idempotency-Key` header).
+//! lost decision (receivers dedupe on the `Idempotency-Key` header, or the same key in the
+//! body).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +33,9 @@ pub fn signature(secret: &str, body: &[u8]) -> Option<String> {
     ))
 }
 
-/// Seconds to wait after the `attempts`-th failed try: 2, 4, 8, ... up to an hour.
 /// What a webhook receives for a decision: the decision, the submission it is about (an
-/// object with at least `id` and `account_id`), the account, and the matches.
+/// object with at least `id` and `account_id`), the account, and the matches. One payload
+/// serves every webhook; each delivery adds its own `idempotency_key` ([`delivery_body`]).
 pub fn decision_payload(
     submission: &serde_json::Value,
     matches: &serde_json::Value,
@@ -43,7 +44,6 @@ pub fn decision_payload(
 ) -> String {
     serde_json::json!({
         "event": "decision",
-        "idempotency_key": format!("decision-{decision_id}"),
         "decision": { "id": decision_id, "action": decision.action, "rule": decision.rule,
                       "reason": decision.reason },
         "submission": submission,
@@ -53,6 +53,22 @@ pub fn decision_payload(
     .to_string()
 }
 
+/// The body sent for an outbox row: its payload with the row's idempotency key, the one
+/// the `Idempotency-Key` header carries. A key per decision alone would make a receiver
+/// that two webhooks share, deduplicating on the body, drop the second webhook's
+/// delivery. Rows written before the key was per webhook have it replaced. The same row
+/// gives the same bytes every try, so retries stay duplicates of one delivery.
+fn delivery_body(row: &cordon_store::OutboxRow) -> Result<String, String> {
+    let mut payload: serde_json::Value = serde_json::from_str(&row.payload)
+        .map_err(|e| format!("outbox row {} holds no JSON payload: {e}", row.id))?;
+    let object = payload
+        .as_object_mut()
+        .ok_or_else(|| format!("outbox row {}'s payload is not a JSON object", row.id))?;
+    object.insert("idempotency_key".to_string(), row.idempotency_key.clone().into());
+    Ok(payload.to_string())
+}
+
+/// Seconds to wait after the `attempts`-th failed try: 2, 4, 8, ... up to an hour.
 fn backoff(attempts: i64) -> i64 {
     1i64.checked_shl(attempts.clamp(0, 12) as u32)
         .unwrap_or(MAX_BACKOFF_SECONDS)
@@ -111,29 +127,40 @@ async fn deliver_due(state: &Arc<AppState>, client: &reqwest::Client) -> bool {
     any
 }
 
+/// Sends one delivery: `Ok` once the receiver answered 2xx, otherwise why not.
+async fn send(
+    state: &AppState,
+    client: &reqwest::Client,
+    row: &cordon_store::OutboxRow,
+) -> Result<(), String> {
+    let webhook = state
+        .policy
+        .webhooks
+        .iter()
+        .find(|w| w.name == row.webhook)
+        .ok_or_else(|| format!("webhook {} is no longer configured", row.webhook))?;
+    let body = delivery_body(row)?;
+    let sent = client
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header(
+            "x-cordon-signature",
+            signature(&webhook.secret, body.as_bytes()).unwrap_or_default(),
+        )
+        .header("idempotency-key", &row.idempotency_key)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("{} answered {}", webhook.url, response.status())),
+        Err(error) => Err(format!("{}: {error}", webhook.url)),
+    }
+}
+
 /// Sends one delivery and records the outcome.
 async fn deliver_one(state: Arc<AppState>, client: reqwest::Client, row: cordon_store::OutboxRow) {
-    let outcome = match state.policy.webhooks.iter().find(|w| w.name == row.webhook) {
-        None => Err(format!("webhook {} is no longer configured", row.webhook)),
-        Some(webhook) => {
-            let sent = client
-                .post(&webhook.url)
-                .header("content-type", "application/json")
-                .header(
-                    "x-cordon-signature",
-                    signature(&webhook.secret, row.payload.as_bytes()).unwrap_or_default(),
-                )
-                .header("idempotency-key", &row.idempotency_key)
-                .body(row.payload.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(format!("{} answered {}", webhook.url, response.status())),
-                Err(error) => Err(format!("{}: {error}", webhook.url)),
-            }
-        }
-    };
+    let outcome = send(&state, &client, &row).await;
     let (id, attempts) = (row.id, row.attempts);
     let recorded = blocking(move || {
         let mut store = state.store();
@@ -161,6 +188,30 @@ mod tests {
     fn backoff_doubles_up_to_an_hour() {
         assert_eq!((1..=4).map(backoff).collect::<Vec<_>>(), [2, 4, 8, 16]);
         assert_eq!(backoff(40), MAX_BACKOFF_SECONDS);
+    }
+
+    fn row(payload: &str) -> cordon_store::OutboxRow {
+        cordon_store::OutboxRow {
+            id: 7,
+            decision_id: 3,
+            webhook: "archive".to_string(),
+            payload: payload.to_string(),
+            idempotency_key: "decision-3-archive".to_string(),
+            attempts: 0,
+            next_attempt_at: String::new(),
+            delivered_at: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn the_body_carries_the_rows_key_in_place_of_a_key_per_decision() {
+        let old = r#"{"event":"decision","idempotency_key":"decision-3","decision":{"id":3}}"#;
+        let body: serde_json::Value = serde_json::from_str(&delivery_body(&row(old)).unwrap()).unwrap();
+        assert_eq!(body["idempotency_key"], "decision-3-archive");
+        assert_eq!(body["decision"]["id"], 3);
+        assert!(delivery_body(&row("[1]")).unwrap_err().contains("outbox row 7"));
+        assert!(delivery_body(&row("{")).is_err());
     }
 
     #[test]

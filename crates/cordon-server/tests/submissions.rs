@@ -243,6 +243,44 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
     assert!(metrics.contains("cordon_outbox_pending 0\n"), "{metrics}");
 }
 
+#[test]
+fn two_webhooks_on_one_receiver_each_carry_their_own_key_in_header_and_body() {
+    let (hook, received) = receiver(0);
+    let archive = format!("[[webhooks]]\nname = \"archive\"\nurl = \"{hook}/hook\"\nsecret = \"{SECRET}\"\n");
+    let cordon = start_with(&hook, &archive);
+    let (code, answer) = cordon.submit(
+        "bridge-mods/blur-a-lot.jpg",
+        &[("content_id", "post-1"), ("account_id", "acct-9")],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let expected: std::collections::BTreeSet<String> = answer["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| ["platform", "archive"].map(|hook| format!("decision-{}-{hook}", d["id"])))
+        .collect();
+    assert_eq!(expected.len(), 4, "{answer}");
+
+    // A receiver deduplicating on the body's key keeps every webhook's delivery, as one
+    // deduplicating on the header does.
+    let deliveries = wait_for(&received, expected.len(), Duration::from_secs(10));
+    let mut keys = std::collections::BTreeSet::new();
+    for (headers, body) in &deliveries {
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            payload["idempotency_key"],
+            headers["idempotency-key"].as_str(),
+            "{body}"
+        );
+        assert_eq!(
+            headers["x-cordon-signature"],
+            cordon_server::signature(SECRET, body.as_bytes()).unwrap()
+        );
+        keys.insert(headers["idempotency-key"].clone());
+    }
+    assert_eq!(keys, expected);
+}
+
 /// A reference image with its left quarter cut off and a black caption bar over the
 /// bottom fifth, as PNG: a repost PDQ misses.
 fn cropped_and_captioned(file: &str) -> Vec<u8> {
