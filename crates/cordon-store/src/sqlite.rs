@@ -527,19 +527,18 @@ impl Store {
         role: &str,
         secret_hash: &[u8],
     ) -> Result<ApiKey, StoreError> {
-        let taken: Option<String> =
-            self.db
-                .query_row("SELECT id FROM api_key WHERE name = ?1", params![name], |r| {
-                    r.get(0)
-                })?;
-        if taken.is_some() {
-            return Err(StoreError::KeyExists(name.to_string()));
-        }
         let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT INTO api_key (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        // The name's UNIQUE constraint decides between two creating it at once: a check
+        // before the insert lets both through on PostgreSQL, neither seeing the other's key
+        // before it commits.
+        let created = tx.execute(
+            "INSERT INTO api_key (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO NOTHING",
             params![id, name, role, secret_hash, now_rfc3339()],
         )?;
+        if created == 0 {
+            return Err(StoreError::KeyExists(name.to_string()));
+        }
         audit::append(
             &tx,
             &self.actor,

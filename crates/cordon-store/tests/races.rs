@@ -17,6 +17,7 @@ on_both_backends!(
     content_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
+    one_key_name_created_twice_at_once_is_created_once,
 );
 
 /// How many times each race is run.
@@ -163,4 +164,21 @@ fn a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated(place: Place) {
         fed(&store, |kind| *kind == ChangeKind::BankChanged),
         2 * ROUNDS + updated
     );
+}
+
+fn one_key_name_created_twice_at_once_is_created_once(place: Place) {
+    let create = |side: &'static str| {
+        move |store: &mut Store, round: usize| {
+            let id = format!("{side}{round:015x}");
+            store.create_key(&id, &format!("key-{round}"), "submitter", &[1; 32])
+        }
+    };
+    for (round, outcomes) in race(&place, create("a"), create("b")).iter().enumerate() {
+        let taken =
+            |e: &StoreError| matches!(e, StoreError::KeyExists(name) if *name == format!("key-{round}"));
+        assert!(one_won(outcomes, taken), "round {round}: {outcomes:?}");
+    }
+    let store = place.open();
+    assert_eq!(store.keys().unwrap().len(), ROUNDS);
+    assert_eq!(audited(&store, "key.created"), ROUNDS);
 }
