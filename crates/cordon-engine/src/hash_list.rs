@@ -711,6 +711,12 @@ mod tests {
             ),
             ("pdq\n".to_string(), HashListFormat::Tx, 1, "expected"),
             (
+                format!("pdq {H1}\npdq {}\n", "0".repeat(64)),
+                HashListFormat::Tx,
+                2,
+                "all-zero",
+            ),
+            (
                 format!("signal_type,signal\npdq,{H1}\npdq,{H1}x\n"),
                 HashListFormat::Csv,
                 3,

@@ -35,18 +35,9 @@ pub struct NewBankContent {
 }
 
 impl NewBankContent {
-    /// Content from a hash alone. The all-zero hash is refused: it is what every black
-    /// picture, and every one too small to hash, hashes to (quality 0), so it tells no
-    /// picture from another. Media giving it is refused by its quality, but a bare hash
-    /// carries no quality: this is the one such hash known for sure.
-    pub fn of_hash(pdq: PdqHash, note: String) -> Result<NewBankContent, ApiError> {
-        if pdq == PdqHash::ZERO {
-            return Err(ApiError::bad_request(
-                "the all-zero PDQ hash is not banked: every black picture, and every one too \
-                 small to hash, hashes to it (quality 0), so it would match them all",
-            ));
-        }
-        Ok(NewBankContent {
+    /// Content from a hash alone (already checked as a banked value: not all zero).
+    pub fn of_hash(pdq: PdqHash, note: String) -> NewBankContent {
+        NewBankContent {
             pdq: Some(pdq),
             other_pdq: Vec::new(),
             features: Vec::new(),
@@ -54,7 +45,7 @@ impl NewBankContent {
             kept: None,
             note,
             metadata: json!({}),
-        })
+        }
     }
 
     /// Decodes `bytes` and computes what a bank keeps of them (blocking work). A hash of

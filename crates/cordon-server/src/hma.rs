@@ -513,7 +513,7 @@ async fn add_signal(
     if body.note.chars().count() > 255 {
         return Err(ApiError::bad_request("note is longer than 255 characters"));
     }
-    let content = NewBankContent::of_hash(hash, body.note)?;
+    let content = NewBankContent::of_hash(hash, body.note);
     blocking(move || store_content(&state, &caller, &name, "api", content))
         .await
         .map(Json)

@@ -36,13 +36,21 @@ impl SignalType {
         }
     }
 
-    /// The canonical text of a value, or why it is not one of this type.
+    /// The canonical text of a value to bank, or why it is not one of this type or not
+    /// one to bank.
     pub fn canonical(self, value: &str) -> Result<String, String> {
         match self {
-            SignalType::Pdq => value
-                .parse::<PdqHash>()
-                .map(|hash| hash.to_hex())
-                .map_err(|e| format!("bad pdq signal {}: {e}", quoted_excerpt(value))),
+            SignalType::Pdq => match value.parse::<PdqHash>() {
+                Err(e) => Err(format!("bad pdq signal {}: {e}", quoted_excerpt(value))),
+                // Every black picture, and every one too small to hash, hashes to zero
+                // (quality 0): banked, it would match them all.
+                Ok(hash) if hash == PdqHash::ZERO => Err(
+                    "the all-zero pdq signal is not banked: every black picture and every one too small \
+                     to hash gives it, so it would match them all"
+                        .to_string(),
+                ),
+                Ok(hash) => Ok(hash.to_hex()),
+            },
             SignalType::Features => value
                 .parse::<FeatureSet>()
                 .map(|set| set.to_string())
@@ -82,6 +90,8 @@ mod tests {
         let hex = "F8F8F0CEE0F4A84F06370A22038F63F0B36E2ED596621E1D33E6B39C4E9C9B22";
         assert_eq!(SignalType::Pdq.canonical(hex).unwrap(), hex.to_lowercase());
         assert!(SignalType::Pdq.canonical("f1:AAAA").is_err());
+        let zero = SignalType::Pdq.canonical(&"0".repeat(64)).unwrap_err();
+        assert!(zero.contains("all-zero"), "{zero}");
         assert!(SignalType::Features.canonical(hex).is_err());
         assert_eq!(SignalType::Features.canonical("f1:").unwrap(), "f1:");
     }

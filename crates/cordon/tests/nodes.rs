@@ -162,7 +162,7 @@ fn three_nodes_share_one_store_live_and_a_killed_leader_loses_no_webhook() {
             common::submit_bridge(&node.base, &submitter, &format!("post-{n}"), &format!("acct-{n}"))
                 .unwrap();
         for decision in answer["decisions"].as_array().unwrap() {
-            decisions.insert(format!("decision-{}", decision["id"]));
+            decisions.insert(format!("decision-{}-platform", decision["id"]));
         }
     }
     assert_eq!(decisions.len(), 3);
@@ -569,7 +569,7 @@ fn a_node_killed_amid_submissions_loses_nothing_and_strikes_stay_in_order() {
     let decisions: BTreeSet<String> = answers
         .iter()
         .flat_map(|(_, answer)| answer["decisions"].as_array().unwrap().clone())
-        .map(|decision| format!("decision-{}", decision["id"]))
+        .map(|decision| format!("decision-{}-platform", decision["id"]))
         .collect();
     let started = Instant::now();
     loop {

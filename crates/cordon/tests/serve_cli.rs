@@ -433,7 +433,7 @@ fn a_sigkill_amid_submissions_and_imports_loses_nothing_acknowledged_and_half_im
             answer["id"]
         );
         for decision in answer["decisions"].as_array().unwrap() {
-            decisions.insert(format!("decision-{}", decision["id"]));
+            decisions.insert(format!("decision-{}-platform", decision["id"]));
         }
     }
     // ...and every decision reaches the receiver: at least once, the same body under the
