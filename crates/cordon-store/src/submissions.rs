@@ -103,30 +103,19 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let actor = self.actor().to_string();
         let tx = self.db().transaction()?;
-        let seen: Option<(i64, String)> = tx.query_row(
-            "SELECT id, response FROM submission WHERE content_id = ?1",
-            params![submission.content_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if let Some((id, response)) = seen {
+        if let Some((id, response)) = first_answer(&tx, &submission.content_id)? {
             return Ok(Recorded::Repeat { id, response });
         }
-        let now = now_rfc3339();
-        let submission_id = tx.insert(
-            "INSERT INTO submission (content_id, account_id, source_url, posted_at, metadata, received_at,
-                                     sha256, size, response)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '') RETURNING id",
-            params![
-                submission.content_id,
-                submission.account_id,
-                submission.source_url,
-                submission.posted_at,
-                submission.metadata.to_string(),
-                now,
-                submission.sha256,
-                submission.size as i64
-            ],
-        )?;
+        let Some(submission_id) = insert_submission(&tx, submission)? else {
+            // Recorded by another connection since the check (on PostgreSQL the insert
+            // waited for it to commit): a repeat of that one.
+            let (id, response) =
+                first_answer(&tx, &submission.content_id)?.ok_or_else(|| StoreError::Corrupt {
+                    what: "submission",
+                    detail: format!("content id {} is taken yet not found", submission.content_id),
+                })?;
+            return Ok(Recorded::Repeat { id, response });
+        };
         let facts = crate::MediaFacts {
             sha256: Some(submission.sha256.clone()),
             size: Some(submission.size),
@@ -165,11 +154,7 @@ impl Store {
 
     /// The submission with the platform's `content_id`, and its stored answer.
     pub fn submission_by_content_id(&self, content_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        self.db().query_row(
-            "SELECT id, response FROM submission WHERE content_id = ?1",
-            params![content_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        first_answer(self.db(), content_id)
     }
 
     /// Runs `work` while no other connection, of this node or another, runs work for the
@@ -329,6 +314,38 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// The id of the submission with the platform's `content_id`, and its stored answer.
+fn first_answer(db: &Db, content_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    db.query_row(
+        "SELECT id, response FROM submission WHERE content_id = ?1",
+        params![content_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Inserts the submission, its answer still empty; answers its id, or `None` when its
+/// content id is taken (the content id's UNIQUE constraint decides between two uploads at
+/// once).
+fn insert_submission(tx: &Db, submission: &NewSubmission) -> Result<Option<i64>, StoreError> {
+    tx.query_row(
+        "INSERT INTO submission (content_id, account_id, source_url, posted_at, metadata, received_at,
+                                 sha256, size, response)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '')
+         ON CONFLICT (content_id) DO NOTHING RETURNING id",
+        params![
+            submission.content_id,
+            submission.account_id,
+            submission.source_url,
+            submission.posted_at,
+            submission.metadata.to_string(),
+            now_rfc3339(),
+            submission.sha256,
+            submission.size as i64
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// Whose decisions are being written: the submission, and the platform's ids for it.

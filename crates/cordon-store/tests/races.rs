@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Barrier;
 
 use cordon_store::{
-    BankName, BankUpdate, ChangeKind, ContentId, NewBank, NewContent, Signal, Store, StoreError,
+    BankName, BankUpdate, ChangeKind, ContentId, NewBank, NewContent, NewDecision, NewSubmission, Recorded,
+    Signal, Store, StoreError,
 };
 
 use crate::place::{Place, on_both_backends};
@@ -18,6 +19,7 @@ on_both_backends!(
     a_bank_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
     one_key_name_created_twice_at_once_is_created_once,
+    one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once,
 );
 
 /// How many times each race is run.
@@ -181,4 +183,61 @@ fn one_key_name_created_twice_at_once_is_created_once(place: Place) {
     let store = place.open();
     assert_eq!(store.keys().unwrap().len(), ROUNDS);
     assert_eq!(audited(&store, "key.created"), ROUNDS);
+}
+
+fn submission(content_id: String, account_id: String) -> NewSubmission {
+    NewSubmission {
+        content_id,
+        account_id,
+        sha256: "00".repeat(32),
+        size: 1,
+        ..NewSubmission::default()
+    }
+}
+
+/// Records `submission` with `decisions`, answering with its id.
+fn record(
+    store: &mut Store,
+    submission: &NewSubmission,
+    decisions: &[NewDecision],
+) -> Result<Recorded, StoreError> {
+    store.record_submission(
+        submission,
+        decisions,
+        &[],
+        |_, _, _| String::new(),
+        |id, _| format!("answer {id}"),
+    )
+}
+
+fn one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once(place: Place) {
+    let submit = |account: &'static str| {
+        move |store: &mut Store, round: usize| {
+            record(
+                store,
+                &submission(format!("upload-{round}"), account.to_string()),
+                &[],
+            )
+        }
+    };
+    for (round, outcomes) in race(&place, submit("one"), submit("two")).iter().enumerate() {
+        let once = match outcomes {
+            (
+                Ok(Recorded::New { id, response }),
+                Ok(Recorded::Repeat {
+                    id: again,
+                    response: first,
+                }),
+            )
+            | (
+                Ok(Recorded::Repeat {
+                    id: again,
+                    response: first,
+                }),
+                Ok(Recorded::New { id, response }),
+            ) => id == again && response == first,
+            _ => false,
+        };
+        assert!(once, "round {round}: {outcomes:?}");
+    }
 }
