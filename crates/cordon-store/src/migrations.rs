@@ -324,6 +324,18 @@ const MIGRATIONS: &[Migration] = &[
     ",
         postgres: "SELECT 1;",
     },
+    // 13: one pending appeal per account, held by the database: on PostgreSQL two appeals
+    // filed at once both passed the check before the insert. The duplicates that left are
+    // closed first (the account's oldest pending appeal stays), as refused when filed.
+    Shared("
+    UPDATE appeal SET state = 'rejected', decided_by = 'cordon', decided_at = created_at,
+        note = 'a duplicate: filed while another appeal of the account was pending'
+    WHERE state = 'pending' AND EXISTS (
+        SELECT 1 FROM appeal older
+        WHERE older.account_id = appeal.account_id AND older.state = 'pending' AND older.id < appeal.id
+    );
+    CREATE UNIQUE INDEX appeal_one_pending ON appeal(account_id) WHERE state = 'pending';
+    "),
 ];
 
 /// Brings the database up to the newest schema.

@@ -379,6 +379,35 @@ fn appeal(row: &Row<'_>) -> Result<Appeal, StoreError> {
     })
 }
 
+/// Files a pending appeal of `account_id`, or answers the one pending already.
+fn insert_appeal(tx: &Db, account_id: &str, reason: &str) -> Result<i64, StoreError> {
+    loop {
+        // Migration 13's index holds one pending appeal per account: one filed by another
+        // connection since (PostgreSQL waits for it to commit) makes this insert nothing.
+        let filed: Option<i64> = tx.query_row(
+            "INSERT INTO appeal (account_id, reason, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id) WHERE state = 'pending' DO NOTHING RETURNING id",
+            params![account_id, reason, now_rfc3339()],
+            |r| r.get(0),
+        )?;
+        if let Some(id) = filed {
+            return Ok(id);
+        }
+        let pending: Option<i64> = tx.query_row(
+            "SELECT id FROM appeal WHERE account_id = ?1 AND state = 'pending'",
+            params![account_id],
+            |r| r.get(0),
+        )?;
+        if let Some(appeal_id) = pending {
+            return Err(StoreError::AppealPending {
+                account_id: account_id.to_string(),
+                appeal_id,
+            });
+        }
+        // Decided between the insert and the read (PostgreSQL): none pending now.
+    }
+}
+
 const APPEAL_COLUMNS: &str = "id, account_id, reason, state, created_at, decided_by, decided_at, note";
 
 impl Store {
@@ -394,21 +423,7 @@ impl Store {
         if suspended.as_deref() != Some("suspended") {
             return Err(StoreError::NotSuspended(account_id.to_string()));
         }
-        let pending: Option<i64> = tx.query_row(
-            "SELECT id FROM appeal WHERE account_id = ?1 AND state = 'pending'",
-            params![account_id],
-            |r| r.get(0),
-        )?;
-        if let Some(id) = pending {
-            return Err(StoreError::AppealPending {
-                account_id: account_id.to_string(),
-                appeal_id: id,
-            });
-        }
-        let id = tx.insert(
-            "INSERT INTO appeal (account_id, reason, created_at) VALUES (?1, ?2, ?3) RETURNING id",
-            params![account_id, reason, now_rfc3339()],
-        )?;
+        let id = insert_appeal(&tx, account_id, reason)?;
         audit::append(
             &tx,
             &actor,

@@ -20,6 +20,8 @@ on_both_backends!(
     a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
     one_key_name_created_twice_at_once_is_created_once,
     one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once,
+    an_account_appealing_twice_at_once_has_one_pending_appeal,
+    pending_duplicates_an_older_store_holds_are_closed_but_the_oldest,
 );
 
 /// How many times each race is run.
@@ -240,4 +242,77 @@ fn one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once(pla
         };
         assert!(once, "round {round}: {outcomes:?}");
     }
+}
+
+/// Suspends `account` (by a decision on an upload of its).
+fn suspend(store: &mut Store, account: &str) {
+    let decision = NewDecision {
+        action: "suspend_account".to_string(),
+        rule: "strikes".to_string(),
+        reason: "too many".to_string(),
+        strike: None,
+    };
+    let upload = submission(format!("upload-of-{account}"), account.to_string());
+    record(store, &upload, &[decision]).unwrap();
+}
+
+fn an_account_appealing_twice_at_once_has_one_pending_appeal(place: Place) {
+    let mut store = place.open();
+    let account = |round: usize| format!("account-{round}");
+    for round in 0..ROUNDS {
+        suspend(&mut store, &account(round));
+    }
+    let appeal = |store: &mut Store, round: usize| store.file_appeal(&account(round), "a mistake");
+    for (round, outcomes) in race(&place, appeal, appeal).iter().enumerate() {
+        let filed = match outcomes {
+            (Ok(filed), _) | (_, Ok(filed)) => filed.id,
+            _ => panic!("round {round}: {outcomes:?}"),
+        };
+        let pending = |e: &StoreError| {
+            matches!(e, StoreError::AppealPending { account_id, appeal_id }
+                if *account_id == account(round) && *appeal_id == filed)
+        };
+        assert!(one_won(outcomes, pending), "round {round}: {outcomes:?}");
+    }
+    assert_eq!(store.pending_appeals().unwrap().len(), ROUNDS);
+    assert_eq!(audited(&store, "appeal.filed"), ROUNDS);
+}
+
+fn pending_duplicates_an_older_store_holds_are_closed_but_the_oldest(place: Place) {
+    let mut store = place.open();
+    suspend(&mut store, "once");
+    suspend(&mut store, "thrice");
+    let once = store.file_appeal("once", "only").unwrap();
+    drop(store);
+    // A store before migration 13, where appeals filed at once were all left pending.
+    let version = match place {
+        Place::Sqlite(_) => "PRAGMA user_version = 12",
+        Place::Postgres(_) => "UPDATE schema_version SET version = 12",
+    };
+    place
+        .raw_sql(&format!(
+            "DROP INDEX appeal_one_pending; {version};
+             INSERT INTO appeal (account_id, reason, created_at) VALUES
+                 ('thrice', 'first', '2026-12-01T00:00:00.000Z'),
+                 ('thrice', 'second', '2026-12-01T00:00:00.001Z'),
+                 ('thrice', 'third', '2026-12-01T00:00:00.002Z');"
+        ))
+        .unwrap();
+    let mut store = place.open();
+    let pending = store.pending_appeals().unwrap();
+    let reasons: Vec<&str> = pending.iter().map(|a| a.reason.as_str()).collect();
+    assert_eq!(reasons, ["first", "only"]);
+    for duplicate in [once.id + 2, once.id + 3] {
+        let closed = store.appeal(duplicate).unwrap().unwrap();
+        assert_eq!(
+            (closed.state.as_str(), closed.decided_by.as_deref()),
+            ("rejected", Some("cordon"))
+        );
+    }
+    let first = pending[0].id;
+    let again = store.file_appeal("thrice", "fourth");
+    assert!(
+        matches!(again, Err(StoreError::AppealPending { appeal_id, .. }) if appeal_id == first),
+        "{again:?}"
+    );
 }
