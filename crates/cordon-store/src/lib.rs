@@ -29,8 +29,8 @@ pub use error::StoreError;
 pub use flood::{FloodRecord, NewQuarantine, Quarantine, WindowHits};
 pub use ledger::{MediaFacts, Sighting};
 pub use model::{
-    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
-    SignalRow,
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, ContentUpdate, NewBank,
+    NewContent, Signal, SignalRow,
 };
 pub use pool::{PooledStore, StorePool};
 pub use review::{Appeal, NewReviewItem, Outcome, QueueFilter, ReviewItem, StoredMedia};

@@ -102,6 +102,15 @@ pub struct BankUpdate {
     pub negative: Option<bool>,
 }
 
+/// Changes to a piece of content; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContentUpdate {
+    pub note: Option<String>,
+    /// `Some(Some(time))` sets the time until which it does not match (RFC 3339, as
+    /// [`crate::format_time`] writes it); `Some(None)` clears it.
+    pub disabled_until: Option<Option<String>>,
+}
+
 /// One signal of a piece of content, in its text form (`pdq`, 64 hex characters).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Signal {

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::audit::{self, AuditCheck, AuditEntry};
 use crate::migrations::migrate;
 use crate::model::{
-    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, NewBank, NewContent, Signal,
-    SignalRow,
+    ApiKey, Bank, BankName, BankUpdate, Content, ContentId, ContentSummary, ContentUpdate, NewBank,
+    NewContent, Signal, SignalRow,
 };
 use crate::postgres_url::{PostgresTarget, without_password};
 use crate::{DATABASE_FILE, StoreError, now_rfc3339};
@@ -450,24 +450,40 @@ impl Store {
         id: ContentId,
         until: Option<&str>,
     ) -> Result<(), StoreError> {
+        let update = ContentUpdate {
+            disabled_until: Some(until.map(str::to_string)),
+            ..ContentUpdate::default()
+        };
+        self.update_content(id, &update)
+    }
+
+    /// Changes content's note and disabled-until time in one transaction: all of the update
+    /// lands, or none of it.
+    pub fn update_content(&mut self, id: ContentId, update: &ContentUpdate) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
+        let until = update.disabled_until.as_ref().map(Option::as_deref);
+        // A field left out keeps its value; content that does not exist is an error even
+        // when nothing is to change.
         let changed = tx.execute(
-            "UPDATE content SET disabled_until = ?1 WHERE id = ?2",
-            params![until, id],
+            "UPDATE content SET note = coalesce(?1, note),
+                                disabled_until = CASE WHEN ?2 THEN ?3 ELSE disabled_until END
+             WHERE id = ?4",
+            params![update.note, until.is_some(), until.flatten(), id],
         )?;
         if changed == 0 {
             return Err(StoreError::NoSuchContent(id));
         }
-        audit::append(
-            &tx,
-            &self.actor,
-            "content.disabled_until",
-            json!({ "content_id": id, "until": until }),
-        )?;
-        let detail = json!({ "until": until });
-        crate::changes::record(&tx, &self.node, "content.disabled", None, Some(id), detail)?;
-        tx.commit()?;
-        Ok(())
+        if let Some(note) = &update.note {
+            let entry = json!({ "content_id": id, "note": note });
+            audit::append(&tx, &self.actor, "content.note", entry)?;
+        }
+        if let Some(until) = until {
+            let entry = json!({ "content_id": id, "until": until });
+            audit::append(&tx, &self.actor, "content.disabled_until", entry)?;
+            let detail = json!({ "until": until });
+            crate::changes::record(&tx, &self.node, "content.disabled", None, Some(id), detail)?;
+        }
+        tx.commit()
     }
 
     /// Deletes content and its signals; returns what was deleted.
@@ -503,18 +519,11 @@ impl Store {
     }
 
     pub fn set_content_note(&mut self, id: ContentId, note: &str) -> Result<(), StoreError> {
-        let tx = self.db.transaction()?;
-        if tx.execute("UPDATE content SET note = ?1 WHERE id = ?2", params![note, id])? == 0 {
-            return Err(StoreError::NoSuchContent(id));
-        }
-        audit::append(
-            &tx,
-            &self.actor,
-            "content.note",
-            json!({ "content_id": id, "note": note }),
-        )?;
-        tx.commit()?;
-        Ok(())
+        let update = ContentUpdate {
+            note: Some(note.to_string()),
+            ..ContentUpdate::default()
+        };
+        self.update_content(id, &update)
     }
 
     // ---- API keys ------------------------------------------------------------------

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use cordon_store::{BankName, BankUpdate, NewBank, NewContent, Signal, Store, StoreError};
+use cordon_store::{
+    BankName, BankUpdate, ChangeKind, ContentUpdate, NewBank, NewContent, Signal, Store, StoreError,
+};
 
 use crate::place::{Place, on_both_backends};
 
@@ -18,6 +20,7 @@ on_both_backends!(
     revoking_a_key_ends_its_console_sessions_and_tells_the_servers,
     a_deleted_contents_id_is_never_given_again,
     a_bank_update_changes_what_it_names_and_nothing_else,
+    a_content_update_lands_whole_or_not_at_all,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -38,6 +41,16 @@ fn bank(store: &mut Store, name: &str) {
             },
         )
         .unwrap();
+}
+
+/// The events of the audit log's entries after `since`.
+fn audit_events(store: &Store, since: i64) -> Vec<String> {
+    store
+        .audit_entries(since)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
 }
 
 fn reopening_keeps_data_and_does_not_migrate_twice(place: Place) {
@@ -161,14 +174,8 @@ fn every_change_is_audited_in_an_unbroken_chain(place: Place) {
     // A failed change leaves no entry.
     assert!(store.delete_bank("AUDITED").is_err());
 
-    let events: Vec<String> = store
-        .audit_entries(0)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event)
-        .collect();
     assert_eq!(
-        events,
+        audit_events(&store, 0),
         [
             "bank.created",
             "content.added",
@@ -380,4 +387,76 @@ fn a_bank_update_changes_what_it_names_and_nothing_else(place: Place) {
     assert_eq!(last.thresholds["pdq"], 10);
     assert_eq!(store.bank("AFTER").unwrap(), last);
     assert!(matches!(store.bank("BEFORE"), Err(StoreError::NoSuchBank(_))));
+}
+
+fn a_content_update_lands_whole_or_not_at_all(place: Place) {
+    let mut store = place.open();
+    bank(&mut store, "NOTED");
+    let mut writer = store.content_writer("NOTED").unwrap();
+    let id = writer.insert(&NewContent::default()).unwrap();
+    writer.commit().unwrap();
+    let before = store.last_change().unwrap();
+    let update = ContentUpdate {
+        note: Some("reviewed".to_string()),
+        disabled_until: Some(Some("9999-01-01T00:00:00.000Z".to_string())),
+    };
+    // The disabled time's change-feed row, written after the note and its audit entry, is
+    // refused: none of the update may stay.
+    let (refuse, allow) = match place {
+        Place::Sqlite(_) => (
+            "CREATE TRIGGER refuse BEFORE INSERT ON change_log BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            "DROP TRIGGER refuse;",
+        ),
+        Place::Postgres(_) => (
+            "CREATE TRIGGER refuse BEFORE INSERT ON change_log FOR EACH ROW
+             EXECUTE FUNCTION cordon_refuse_change('refused');",
+            "DROP TRIGGER refuse ON change_log;",
+        ),
+    };
+    place.raw_sql(refuse).unwrap();
+    assert!(store.update_content(id, &update).is_err());
+    let content = store.content(id).unwrap();
+    assert_eq!((content.note.as_str(), content.disabled_until), ("", None));
+    assert_eq!(
+        store.verify_audit().unwrap().entries,
+        2,
+        "only the bank and its content"
+    );
+
+    place.raw_sql(allow).unwrap();
+    store.update_content(id, &update).unwrap();
+    let content = store.content(id).unwrap();
+    assert_eq!(content.note, "reviewed");
+    assert_eq!(
+        content.disabled_until.as_deref(),
+        Some("9999-01-01T00:00:00.000Z")
+    );
+    assert_eq!(
+        audit_events(&store, 2),
+        ["content.note", "content.disabled_until"]
+    );
+    let told = store.changes_after(before, 10).unwrap();
+    let until = Some("9999-01-01T00:00:00.000Z".to_string());
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].kind, ChangeKind::ContentDisabled { until });
+
+    // A field left out is left as it is; content that is not there is said to be missing.
+    store.update_content(id, &ContentUpdate::default()).unwrap();
+    let cleared = ContentUpdate {
+        disabled_until: Some(None),
+        ..ContentUpdate::default()
+    };
+    store.update_content(id, &cleared).unwrap();
+    let content = store.content(id).unwrap();
+    assert_eq!(
+        (content.note.as_str(), content.disabled_until),
+        ("reviewed", None)
+    );
+    for update in [ContentUpdate::default(), cleared] {
+        let missing = store.update_content(id + 1, &update);
+        assert!(
+            matches!(missing, Err(StoreError::NoSuchContent(_))),
+            "{missing:?}"
+        );
+    }
 }
