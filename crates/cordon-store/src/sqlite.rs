@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::db::{Db, Dialect, PgConnection, Row, RowLock, Transaction, params};
 use serde_json::json;
@@ -86,6 +87,28 @@ pub fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError> {
     target.connect(&without_password(url))
 }
 
+/// How long a SQLite connection waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Puts the file in WAL mode (a setting the file keeps). Switching a new file needs it to
+/// itself for a moment, and SQLite answers busy at once, without the busy timeout's wait,
+/// when another connection is opening it too (a server and a command started together): so
+/// a busy answer is tried again, for as long as the busy timeout would have waited.
+fn use_wal(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return Ok(done?),
+        }
+    }
+}
+
 /// A connection to the store.
 pub struct Store {
     db: Db,
@@ -164,12 +187,11 @@ impl Store {
 
     fn configure(conn: rusqlite::Connection, path: &str) -> Result<Store, StoreError> {
         // First, so that everything after waits for other processes' locks rather than
-        // failing at once: switching a new file to WAL needs it to itself for a moment,
-        // and another process opening it at the same time may be migrating it.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // failing at once: another process opening it at the same time may be migrating it.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers (the server, a `match` run) go on while an import writes;
         // NORMAL sync is durable across process crashes, which is what WAL needs.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        use_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let db = Db::Sqlite(conn);
