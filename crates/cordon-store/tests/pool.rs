@@ -128,9 +128,11 @@ fn work_for_one_account_waits_for_other_work_for_it_on_another_connection() {
 fn a_connection_postgres_closed_is_replaced() {
     let (url, pool) = postgres_pool(1);
     assert!(pool.get("key:test").banks().is_ok());
+    // With a timeout, pg_terminate_backend waits for the backend to exit (without, it only
+    // signals it, and the backend could still answer the first use below).
     let killed = psql(
         &url,
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 30000)) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     );
     assert_eq!(killed.trim(), "1", "one pooled backend to terminate");
