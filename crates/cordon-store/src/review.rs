@@ -3,7 +3,7 @@
 //! reviewer's decision is written by the same code as the policy's (see
 //! `submissions::write_decisions`): strikes, suspensions, webhooks and audit alike.
 
-use crate::db::{Db, Row, params};
+use crate::db::{Db, Row, RowLock, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -468,8 +468,13 @@ impl Store {
         let actor = self.actor().to_string();
         let now = now_rfc3339();
         let tx = self.db().transaction()?;
+        // Locked until the decision commits: a second reviewer deciding it at once waits,
+        // then finds it decided (PostgreSQL).
         let found = tx.query_row(
-            &format!("SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1"),
+            &format!(
+                "SELECT {APPEAL_COLUMNS} FROM appeal WHERE id = ?1{}",
+                tx.row_lock(RowLock::NoKeyUpdate)
+            ),
             params![id],
             appeal,
         )?;

@@ -21,6 +21,7 @@ on_both_backends!(
     one_key_name_created_twice_at_once_is_created_once,
     one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once,
     an_account_appealing_twice_at_once_has_one_pending_appeal,
+    an_appeal_decided_twice_at_once_is_decided_once,
     pending_duplicates_an_older_store_holds_are_closed_but_the_oldest,
 );
 
@@ -276,6 +277,39 @@ fn an_account_appealing_twice_at_once_has_one_pending_appeal(place: Place) {
     }
     assert_eq!(store.pending_appeals().unwrap().len(), ROUNDS);
     assert_eq!(audited(&store, "appeal.filed"), ROUNDS);
+}
+
+fn an_appeal_decided_twice_at_once_is_decided_once(place: Place) {
+    let mut store = place.open();
+    let appeals: Vec<i64> = (0..ROUNDS)
+        .map(|round| {
+            let account = format!("account-{round}");
+            suspend(&mut store, &account);
+            store.file_appeal(&account, "a mistake").unwrap().id
+        })
+        .collect();
+    let appeals = &appeals;
+    let decide = |reviewer: &'static str| {
+        move |store: &mut Store, round: usize| {
+            let webhooks = ["https://platform.example/hook".to_string()];
+            store.decide_appeal(appeals[round], reviewer, true, "granted", &webhooks, |_, _, _| {
+                String::new()
+            })
+        }
+    };
+    for (round, outcomes) in race(&place, decide("alice"), decide("bob")).iter().enumerate() {
+        let decided = |e: &StoreError| matches!(e, StoreError::AppealDecided(id) if *id == appeals[round]);
+        assert!(one_won(outcomes, decided), "round {round}: {outcomes:?}");
+    }
+    assert_eq!(audited(&store, "appeal.decided"), ROUNDS);
+    // One reinstatement per account, and one delivery of it.
+    let reinstated = store.audit_entries(0).unwrap();
+    let reinstated = reinstated
+        .iter()
+        .filter(|e| e.event == "decision.made" && e.data["action"] == "reinstate_account")
+        .count();
+    assert_eq!(reinstated, ROUNDS);
+    assert_eq!(store.pending_delivery_count().unwrap(), ROUNDS as u64);
 }
 
 fn pending_duplicates_an_older_store_holds_are_closed_but_the_oldest(place: Place) {
