@@ -326,6 +326,18 @@ impl Db {
     }
 }
 
+/// Whether `error` is a UNIQUE constraint (or primary key) refusing a row, on either backend.
+pub(crate) fn is_unique_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+            failure.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        ),
+        StoreError::Postgres(error) => error.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+        _ => false,
+    }
+}
+
 /// A transaction on a [`Db`]: queries go through it as through the connection.
 pub(crate) struct Transaction<'a> {
     db: &'a Db,

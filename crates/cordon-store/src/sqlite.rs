@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::db::{Db, Dialect, PgConnection, Row, RowLock, Transaction, params};
+use crate::db::{Db, Dialect, PgConnection, Row, RowLock, Transaction, is_unique_violation, params};
 use serde_json::json;
 
 use crate::audit::{self, AuditCheck, AuditEntry};
@@ -255,10 +255,11 @@ impl Store {
 
     pub fn create_bank(&mut self, name: &BankName, new: NewBank) -> Result<Bank, StoreError> {
         let tx = self.db.transaction()?;
-        refuse_taken(&tx, name)?;
-        let id = tx.insert(
+        // The name's UNIQUE constraint decides between two creating it at once (a check
+        // before the insert lets both through on PostgreSQL).
+        let created: Option<i64> = tx.query_row(
             "INSERT INTO bank (name, description, labels, enabled, enabled_ratio, created_at, negative)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING RETURNING id",
             params![
                 name.as_str(),
                 new.description,
@@ -268,7 +269,9 @@ impl Store {
                 now_rfc3339(),
                 new.negative
             ],
+            |r| r.get(0),
         )?;
+        let id = created.ok_or_else(|| StoreError::BankExists(name.to_string()))?;
         write_thresholds(&tx, id, &new.thresholds)?;
         crate::changes::record(&tx, &self.node, "bank.changed", Some(id), None, json!({}))?;
         audit::append(
@@ -279,8 +282,10 @@ impl Store {
                     "thresholds": new.thresholds, "labels": new.labels,
                     "negative": new.negative }),
         )?;
+        // Read before committing: once committed, another connection may rename or delete it.
+        let bank = self.bank(name.as_str())?;
         tx.commit()?;
-        self.bank(name.as_str())
+        Ok(bank)
     }
 
     pub fn banks(&self) -> Result<Vec<Bank>, StoreError> {
@@ -709,26 +714,17 @@ fn write_bank_update(tx: &Db, id: i64, name: &str, update: BankUpdate) -> Result
     }
 }
 
-/// `BankExists` if a bank is named `name`.
-fn refuse_taken(tx: &Db, name: &BankName) -> Result<(), StoreError> {
-    let taken: Option<i64> = tx.query_row(
-        "SELECT id FROM bank WHERE name = ?1",
-        params![name.as_str()],
-        |r| r.get(0),
-    )?;
-    match taken {
-        Some(_) => Err(StoreError::BankExists(name.to_string())),
-        None => Ok(()),
-    }
-}
-
+/// Renames bank `id`; a name taken is `BankExists`, as the name's UNIQUE constraint says
+/// (a check before the update lets two renames, or a rename and a create, through at once
+/// on PostgreSQL).
 fn rename_bank(tx: &Db, id: i64, new_name: &BankName) -> Result<(), StoreError> {
-    refuse_taken(tx, new_name)?;
-    tx.execute(
+    match tx.execute(
         "UPDATE bank SET name = ?1 WHERE id = ?2",
         params![new_name.as_str(), id],
-    )?;
-    Ok(())
+    ) {
+        Err(error) if is_unique_violation(&error) => Err(StoreError::BankExists(new_name.to_string())),
+        done => done.map(drop),
+    }
 }
 
 fn write_thresholds(tx: &Db, bank_id: i64, thresholds: &BTreeMap<String, u32>) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ on_both_backends!(
     content_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
+    one_bank_name_taken_twice_at_once_is_taken_once,
     one_key_name_created_twice_at_once_is_created_once,
     one_content_id_submitted_twice_at_once_is_recorded_once_and_repeated_once,
     an_account_appealing_twice_at_once_has_one_pending_appeal,
@@ -169,6 +170,33 @@ fn a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated(place: Place) {
         fed(&store, |kind| *kind == ChangeKind::BankChanged),
         2 * ROUNDS + updated
     );
+}
+
+fn one_bank_name_taken_twice_at_once_is_taken_once(place: Place) {
+    let mut store = place.open();
+    for round in 0..ROUNDS {
+        new_bank(&mut store, &format!("OLD_{round}"));
+    }
+    let create = |store: &mut Store, round: usize| {
+        let name = BankName::new(&bank_name(round)).unwrap();
+        store.create_bank(&name, NewBank::default())
+    };
+    let rename = |store: &mut Store, round: usize| {
+        let update = BankUpdate {
+            name: Some(BankName::new(&bank_name(round)).unwrap()),
+            ..BankUpdate::default()
+        };
+        store.update_bank(&format!("OLD_{round}"), update)
+    };
+    for (round, outcomes) in race(&place, create, rename).iter().enumerate() {
+        let taken = |e: &StoreError| matches!(e, StoreError::BankExists(name) if *name == bank_name(round));
+        assert!(one_won(outcomes, taken), "round {round}: {outcomes:?}");
+    }
+    // The setup's banks were created too.
+    let created = audited(&store, "bank.created") - ROUNDS;
+    let renamed = audited(&store, "bank.updated");
+    assert_eq!(created + renamed, ROUNDS);
+    assert_eq!(store.banks().unwrap().len(), ROUNDS + created);
 }
 
 fn one_key_name_created_twice_at_once_is_created_once(place: Place) {

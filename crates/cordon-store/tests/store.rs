@@ -387,6 +387,25 @@ fn a_bank_update_changes_what_it_names_and_nothing_else(place: Place) {
     assert_eq!(last.thresholds["pdq"], 10);
     assert_eq!(store.bank("AFTER").unwrap(), last);
     assert!(matches!(store.bank("BEFORE"), Err(StoreError::NoSuchBank(_))));
+
+    // A name taken is refused, and nothing of the update is kept.
+    bank(&mut store, "TAKEN");
+    let onto_taken = BankUpdate {
+        name: Some(BankName::new("TAKEN").unwrap()),
+        description: Some("lost".to_string()),
+        ..BankUpdate::default()
+    };
+    let refused = store.update_bank("AFTER", onto_taken);
+    assert!(
+        matches!(refused, Err(StoreError::BankExists(ref name)) if name == "TAKEN"),
+        "{refused:?}"
+    );
+    assert_eq!(store.bank("AFTER").unwrap(), last);
+    let again = store.create_bank(&BankName::new("TAKEN").unwrap(), NewBank::default());
+    assert!(
+        matches!(again, Err(StoreError::BankExists(ref name)) if name == "TAKEN"),
+        "{again:?}"
+    );
 }
 
 fn a_content_update_lands_whole_or_not_at_all(place: Place) {
