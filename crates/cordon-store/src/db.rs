@@ -313,6 +313,9 @@ pub(crate) enum RowLock {
     /// For rows the transaction changes otherwise: writers that only refer to the row (an
     /// insert of content into a bank) are not held up.
     NoKeyUpdate,
+    /// For rows the transaction refers to (the bank content is added to): they are not
+    /// deleted, nor their keys changed, until it ends.
+    KeyShare,
 }
 
 impl Db {
@@ -322,6 +325,7 @@ impl Db {
             (Dialect::Sqlite, _) => "",
             (Dialect::Postgres, RowLock::Update) => " FOR UPDATE",
             (Dialect::Postgres, RowLock::NoKeyUpdate) => " FOR NO KEY UPDATE",
+            (Dialect::Postgres, RowLock::KeyShare) => " FOR KEY SHARE",
         }
     }
 }

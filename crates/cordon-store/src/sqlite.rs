@@ -373,12 +373,13 @@ impl Store {
     /// Starts adding content to `bank`. Nothing is visible to others until
     /// [`ContentWriter::commit`]; dropping the writer undoes everything it wrote.
     pub fn content_writer(&mut self, bank: &str) -> Result<ContentWriter<'_>, StoreError> {
-        let bank = self.bank(bank)?;
         let tx = self.db.transaction()?;
+        // Held until the writer commits: the bank is not deleted under it.
+        let bank_id = lock_bank(&tx, bank, RowLock::KeyShare)?;
         Ok(ContentWriter {
             tx,
-            bank_id: bank.id,
-            bank: bank.name.to_string(),
+            bank_id,
+            bank: bank.to_string(),
             actor: self.actor.clone(),
             node: self.node.clone(),
             created_at: now_rfc3339(),

@@ -16,6 +16,7 @@ use crate::place::{Place, on_both_backends};
 
 on_both_backends!(
     content_deleted_twice_at_once_is_deleted_and_recorded_once,
+    content_added_to_a_bank_as_it_is_deleted_is_added_and_deleted_or_refused,
     a_bank_deleted_twice_at_once_is_deleted_and_recorded_once,
     a_bank_updated_as_it_is_deleted_is_recorded_only_when_updated,
     one_bank_name_taken_twice_at_once_is_taken_once,
@@ -126,6 +127,30 @@ fn content_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
     assert_eq!(audited(&store, "content.deleted"), ROUNDS);
     let removed = |kind: &ChangeKind| matches!(kind, ChangeKind::ContentRemoved { .. });
     assert_eq!(fed(&store, removed), ROUNDS);
+}
+
+fn content_added_to_a_bank_as_it_is_deleted_is_added_and_deleted_or_refused(place: Place) {
+    let mut store = place.open();
+    for round in 0..ROUNDS {
+        new_bank(&mut store, &bank_name(round));
+    }
+    let add = |store: &mut Store, round: usize| {
+        let mut writer = store.content_writer(&bank_name(round))?;
+        writer.insert(&NewContent::default())?;
+        writer.commit()
+    };
+    let delete = |store: &mut Store, round: usize| store.delete_bank(&bank_name(round));
+    let mut added = 0;
+    for (round, outcomes) in race(&place, add, delete).iter().enumerate() {
+        match outcomes {
+            // Added first, then deleted with its bank.
+            (Ok(1), Ok(1)) => added += 1,
+            (Err(StoreError::NoSuchBank(name)), Ok(0)) if *name == bank_name(round) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    assert_eq!(audited(&store, "content.added"), added);
+    assert_eq!(audited(&store, "bank.deleted"), ROUNDS);
 }
 
 fn a_bank_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
