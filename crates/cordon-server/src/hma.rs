@@ -633,15 +633,12 @@ async fn update_content(
     }
     let (content, bank) = blocking(move || {
         content_in_bank(&state, &name, id)?;
-        {
-            let mut store = state.store_as(&caller);
-            if let Some(note) = &body.note {
-                store.set_content_note(id, note)?;
-            }
-            if let Some(until) = &until {
-                store.set_content_disabled_until(id, until.as_deref())?;
-            }
-        }
+        // One transaction: a failure leaves neither the note nor the time written.
+        let update = cordon_store::ContentUpdate {
+            note: body.note,
+            disabled_until: until.clone(),
+        };
+        state.store_as(&caller).update_content(id, &update)?;
         if let Some(until) = until {
             state.matcher_mut().set_disabled_until(id, until);
         }
