@@ -1,10 +1,11 @@
 //! What Cordon computes from an image, in one place, so that banking an image and looking
 //! one up agree whether they come from the CLI or the API.
 //!
-//! A bank keeps an image's PDQ hash, that of the picture inside any borders or padding
-//! (so that a repost with them cropped off matches by PDQ too), and its local features.
-//! A lookup computes PDQ (in eight orientations when asked), PDQ of the picture inside
-//! any borders or padding (`trimmed`), and local features with those of its mirror
+//! A bank keeps an image's PDQ hash, that of the picture inside any borders, padding or
+//! page around it (`trim_page`, so that a repost with them cropped off, or a screenshot of
+//! it, matches by PDQ too), and its local features. A lookup computes PDQ (in eight
+//! orientations when asked), PDQ of the picture inside any borders, padding or page
+//! (`trimmed`), and local features with those of its mirror
 //! image; the matcher then consults every signal of every bank.
 //!
 //! An image with transparency is hashed by PDQ as the reference hashes it (the colour
@@ -16,7 +17,7 @@ use std::borrow::Cow;
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Region, trim_borders};
+use cordon_signals::{DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Region, trim_page};
 
 /// The grey an image with transparency is seen over.
 const SEEN_OVER: u8 = 128;
@@ -72,7 +73,7 @@ impl QuerySignals {
         let mut signals = QuerySignals::default();
         let seen = as_seen(image);
         let whole = Region::whole(image);
-        let trimmed = trim_borders(&seen);
+        let trimmed = trim_page(&seen);
         let composited = matches!(seen, Cow::Owned(_));
         let variants = [
             (image, whole, PdqVariant::Whole),
@@ -196,7 +197,7 @@ impl BankSignals {
         }
         features.retain(|set| !set.is_empty());
         let pdq = hasher.hash(image);
-        let region = trim_borders(&seen);
+        let region = trim_page(&seen);
         let trimmed = (!region.is_whole(&seen)).then(|| hasher.hash_region(&seen, region));
         let composited = matches!(seen, Cow::Owned(_)).then(|| hasher.hash(&seen));
         let mut other_pdq: Vec<PdqHash> = Vec::new();

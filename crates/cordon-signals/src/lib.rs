@@ -14,5 +14,5 @@ mod signal_type;
 
 pub use media::{DecodeError, DecodeLimits, DecodedImage, ImageFormat, PixelLayout, decode};
 pub use pdq::{Dihedral, DihedralHashes, PdqDigest, PdqFamily, PdqHash, PdqHasher};
-pub use region::{Region, trim_borders};
+pub use region::{Region, trim_borders, trim_page};
 pub use signal_type::{SignalType, quoted_excerpt};

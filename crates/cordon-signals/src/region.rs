@@ -54,14 +54,52 @@ const TOLERANCE: i16 = 24;
 const PLAIN_SHARE: f32 = 0.88;
 /// The share of a line that must be one colour for that colour to become the background.
 const UNIFORM_SHARE: f32 = 0.97;
-/// The trimmed picture keeps at least this share of each side, and this many pixels.
-const MIN_KEPT_SHARE: f32 = 0.2;
+/// The trimmed picture keeps at least this many pixels of each side.
 const MIN_KEPT_PIXELS: u32 = 32;
+
+/// How far trimming goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Depth {
+    /// Borders, mats, bars and padding with a little text.
+    Borders,
+    /// Also whole bands of text on the padding: the page around a screenshot's picture.
+    Page,
+}
+
+impl Depth {
+    /// The share of each side the trimmed picture keeps at least. A screenshot's picture
+    /// can be a fifth of the screen's height and lose its plain sky on top of that.
+    fn min_kept_share(self) -> f32 {
+        match self {
+            Depth::Borders => 0.2,
+            Depth::Page => 0.1,
+        }
+    }
+}
+
+/// A band of text on a plain background (the lines of a screenshot's page): each of its
+/// lines has at least this share of background, and the band is at most
+/// [`TEXT_BAND_SHARE`] of the image across it, then background again.
+const TEXT_BACKGROUND_SHARE: f32 = 0.5;
+const TEXT_BAND_SHARE: f32 = 0.08;
 
 /// The picture inside uniform edges; the whole image when there are none or when trimming
 /// would leave too little to be a picture.
 pub fn trim_borders(image: &DecodedImage) -> Region {
-    let lines = Lines { image };
+    trim(image, Depth::Borders)
+}
+
+/// The picture inside uniform edges and the bands of text on them: what a screenshot of a
+/// post shows of the picture. Deeper than [`trim_borders`], for a whole-picture hash
+/// (PDQ): the page's text lines would change the hash entirely. Local features keep
+/// [`trim_borders`]: they tolerate the text, and the deeper cut sometimes takes rows of
+/// the picture itself (a sparse pattern on a plain ground looks like lines of text).
+pub fn trim_page(image: &DecodedImage) -> Region {
+    trim(image, Depth::Page)
+}
+
+fn trim(image: &DecodedImage, depth: Depth) -> Region {
+    let lines = Lines { image, depth };
     let mut region = Region::whole(image);
     // Peeling one side shortens the lines of the others (a mat's inner rule runs the
     // full width only once the mat's sides are gone): go round until nothing changes.
@@ -73,7 +111,7 @@ pub fn trim_borders(image: &DecodedImage) -> Region {
         }
     }
     let keeps_enough =
-        |kept: u32, of: u32| kept >= MIN_KEPT_PIXELS && kept as f32 >= MIN_KEPT_SHARE * of as f32;
+        |kept: u32, of: u32| kept >= MIN_KEPT_PIXELS && kept as f32 >= depth.min_kept_share() * of as f32;
     if keeps_enough(region.width, image.width()) && keeps_enough(region.height, image.height()) {
         region
     } else {
@@ -90,6 +128,7 @@ enum Line {
 
 struct Lines<'a> {
     image: &'a DecodedImage,
+    depth: Depth,
 }
 
 impl Lines<'_> {
@@ -102,13 +141,14 @@ impl Lines<'_> {
             height,
         } = region;
         let (right_edge, bottom_edge) = (left + width, top + height);
+        let (image_width, image_height) = (self.image.width(), self.image.height());
         let row = |y| Line::Row {
             y,
             from: left,
             to: right_edge,
         };
-        let peeled_top = self.peel(height, |i| row(top + i));
-        let peeled_bottom = self.peel(height - peeled_top, |i| row(bottom_edge - 1 - i));
+        let peeled_top = self.peel(height, image_height, |i| row(top + i));
+        let peeled_bottom = self.peel(height - peeled_top, image_height, |i| row(bottom_edge - 1 - i));
         let (top, bottom_edge) = (top + peeled_top, bottom_edge - peeled_bottom);
         let column = |x| Line::Column {
             x,
@@ -116,12 +156,12 @@ impl Lines<'_> {
             to: bottom_edge,
         };
         let peeled_left = if top < bottom_edge {
-            self.peel(width, |i| column(left + i))
+            self.peel(width, image_width, |i| column(left + i))
         } else {
             0
         };
         let peeled_right = if top < bottom_edge {
-            self.peel(width - peeled_left, |i| column(right_edge - 1 - i))
+            self.peel(width - peeled_left, image_width, |i| column(right_edge - 1 - i))
         } else {
             0
         };
@@ -134,23 +174,57 @@ impl Lines<'_> {
     }
 
     /// How many lines, `line(0)`, `line(1)`, ... from an edge inward, are background.
-    fn peel(&self, available: u32, line: impl Fn(u32) -> Line) -> u32 {
+    /// `side` is the length of the image across these lines, which bounds a text band.
+    fn peel(&self, available: u32, side: u32, line: impl Fn(u32) -> Line) -> u32 {
+        let max_band = ((side as f32 * TEXT_BAND_SHARE) as u32).max(1);
         let mut background: Option<[u8; 3]> = None;
         let mut peeled = 0;
         while peeled < available {
             let current = line(peeled);
-            let plain = background.is_some_and(|colour| self.share_near(current, colour) >= PLAIN_SHARE);
-            if !plain {
-                // A new run starts only at a line that is one colour by itself.
-                let colour = self.median(current);
-                if self.share_near(current, colour) < UNIFORM_SHARE {
-                    break;
+            if let Some(colour) = background {
+                if self.share_near(current, colour) >= PLAIN_SHARE {
+                    peeled += 1;
+                    continue;
                 }
-                background = Some(colour);
+                if self.depth == Depth::Page
+                    && let Some(band) = self.text_band(peeled..available, max_band, colour, &line)
+                {
+                    peeled += band;
+                    continue;
+                }
             }
+            // A new run starts only at a line that is one colour by itself.
+            let colour = self.median(current);
+            if self.share_near(current, colour) < UNIFORM_SHARE {
+                break;
+            }
+            background = Some(colour);
             peeled += 1;
         }
         peeled
+    }
+
+    /// How many lines from the first of `lines` make a band of text on `background` (each
+    /// mostly background, the band at most `max_band` lines and followed by a plain line),
+    /// or `None` when they are not one: then the picture starts there.
+    fn text_band(
+        &self,
+        lines: std::ops::Range<u32>,
+        max_band: u32,
+        background: [u8; 3],
+        line: impl Fn(u32) -> Line,
+    ) -> Option<u32> {
+        let start = lines.start;
+        for at in lines.take(max_band as usize + 1) {
+            let share = self.share_near(line(at), background);
+            if share >= PLAIN_SHARE {
+                return Some(at - start);
+            }
+            if share < TEXT_BACKGROUND_SHARE {
+                return None;
+            }
+        }
+        None
     }
 
     fn pixels(&self, line: Line) -> impl Iterator<Item = [u8; 3]> + '_ {
@@ -312,9 +386,61 @@ mod tests {
         );
     }
 
+    /// A phone screenshot of a post: a dark status bar, then a white page with lines of
+    /// text (`lines` rows of ink each) above and below `picture`.
+    fn screenshot(picture: &[[u8; 3]], (width, height): (u32, u32), lines: u32) -> DecodedImage {
+        let canvas = (width, height + 240);
+        let mut image = framed(picture, width, canvas, (0, 120), [255, 255, 255]);
+        let mut pixels = image.pixels().to_vec();
+        let mut paint = |y: u32, x: u32, colour: [u8; 3]| {
+            pixels[((y * width + x) * 3) as usize..][..3].copy_from_slice(&colour);
+        };
+        for y in 0..20 {
+            (0..width).for_each(|x| paint(y, x, [40, 40, 40]));
+        }
+        // Two lines of words above the picture, two below: ink on a third of each row.
+        for first in [40, 80, 140 + height, 180 + height] {
+            for y in first..first + lines {
+                (0..width)
+                    .filter(|x| x % 3 == 0)
+                    .for_each(|x| paint(y, x, [20, 20, 20]));
+            }
+        }
+        image = DecodedImage::from_pixels(canvas.0, canvas.1, PixelLayout::Rgb, pixels).unwrap();
+        image
+    }
+
+    #[test]
+    fn the_page_of_a_screenshot_is_trimmed_to_its_picture() {
+        let image = screenshot(&picture(120, 80), (120, 80), 14);
+        let picture = Region {
+            left: 0,
+            top: 120,
+            width: 120,
+            height: 80,
+        };
+        assert_eq!(trim_page(&image), picture);
+        // Trimming borders stops at the first line of words: too much ink to be padding.
+        assert_eq!(trim_borders(&image).top, 40);
+    }
+
+    #[test]
+    fn a_band_taller_than_a_line_of_text_is_picture() {
+        // 8% of the 320-pixel height is 25 rows: a 30-row "line" is not text.
+        let image = screenshot(&picture(120, 80), (120, 80), 30);
+        assert_eq!(trim_page(&image).top, 40);
+    }
+
+    #[test]
+    fn a_picture_is_not_cut_by_trimming_its_page() {
+        let image = framed(&picture(120, 80), 120, (120, 80), (0, 0), [0, 0, 0]);
+        assert_eq!(trim_page(&image), Region::whole(&image));
+    }
+
     #[test]
     fn a_blank_image_is_kept_whole() {
         let image = framed(&[], 1, (64, 64), (0, 0), [128, 128, 128]);
         assert_eq!(trim_borders(&image), Region::whole(&image));
+        assert_eq!(trim_page(&image), Region::whole(&image));
     }
 }

@@ -93,3 +93,34 @@ pub fn shown_over_white(png: &[u8]) -> (Vec<u8>, u32, u32) {
         .collect();
     (shown, picture.width(), picture.height())
 }
+
+/// `pixels` (RGB, `width` wide) as a phone screenshot of a post shows it, as a PNG file:
+/// a dark status bar, then a white page with two lines of words above the picture and
+/// three below, the picture as wide as the page.
+pub fn on_screenshot_page_png(pixels: &[u8], width: usize) -> Vec<u8> {
+    let height = pixels.len() / 3 / width;
+    // In proportion to a 1080x2340 screen: a status bar of 80 rows, lines of words 28
+    // rows high, 16 apart.
+    let screen_height = width * 2340 / 1080;
+    let rows = |on_screen: usize| (on_screen * screen_height / 2340).max(1);
+    let (bar, line, gap) = (rows(80), rows(28), rows(16));
+    let above = bar + 2 * (line + gap) + gap;
+    let page_height = (above + height + 3 * (line + gap) + 4 * gap).max(screen_height);
+    let mut page = vec![255u8; width * page_height * 3];
+    page[..bar * width * 3].fill(40);
+    for (y, row) in pixels.chunks_exact(width * 3).enumerate() {
+        let at = (above + y) * width * 3;
+        page[at..at + width * 3].copy_from_slice(row);
+    }
+    let first_lines = [0, 1].map(|i| bar + gap + i * (line + gap));
+    let last_lines = [0, 1, 2].map(|i| above + height + gap + i * (line + gap));
+    for top in first_lines.into_iter().chain(last_lines) {
+        for y in top..top + line {
+            // Letters: strokes on a third of the row, words apart, the line ending early.
+            for x in (width / 30..width * 3 / 4).filter(|x| x % 9 < 3 && x % 60 < 48) {
+                page[(y * width + x) * 3..][..3].fill(20);
+            }
+        }
+    }
+    rgb_png(&page, width as u32, page_height as u32)
+}

@@ -16,6 +16,21 @@ fn import(data: &Path, bank: &str, text: &str) -> std::process::Output {
     cordon_in(data, &["bank", "import", bank, "-"], Some(text.as_bytes()))
 }
 
+/// A bank TVEC holding the bridge photo; the lines `bank add` printed.
+fn bank_the_bridge(data: &Path) -> Vec<Value> {
+    create(data, "TVEC", &[]);
+    ok_lines(&cordon_in(
+        data,
+        &[
+            "bank",
+            "add",
+            "TVEC",
+            image("misc-images/b.jpg").to_str().unwrap(),
+        ],
+        None,
+    ))
+}
+
 fn content_count(data: &Path, bank: &str) -> u64 {
     ok_lines(&cordon_in(data, &["bank", "show", bank], None))[0]["content_count"]
         .as_u64()
@@ -296,6 +311,29 @@ fn a_framed_picture_is_banked_with_the_hash_inside_its_frame() {
         (&best["signal_type"], &best["distance"]),
         (&json!("pdq"), &json!(0))
     );
+}
+
+#[test]
+fn a_screenshot_of_a_post_matches_by_the_pdq_hash_of_its_picture() {
+    // The bridge photo in a phone screenshot: a status bar and lines of words above and
+    // below. The page is trimmed off, words and all, and the picture inside matches the
+    // banked photo by PDQ alone.
+    let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
+    let photo = cordon_signals::decode(&bytes, &Default::default()).unwrap();
+    let png = pictures::on_screenshot_page_png(photo.pixels(), photo.width() as usize);
+    let data = tempfile::tempdir().unwrap();
+    let screenshot = data.path().join("screenshot.png");
+    std::fs::write(&screenshot, png).unwrap();
+    let added = bank_the_bridge(data.path());
+    let found = ok_lines(&cordon_in(
+        data.path(),
+        &["match", "--no-features", screenshot.to_str().unwrap()],
+        None,
+    ));
+    let best = &found[0]["matches"][0];
+    assert_eq!(best["content_id"], added[0]["content_id"], "{}", found[0]);
+    assert_eq!(best["signal_type"], "pdq", "{}", found[0]);
+    assert!(best["distance"].as_u64().unwrap() <= 8, "{}", found[0]);
 }
 
 #[test]
@@ -671,17 +709,7 @@ fn audit_verify_checks_the_chain_of_cli_changes() {
 #[test]
 fn added_images_keep_local_features_that_find_crops_and_survive_export() {
     let data = tempfile::tempdir().unwrap();
-    create(data.path(), "TVEC", &[]);
-    let added = ok_lines(&cordon_in(
-        data.path(),
-        &[
-            "bank",
-            "add",
-            "TVEC",
-            image("misc-images/b.jpg").to_str().unwrap(),
-        ],
-        None,
-    ));
+    let added = bank_the_bridge(data.path());
     assert!(added[0]["keypoints"].as_u64().unwrap() > 100, "{}", added[0]);
     // A repost with a fifth cut off the left and a tenth off the bottom.
     let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
@@ -730,17 +758,7 @@ fn added_images_keep_local_features_that_find_crops_and_survive_export() {
 #[test]
 fn provenance_finds_the_bank_sighting_of_a_near_copy() {
     let data = tempfile::tempdir().unwrap();
-    create(data.path(), "TVEC", &[]);
-    ok_lines(&cordon_in(
-        data.path(),
-        &[
-            "bank",
-            "add",
-            "TVEC",
-            image("misc-images/b.jpg").to_str().unwrap(),
-        ],
-        None,
-    ));
+    bank_the_bridge(data.path());
     let near = image("bridge-mods/shrink-a-lot.jpg");
     let other = image("reg-test-input/labelme-subset/q0291.jpg");
     let lines = ok_lines(&cordon_in(

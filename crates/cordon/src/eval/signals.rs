@@ -3,7 +3,7 @@
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{DecodedImage, PdqHash, PdqHasher, Region, SignalType, trim_borders};
+use cordon_signals::{DecodedImage, PdqHash, PdqHasher, Region, SignalType, trim_page};
 
 use cordon_engine::image_signals::{BankSignals, QueryOptions, QuerySignals};
 
@@ -145,7 +145,7 @@ impl EvalSignal for PdqDihedral {
     }
 }
 
-/// PDQ of the picture with its borders, mats, bars and screenshot padding trimmed, in all
+/// PDQ of the picture with its borders, mats, bars and screenshot page trimmed, in all
 /// eight orientations, beside the untrimmed hashes; the bank holds both too.
 struct PdqTrimmed;
 
@@ -153,7 +153,7 @@ impl PdqTrimmed {
     /// The whole image's region, and the trimmed one when trimming found something.
     fn regions(image: &DecodedImage) -> Vec<Region> {
         let whole = Region::whole(image);
-        let trimmed = trim_borders(image);
+        let trimmed = trim_page(image);
         if trimmed == whole {
             vec![whole]
         } else {
