@@ -101,6 +101,7 @@ pub fn store_content(
     content: NewBankContent,
 ) -> Result<Value, ApiError> {
     let hash = content.pdq;
+    let _writing = state.writing_indexes();
     let mut store = state.store_as(caller);
     let bank = store.bank(bank)?;
     let external_id = content
@@ -207,6 +208,7 @@ pub fn import_hash_list(
                 .map_err(|e| ApiError::internal(format!("reading the spooled upload: {e}")))?,
         ),
     };
+    let _writing = state.writing_indexes();
     let mut store = state.store_as(caller);
     let bank = store.bank(bank)?;
     let mut writer = store.content_writer(bank.name.as_str())?;

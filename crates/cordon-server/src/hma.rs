@@ -373,6 +373,7 @@ async fn create_bank(
     let name = BankName::new(body.name.as_deref().unwrap_or_default())?;
     let ratio = body.ratio()?;
     let bank = blocking(move || {
+        let _writing = state.writing_indexes();
         let bank = state.store_as(&caller).create_bank(
             &name,
             NewBank {
@@ -409,6 +410,7 @@ async fn update_bank(
         ..BankUpdate::default()
     };
     let bank = blocking(move || {
+        let _writing = state.writing_indexes();
         let bank = state.store_as(&caller).update_bank(&name, update)?;
         state.matcher_mut().set_bank(&bank);
         Ok(bank)
@@ -423,6 +425,7 @@ async fn delete_bank(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
+        let _writing = state.writing_indexes();
         let mut store = state.store_as(&caller);
         let bank = store.bank(&name)?;
         store.delete_bank(&name)?;
@@ -632,6 +635,7 @@ async fn update_content(
         return Err(ApiError::bad_request("note is longer than 255 characters"));
     }
     let (content, bank) = blocking(move || {
+        let _writing = state.writing_indexes();
         content_in_bank(&state, &name, id)?;
         // One transaction: a failure leaves neither the note nor the time written.
         let update = cordon_store::ContentUpdate {
@@ -654,6 +658,7 @@ async fn delete_content(
     Path((name, id)): Path<(String, ContentId)>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
+        let _writing = state.writing_indexes();
         let (_, bank) = content_in_bank(&state, &name, id)?;
         let deleted = state.store_as(&caller).delete_content(id)?;
         let mut matcher = state.matcher_mut();

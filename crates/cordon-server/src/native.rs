@@ -247,6 +247,7 @@ pub fn decide(
     // From reading the account's strikes to recording the new ones, nothing else is
     // decided for this account, so two uploads of one account cannot both miss the
     // suspension threshold.
+    let _writing = state.writing_indexes();
     let mut store = state.store_as(caller);
     let account = submission.account_id.clone();
     let recorded = store.for_account(&account, |store| {
@@ -340,6 +341,7 @@ async fn release_quarantine(
     Path(content_id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let released = blocking(move || {
+        let _writing = state.writing_indexes();
         let released = state.store_as(&caller).release_quarantine(content_id)?;
         state.flood().release(content_id);
         Ok(released)

@@ -25,6 +25,9 @@ pub struct Caller(pub String);
 pub struct AppState {
     stores: StorePool,
     matcher: RwLock<Matcher>,
+    /// Shared by writes on their way to the indexes, exclusive to a reload: see
+    /// [`AppState::writing_indexes`].
+    index_gate: RwLock<()>,
     pub hasher: PdqHasher,
     pub limits: DecodeLimits,
     /// When the index was last built from the store (unix seconds).
@@ -106,6 +109,7 @@ impl AppState {
         Ok(AppState {
             stores,
             matcher: RwLock::new(matcher),
+            index_gate: RwLock::new(()),
             hasher: PdqHasher::default(),
             limits,
             built_at: time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -130,6 +134,10 @@ impl AppState {
     /// feed position of the same snapshot: for a node that fell behind further than the
     /// feed reaches back.
     pub fn reload_indexes(&self) -> Result<(), MatcherError> {
+        let _no_write_in_flight = self
+            .index_gate
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let Loaded {
             matcher,
             ledger,
@@ -142,6 +150,18 @@ impl AppState {
         self.feed_cursor
             .store(cursor, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Held by a request from before it writes to the store until the in-memory indexes
+    /// (matcher, ledger, flood guard) show what it wrote; a reload holds it exclusively
+    /// from its snapshot until the loaded indexes are in place. Without it, a write
+    /// committed after the snapshot and applied to the indexes about to be replaced would
+    /// be lost: the feed follower skips this node's own changes. Take it before a store
+    /// connection, since a waiting reload needs one.
+    pub fn writing_indexes(&self) -> RwLockReadGuard<'_, ()> {
+        self.index_gate
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn revealed(&self) -> MutexGuard<'_, std::collections::HashSet<(String, i64)>> {
@@ -218,4 +238,70 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cordon_signals::PdqHash;
+    use cordon_store::{BankName, NewBank, NewContent, Signal};
+
+    use super::*;
+    use crate::banking::{NewBankContent, store_content};
+
+    /// A store whose bank `BIG` holds `count` distinct hashes: slow enough to load that a
+    /// write can land while a reload is under way.
+    fn big_store(location: &StoreLocation, count: u64) {
+        let mut store = Store::open_at(location).unwrap();
+        let bank = NewBank {
+            enabled: true,
+            thresholds: [("pdq".to_string(), 31)].into(),
+            ..NewBank::default()
+        };
+        store.create_bank(&BankName::new("BIG").unwrap(), bank).unwrap();
+        let mut writer = store.content_writer("BIG").unwrap();
+        for i in 0..count {
+            let bits = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let value = format!("{:016x}", bits).repeat(4);
+            let signals = vec![Signal {
+                signal_type: "pdq".to_string(),
+                value,
+            }];
+            writer
+                .insert(&NewContent {
+                    signals,
+                    ..NewContent::default()
+                })
+                .unwrap();
+        }
+        writer.commit().unwrap();
+    }
+
+    #[test]
+    fn content_added_while_the_indexes_reload_is_matched_after() {
+        // PostgreSQL: a node has several connections there, so a request can write while a
+        // reload reads (on SQLite its one connection makes them take turns).
+        let url = cordon_testkit::shared_postgres().new_database("reload");
+        let location = StoreLocation::parse(&url).unwrap();
+        big_store(&location, 50_000);
+        let state = Arc::new(
+            AppState::open_at(&location, DecodeLimits::default(), Policy::parse("").unwrap()).unwrap(),
+        );
+        let added: PdqHash = "f0".repeat(32).parse().unwrap();
+        assert!(state.matcher().match_pdq(&added).is_empty());
+
+        let reloading = {
+            let state = state.clone();
+            std::thread::spawn(move || state.reload_indexes().unwrap())
+        };
+        // Let the reload take its snapshot, so that the content is written while it loads:
+        // applied to the indexes being replaced, it would be lost.
+        std::thread::sleep(Duration::from_millis(20));
+        let content = NewBankContent::of_hash(added, String::new());
+        store_content(&state, &Caller("test".to_string()), "BIG", "test", content).unwrap();
+        reloading.join().unwrap();
+        assert!(!state.matcher().match_pdq(&added).is_empty());
+    }
 }

@@ -139,6 +139,7 @@ pub async fn toggle(
     let shared = state.0.clone();
     let bank = name.clone();
     blocking(move || {
+        let _writing = shared.writing_indexes();
         let mut store = shared.store_as(&Caller(reviewer.name.clone()));
         let content = store.content(id)?;
         if content.bank.as_str() != bank {
