@@ -386,3 +386,47 @@ fn an_empty_corpus_is_an_error_naming_the_folder() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(empty.path().to_str().unwrap()), "{stderr}");
 }
+
+#[test]
+fn near_duplicates_in_the_corpus_are_dropped_and_named() {
+    // The bridge photo, a smaller copy of it (close by PDQ) and a crop of `c.png` (the
+    // same picture by local features): two pictures, not four.
+    let dir = tempfile::tempdir().unwrap();
+    for (photo, name) in [
+        ("misc-images/b.jpg", "a-bridge.jpg"),
+        ("bridge-mods/shrink-a-lot.jpg", "b-bridge-small.jpg"),
+        ("misc-images/c.png", "c-coaster.png"),
+        ("reg-test-input/pen-and-coaster.png", "d-pen-and-coaster.png"),
+    ] {
+        std::fs::copy(image(photo), dir.path().join(name)).unwrap();
+    }
+    let output = cordon(&[
+        "eval",
+        "--corpus",
+        dir.path().to_str().unwrap(),
+        "--transforms",
+        "jpeg30",
+        "--signals",
+        "pdq",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let all = json_lines(&output)
+        .into_iter()
+        .find(|l| l["transform"] == "all")
+        .unwrap();
+    assert_eq!(
+        (&all["originals"], &all["near_duplicates_dropped"]),
+        (&2.into(), &2.into())
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for dropped in [
+        "b-bridge-small.jpg: a near-duplicate of",
+        "d-pen-and-coaster.png: a near-duplicate of",
+    ] {
+        assert!(stderr.contains(dropped), "{stderr}");
+    }
+}
