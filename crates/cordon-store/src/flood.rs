@@ -9,7 +9,7 @@
 //! Quarantines are written with the submission that made them; they and releases go into
 //! the change feed for the other nodes to follow.
 
-use crate::db::{Db, Row, params};
+use crate::db::{Db, Row, RowLock, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -58,10 +58,12 @@ pub(crate) fn record(tx: &Db, node: &str, actor: &str, flood: &FloodRecord) -> R
         // Another node may have quarantined (or a person released) the entry meanwhile:
         // then nothing changes and nothing is told.
         let added = tx.execute(
-            "INSERT INTO quarantine (content_id, bank, since, reason)
-             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT)
-             WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
-             ON CONFLICT(content_id) DO NOTHING",
+            &format!(
+                "INSERT INTO quarantine (content_id, bank, since, reason)
+                 SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT)
+                 WHERE {} ON CONFLICT(content_id) DO NOTHING",
+                content_stays(tx)
+            ),
             params![quarantine.content_id, quarantine.bank, now, quarantine.reason],
         )?;
         if added == 0 {
@@ -84,6 +86,23 @@ pub(crate) fn record(tx: &Db, node: &str, actor: &str, flood: &FloodRecord) -> R
         )?;
     }
     Ok(())
+}
+
+/// The condition under which a row naming content `?1` is written: the content exists, and
+/// goes on existing until the transaction ends.
+///
+/// A plain `EXISTS` is not enough on PostgreSQL: it reads the statement's snapshot, where
+/// content that another transaction is deleting (not yet committed) still exists; the
+/// foreign key's own check then waits for that delete and fails once it commits, failing
+/// the whole upload. Locked `FOR KEY SHARE`, the read waits for the delete too, and then
+/// finds nothing: the row is just not written. Content it finds stays locked, so a delete
+/// that comes after waits for this transaction and then takes the row with it. SQLite's
+/// writers are serialised: nothing can delete in between.
+fn content_stays(tx: &Db) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM content WHERE id = ?1{})",
+        tx.row_lock(RowLock::KeyShare)
+    )
 }
 
 const COLUMNS: &str = "content_id, bank, since, reason, released_at, released_by";
@@ -158,9 +177,12 @@ impl Store {
         for content_id in entries {
             tx.execute(
                 // Content deleted since the match was made has nothing left to count against.
-                "INSERT INTO content_hits (content_id, window_start, hits)
-                 SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), 1 WHERE EXISTS (SELECT 1 FROM content WHERE id = ?1)
-                 ON CONFLICT(content_id, window_start) DO UPDATE SET hits = content_hits.hits + 1",
+                &format!(
+                    "INSERT INTO content_hits (content_id, window_start, hits)
+                     SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), 1 WHERE {}
+                     ON CONFLICT(content_id, window_start) DO UPDATE SET hits = content_hits.hits + 1",
+                    content_stays(&tx)
+                ),
                 params![content_id, window_start],
             )?;
         }

@@ -9,7 +9,7 @@ use std::sync::Barrier;
 
 use cordon_store::{
     BankName, BankUpdate, ChangeKind, ContentId, NewBank, NewContent, NewDecision, NewSubmission, Recorded,
-    Signal, Store, StoreError,
+    Signal, Store, StoreError, WindowHits,
 };
 
 use crate::place::{Place, on_both_backends};
@@ -25,6 +25,7 @@ on_both_backends!(
     an_account_appealing_twice_at_once_has_one_pending_appeal,
     an_appeal_decided_twice_at_once_is_decided_once,
     pending_duplicates_an_older_store_holds_are_closed_but_the_oldest,
+    content_counted_as_it_is_deleted_is_counted_or_left_alone,
 );
 
 /// How many times each race is run.
@@ -100,11 +101,11 @@ fn bank_name(round: usize) -> String {
     format!("RACE_{round}")
 }
 
-fn content_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
-    let mut store = place.open();
-    new_bank(&mut store, "RACE");
-    let mut writer = store.content_writer("RACE").unwrap();
-    let ids: Vec<ContentId> = (0..ROUNDS)
+/// Adds `count` pieces of content, each with a PDQ signal, to bank `bank` (created here).
+fn new_contents(store: &mut Store, bank: &str, count: usize) -> Vec<ContentId> {
+    new_bank(store, bank);
+    let mut writer = store.content_writer(bank).unwrap();
+    let ids = (0..count)
         .map(|_| {
             let pdq = Signal {
                 signal_type: "pdq".to_string(),
@@ -119,6 +120,21 @@ fn content_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
         })
         .collect();
     writer.commit().unwrap();
+    ids
+}
+
+/// Makes `round % 12` round trips to the store first: the two sides of a race start
+/// together, so without it each round would hit much the same moment of the other's
+/// transaction; with it, the rounds sweep across it.
+fn stagger(store: &Store, round: usize) {
+    for _ in 0..round % 12 {
+        store.last_change().unwrap();
+    }
+}
+
+fn content_deleted_twice_at_once_is_deleted_and_recorded_once(place: Place) {
+    let mut store = place.open();
+    let ids = new_contents(&mut store, "RACE", ROUNDS);
     let delete = |store: &mut Store, round: usize| store.delete_content(ids[round]);
     for (round, outcomes) in race(&place, delete, delete).iter().enumerate() {
         let gone = |e: &StoreError| matches!(e, StoreError::NoSuchContent(id) if *id == ids[round]);
@@ -402,4 +418,31 @@ fn pending_duplicates_an_older_store_holds_are_closed_but_the_oldest(place: Plac
         matches!(again, Err(StoreError::AppealPending { appeal_id, .. }) if appeal_id == first),
         "{again:?}"
     );
+}
+
+/// The flood guard's window the races count in, and the start of the counts they read.
+const WINDOW: &str = "2026-12-01T00:00:00.000Z";
+
+fn content_counted_as_it_is_deleted_is_counted_or_left_alone(place: Place) {
+    let mut store = place.open();
+    let ids = new_contents(&mut store, "RACE", ROUNDS);
+    let count = |store: &mut Store, round: usize| {
+        stagger(store, round);
+        store.count_hits(&[ids[round]], WINDOW, WINDOW)
+    };
+    let delete = |store: &mut Store, round: usize| store.delete_content(ids[round]);
+    for (round, outcomes) in race(&place, count, delete).iter().enumerate() {
+        let once = [WindowHits {
+            content_id: ids[round],
+            window_start: WINDOW.to_string(),
+            hits: 1,
+        }];
+        match outcomes {
+            // Counted before it went, or not at all.
+            (Ok(hits), Ok(_)) if hits.is_empty() || *hits == once => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    // Deleted content's counts went with it.
+    assert_eq!(store.content_hits(&ids, WINDOW).unwrap(), []);
 }
