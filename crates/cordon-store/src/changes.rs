@@ -6,9 +6,10 @@
 //! Every process that serves from the store keeps a cursor and applies the rows after it
 //! (skipping its own, which it applied when it made them); on PostgreSQL a `NOTIFY` wakes
 //! them at once. So that a cursor never skips a row, sequence order must be commit order:
-//! on PostgreSQL a transaction takes an advisory lock before it writes its change rows (just
-//! before it commits; the same lock orders the audit log), on SQLite writers are serialised
-//! anyway.
+//! on PostgreSQL a transaction takes an advisory lock before it writes its change rows
+//! (mostly just before it commits, from its start when it deletes or changes content: see
+//! [`lock_logs_before_content`]; the same lock orders the audit log), on SQLite writers are
+//! serialised anyway.
 
 use crate::db::{Db, Dialect, params};
 use crate::model::ContentId;
@@ -91,6 +92,29 @@ pub(crate) fn lock_logs(tx: &Db) -> Result<(), StoreError> {
         tx.execute("SELECT pg_advisory_xact_lock(?1)", params![OLDER_AUDIT_LOCK])?;
     }
     Ok(())
+}
+
+/// [`lock_logs`], for a transaction about to delete or change content rows, or rows that go
+/// with them (a quarantine): called before it touches any, so that on PostgreSQL every
+/// transaction takes the logs' lock before the content rows it locks.
+///
+/// Why this order: an upload writes its sighting to the feed, then quarantines an entry,
+/// whose insert locks the content row (`FOR KEY SHARE`, as its foreign key does). A deletion
+/// that took the content row first and the logs' lock only for its audit entry could hold
+/// what the upload waited for while waiting for what the upload held, and PostgreSQL aborted
+/// one (`deadlock detected`). The other way round (content rows before the logs' lock
+/// everywhere) would not hold: an upload may quarantine several entries, and a bank's
+/// deletion deletes its content in an order of its own, so two transactions could still
+/// lock two rows in opposite orders; with the logs' lock first, no two of them lock content
+/// at once. A change to a content row (a note, a disabled time) or to a quarantine (a
+/// release) takes it first too: a deletion now waits for those rows while holding it.
+///
+/// A bank's row comes before it: a [`crate::ContentWriter`] holds its bank's row from its
+/// start and may take the logs' lock midway (a sighting), so a bank's deletion locks its
+/// bank first. The cost: the logs' other writers (every upload) wait while a deletion holds
+/// it, briefly for one content, for as long as the content of a bank takes to go.
+pub(crate) fn lock_logs_before_content(tx: &Db) -> Result<(), StoreError> {
+    lock_logs(tx)
 }
 
 /// Makes the rows written from here on come after every committed one, and wakes the

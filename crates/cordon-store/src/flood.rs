@@ -53,6 +53,13 @@ pub struct WindowHits {
 }
 
 pub(crate) fn record(tx: &Db, node: &str, actor: &str, flood: &FloodRecord) -> Result<(), StoreError> {
+    if flood.quarantines.is_empty() {
+        return Ok(());
+    }
+    // Before the content rows the quarantines lock: see `changes::lock_logs_before_content`.
+    // (A submission has taken it already, for its sighting; this keeps the order whoever
+    // calls.)
+    changes::lock_logs(tx)?;
     let now = now_rfc3339();
     for quarantine in &flood.quarantines {
         // Another node may have quarantined (or a person released) the entry meanwhile:
@@ -132,6 +139,9 @@ impl Store {
     pub fn release_quarantine(&mut self, content_id: ContentId) -> Result<Quarantine, StoreError> {
         let actor = self.actor().to_string();
         let tx = self.db().transaction()?;
+        // Before the quarantine row, which a deletion of its content deletes: see
+        // `changes::lock_logs_before_content`.
+        changes::lock_logs_before_content(&tx)?;
         let changed = tx.execute(
             "UPDATE quarantine SET released_at = ?1, released_by = ?2
              WHERE content_id = ?3 AND released_at IS NULL",

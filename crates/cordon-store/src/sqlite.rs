@@ -346,6 +346,8 @@ impl Store {
     pub fn delete_bank(&mut self, name: &str) -> Result<u64, StoreError> {
         let tx = self.db.transaction()?;
         let id = lock_bank(&tx, name, RowLock::Update)?;
+        // After the bank row, before its content rows: see `changes::lock_logs_before_content`.
+        crate::changes::lock_logs_before_content(&tx)?;
         // Explicit deletes in bulk are much faster than row-by-row cascades.
         tx.execute("DELETE FROM signal WHERE bank_id = ?1", params![id])?;
         let content = tx.execute("DELETE FROM content WHERE bank_id = ?1", params![id])?;
@@ -489,6 +491,8 @@ impl Store {
     /// lands, or none of it.
     pub fn update_content(&mut self, id: ContentId, update: &ContentUpdate) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
+        // Before the content row: see `changes::lock_logs_before_content`.
+        crate::changes::lock_logs_before_content(&tx)?;
         let until = update.disabled_until.as_ref().map(Option::as_deref);
         // A field left out keeps its value; content that does not exist is an error even
         // when nothing is to change.
@@ -517,6 +521,8 @@ impl Store {
     /// Deletes content and its signals; returns what was deleted.
     pub fn delete_content(&mut self, id: ContentId) -> Result<Content, StoreError> {
         let tx = self.db.transaction()?;
+        // Before the content row: see `changes::lock_logs_before_content`.
+        crate::changes::lock_logs_before_content(&tx)?;
         let content = self.content(id)?;
         let bank_id: Option<i64> =
             tx.query_row("SELECT bank_id FROM content WHERE id = ?1", params![id], |r| {

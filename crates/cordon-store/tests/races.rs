@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Barrier;
 
 use cordon_store::{
-    BankName, BankUpdate, ChangeKind, ContentId, NewBank, NewContent, NewDecision, NewSubmission, Recorded,
-    Signal, Store, StoreError, WindowHits,
+    BankName, BankUpdate, ChangeKind, ContentId, FloodRecord, NewBank, NewContent, NewDecision,
+    NewQuarantine, NewSubmission, Recorded, Signal, Store, StoreError, WindowHits,
 };
 
 use crate::place::{Place, on_both_backends};
@@ -26,6 +26,10 @@ on_both_backends!(
     an_appeal_decided_twice_at_once_is_decided_once,
     pending_duplicates_an_older_store_holds_are_closed_but_the_oldest,
     content_counted_as_it_is_deleted_is_counted_or_left_alone,
+    content_quarantined_as_it_is_deleted_is_quarantined_or_left_alone,
+    content_quarantined_as_its_bank_is_deleted_is_quarantined_or_left_alone,
+    content_disabled_as_it_is_deleted_is_disabled_or_refused,
+    a_quarantine_released_as_its_content_is_deleted_is_released_or_refused,
 );
 
 /// How many times each race is run.
@@ -58,11 +62,11 @@ fn rounds<T>(start: &Barrier, store: &mut Store, each: &impl Fn(&mut Store, usiz
         .collect()
 }
 
+/// A round's two outcomes.
+type Outcomes<A, B> = (Result<A, StoreError>, Result<B, StoreError>);
+
 /// Whether exactly one of a round's two outcomes succeeded and the other failed as `lost` says.
-fn one_won<A, B>(
-    outcomes: &(Result<A, StoreError>, Result<B, StoreError>),
-    lost: impl Fn(&StoreError) -> bool,
-) -> bool {
+fn one_won<A, B>(outcomes: &Outcomes<A, B>, lost: impl Fn(&StoreError) -> bool) -> bool {
     match outcomes {
         (Ok(_), Err(error)) | (Err(error), Ok(_)) => lost(error),
         _ => false,
@@ -445,4 +449,119 @@ fn content_counted_as_it_is_deleted_is_counted_or_left_alone(place: Place) {
     }
     // Deleted content's counts went with it.
     assert_eq!(store.content_hits(&ids, WINDOW).unwrap(), []);
+}
+
+/// An upload whose hits quarantine `content_id`, of bank `bank`.
+fn quarantining(round: usize, content_id: ContentId, bank: &str) -> NewSubmission {
+    NewSubmission {
+        flood: FloodRecord {
+            quarantines: vec![NewQuarantine {
+                content_id,
+                bank: bank.to_string(),
+                reason: "a flood".to_string(),
+            }],
+        },
+        ..submission(format!("upload-{round}"), "flooder".to_string())
+    }
+}
+
+/// Checks that every round's upload was recorded and its entry deleted, and that no
+/// quarantine was recorded after its content was deleted (`deleted` names the audit event
+/// of the deletion and the content or bank it names).
+fn quarantined_only_before_deleted<D: std::fmt::Debug>(
+    store: &Store,
+    outcomes: &[Outcomes<Recorded, D>],
+    deleted: (&str, &str),
+) {
+    for (round, outcome) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, (Ok(Recorded::New { .. }), Ok(_))),
+            "round {round}: {outcome:?}"
+        );
+    }
+    assert_eq!(store.quarantines().unwrap(), []);
+    let quarantined = |kind: &ChangeKind| matches!(kind, ChangeKind::ContentQuarantined { .. });
+    assert_eq!(fed(store, quarantined), audited(store, "flood.quarantined"));
+    let entries = store.audit_entries(0).unwrap();
+    let (event, key) = deleted;
+    for (at, entry) in entries.iter().enumerate() {
+        if entry.event == "flood.quarantined" {
+            let gone = entries[..at]
+                .iter()
+                .any(|e| e.event == event && e.data[key] == entry.data[key]);
+            assert!(!gone, "quarantined after it was deleted: {entry:?}");
+        }
+    }
+}
+
+fn content_quarantined_as_it_is_deleted_is_quarantined_or_left_alone(place: Place) {
+    let mut store = place.open();
+    let ids = new_contents(&mut store, "RACE", ROUNDS);
+    let quarantine =
+        |store: &mut Store, round: usize| record(store, &quarantining(round, ids[round], "RACE"), &[]);
+    let delete = |store: &mut Store, round: usize| {
+        stagger(store, round);
+        store.delete_content(ids[round])
+    };
+    let outcomes = race(&place, quarantine, delete);
+    quarantined_only_before_deleted(&store, &outcomes, ("content.deleted", "content_id"));
+}
+
+fn content_quarantined_as_its_bank_is_deleted_is_quarantined_or_left_alone(place: Place) {
+    let mut store = place.open();
+    let ids: Vec<ContentId> = (0..ROUNDS)
+        .map(|round| new_contents(&mut store, &bank_name(round), 1)[0])
+        .collect();
+    let quarantine = |store: &mut Store, round: usize| {
+        record(store, &quarantining(round, ids[round], &bank_name(round)), &[])
+    };
+    let delete = |store: &mut Store, round: usize| {
+        stagger(store, round);
+        store.delete_bank(&bank_name(round))
+    };
+    let outcomes = race(&place, quarantine, delete);
+    quarantined_only_before_deleted(&store, &outcomes, ("bank.deleted", "bank"));
+}
+
+fn content_disabled_as_it_is_deleted_is_disabled_or_refused(place: Place) {
+    let mut store = place.open();
+    let ids = new_contents(&mut store, "RACE", ROUNDS);
+    let disable = |store: &mut Store, round: usize| {
+        stagger(store, round);
+        store.set_content_disabled_until(ids[round], Some(WINDOW))
+    };
+    let delete = |store: &mut Store, round: usize| store.delete_content(ids[round]);
+    let mut disabled = 0;
+    for (round, outcomes) in race(&place, disable, delete).iter().enumerate() {
+        match outcomes {
+            (Ok(()), Ok(_)) => disabled += 1,
+            (Err(StoreError::NoSuchContent(id)), Ok(_)) if *id == ids[round] => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    assert_eq!(audited(&store, "content.disabled_until"), disabled);
+    assert_eq!(audited(&store, "content.deleted"), ROUNDS);
+}
+
+fn a_quarantine_released_as_its_content_is_deleted_is_released_or_refused(place: Place) {
+    let mut store = place.open();
+    let ids = new_contents(&mut store, "RACE", ROUNDS);
+    for (round, id) in ids.iter().enumerate() {
+        record(&mut store, &quarantining(round, *id, "RACE"), &[]).unwrap();
+    }
+    let release = |store: &mut Store, round: usize| store.release_quarantine(ids[round]);
+    let delete = |store: &mut Store, round: usize| {
+        stagger(store, round);
+        store.delete_content(ids[round])
+    };
+    let mut released = 0;
+    for (round, outcomes) in race(&place, release, delete).iter().enumerate() {
+        match outcomes {
+            (Ok(_), Ok(_)) => released += 1,
+            (Err(StoreError::NotQuarantined(id)), Ok(_)) if *id == ids[round] => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    assert_eq!(audited(&store, "flood.released"), released);
+    assert_eq!(store.quarantines().unwrap(), []);
 }
