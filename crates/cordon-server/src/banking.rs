@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::{AppState, Caller};
 
+/// Stands for "disabled until further notice", as HMA's `disable_until_ts = 1`.
+pub const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59.999Z";
+
 /// A new piece of bank content.
 pub struct NewBankContent {
     /// None for an image whose PDQ quality is too low to match by, banked by its local

@@ -3,7 +3,9 @@
 //!
 //! Following: a cursor over the feed (`change_log`), read every [`POLL`] and, on PostgreSQL,
 //! at once when a `NOTIFY` arrives on a connection that `LISTEN`s; rows this node wrote are
-//! skipped (it applied them when it wrote them). The cursor is taken in the same snapshot
+//! skipped (it applied them when it wrote them). The follower reads and applies holding the
+//! index gate alone ([`AppState::try_indexes_alone`]), so every write of this node is in
+//! its indexes before a later change of another node is applied over it. The cursor is taken in the same snapshot
 //! the indexes are loaded from, so nothing is missed and nothing applied twice, and after a
 //! lost connection the cursor simply reads on from where it was.
 //!
@@ -54,9 +56,15 @@ pub async fn follow_forever(state: Arc<AppState>) {
     }
 }
 
-/// Applies every change after the cursor made by other nodes; answers how many.
+/// Applies every change after the cursor made by other nodes; answers how many. While a
+/// write of this node is between its commit and its indexes, nothing is applied (a newer
+/// change by another node to the same content would be overtaken by it): the next poll
+/// goes on.
 pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
     let mut applied = 0;
+    let Some(alone) = indexes_alone(state) else {
+        return Ok(applied);
+    };
     loop {
         let after = state.feed_cursor.load(Ordering::Acquire);
         let (changes, own, fell_behind) = {
@@ -70,7 +78,7 @@ pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
         };
         if fell_behind {
             eprintln!("cordon: the change feed no longer reaches back to {after}: loading the indexes again");
-            state.reload_indexes()?;
+            state.reload_indexes_alone(&alone)?;
             return Ok(applied);
         }
         let Some(last) = changes.last().map(|c| c.seq) else {
@@ -85,6 +93,21 @@ pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
         }
         state.feed_cursor.store(last, Ordering::Release);
     }
+}
+
+/// How often, and how far apart, the follower tries for the index gate before leaving
+/// the feed to its next poll: writes hold it for the length of a commit.
+const GATE_TRIES: u32 = 20;
+const GATE_RETRY: Duration = Duration::from_millis(1);
+
+fn indexes_alone(state: &AppState) -> Option<crate::state::IndexesAlone<'_>> {
+    for _ in 1..GATE_TRIES {
+        if let Some(alone) = state.try_indexes_alone() {
+            return Some(alone);
+        }
+        std::thread::sleep(GATE_RETRY);
+    }
+    state.try_indexes_alone()
 }
 
 fn apply(state: &AppState, change: &Change) -> Result<(), StoreError> {
@@ -257,10 +280,11 @@ mod tests {
     use cordon_store::{BankName, NewBank, NewContent, Signal, Store, StoreLocation};
 
     use super::*;
+    use crate::banking::DISABLED_FOR_GOOD;
 
-    fn add_content(store: &mut Store, hash: &str) {
+    fn add_content(store: &mut Store, hash: &str) -> cordon_store::ContentId {
         let mut writer = store.content_writer("FEED").unwrap();
-        writer
+        let id = writer
             .insert(&NewContent {
                 signals: vec![Signal {
                     signal_type: "pdq".to_string(),
@@ -270,6 +294,20 @@ mod tests {
             })
             .unwrap();
         writer.commit().unwrap();
+        id
+    }
+
+    /// Another process on the store, which made the bank `FEED`: its changes reach a node
+    /// only through the feed.
+    fn another_process_with_a_bank(location: &StoreLocation) -> Store {
+        let mut other = Store::open_at(location).unwrap();
+        let bank = NewBank {
+            enabled: true,
+            thresholds: [("pdq".to_string(), 31)].into(),
+            ..NewBank::default()
+        };
+        other.create_bank(&BankName::new("FEED").unwrap(), bank).unwrap();
+        other
     }
 
     fn matched(state: &AppState, hash: &str) -> bool {
@@ -277,21 +315,45 @@ mod tests {
     }
 
     #[test]
+    fn another_nodes_newer_change_is_not_overtaken_by_this_nodes_older_one() {
+        let data = tempfile::tempdir().unwrap();
+        let location = StoreLocation::in_data_folder(data.path());
+        let mut other = another_process_with_a_bank(&location);
+        let hash = "a".repeat(64);
+        let content = add_content(&mut other, &hash);
+        let state =
+            AppState::open_at(&location, DecodeLimits::default(), Policy::parse("").unwrap()).unwrap();
+        assert!(matched(&state, &hash));
+
+        // A request on this node disables the content and commits...
+        let writing = state.writing_indexes();
+        let disabled = Some(DISABLED_FOR_GOOD);
+        state
+            .store()
+            .set_content_disabled_until(content, disabled)
+            .unwrap();
+        // ...another node enables it again, after, and the follower polls...
+        other.set_content_disabled_until(content, None).unwrap();
+        assert_eq!(
+            apply_changes(&state).unwrap(),
+            0,
+            "nothing while a write is in flight"
+        );
+        // ...before the request gets to its indexes.
+        state
+            .matcher_mut()
+            .set_disabled_until(content, disabled.map(str::to_string));
+        drop(writing);
+
+        assert_eq!(apply_changes(&state).unwrap(), 1);
+        assert!(matched(&state, &hash), "the newer change, enabled, holds");
+    }
+
+    #[test]
     fn a_node_the_purge_passed_by_loads_its_indexes_again() {
         let data = tempfile::tempdir().unwrap();
         let location = StoreLocation::in_data_folder(data.path());
-        // Another process: its changes reach the node only through the feed.
-        let mut other = Store::open_at(&location).unwrap();
-        other
-            .create_bank(
-                &BankName::new("FEED").unwrap(),
-                NewBank {
-                    enabled: true,
-                    thresholds: [("pdq".to_string(), 31)].into(),
-                    ..NewBank::default()
-                },
-            )
-            .unwrap();
+        let mut other = another_process_with_a_bank(&location);
         let state =
             AppState::open_at(&location, DecodeLimits::default(), Policy::parse("").unwrap()).unwrap();
 

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth;
-use crate::banking::{NewBankContent, store_content};
+use crate::banking::{DISABLED_FOR_GOOD, NewBankContent, store_content};
 use crate::error::ApiError;
 use crate::state::{AppState, Caller, blocking};
 use crate::upload::read_upload;
@@ -524,8 +524,6 @@ async fn add_signal(
 
 /// `disabled_until` (RFC 3339) as HMA's `disable_until_ts`: 0 enabled, 1 disabled for
 /// good, otherwise the unix time it is disabled until.
-const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59.999Z";
-
 fn disable_until_ts(content: &Content) -> i64 {
     match content.disabled_until.as_deref() {
         None => 0,

@@ -134,10 +134,15 @@ impl AppState {
     /// feed position of the same snapshot: for a node that fell behind further than the
     /// feed reaches back.
     pub fn reload_indexes(&self) -> Result<(), MatcherError> {
-        let _no_write_in_flight = self
+        let alone = self
             .index_gate
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.reload_indexes_alone(&alone)
+    }
+
+    /// [`AppState::reload_indexes`] for a caller already holding the gate alone.
+    pub fn reload_indexes_alone(&self, _alone: &IndexesAlone<'_>) -> Result<(), MatcherError> {
         let Loaded {
             matcher,
             ledger,
@@ -162,6 +167,19 @@ impl AppState {
         self.index_gate
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The gate alone, when no write is on its way to the indexes (see
+    /// [`AppState::writing_indexes`]): what the feed follower holds while it applies other
+    /// nodes' changes, so that none overtakes a write of this node committed before it.
+    /// `None` while writes are in flight: waiting would hold every later write up behind
+    /// the longest one in flight (an import).
+    pub fn try_indexes_alone(&self) -> Option<IndexesAlone<'_>> {
+        match self.index_gate.try_write() {
+            Ok(alone) => Some(alone),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     pub fn revealed(&self) -> MutexGuard<'_, std::collections::HashSet<(String, i64)>> {
@@ -208,6 +226,9 @@ impl AppState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// The index gate held alone: no write is between its store commit and its indexes.
+pub type IndexesAlone<'a> = RwLockWriteGuard<'a, ()>;
 
 /// What a node holds in memory, and the feed position it is current to.
 struct Loaded {

@@ -9,13 +9,11 @@ use serde::Deserialize;
 
 use super::page;
 use super::{ConsoleError, Reviewer, Shared, blocking, see_other};
+use crate::banking::DISABLED_FOR_GOOD;
 use crate::state::Caller;
 
 /// Content per page of a bank.
 const PAGE_SIZE: usize = 30;
-
-/// Stands for "disabled until further notice", as HMA's `disable_until_ts = 1`.
-const DISABLED_FOR_GOOD: &str = "9999-12-31T23:59:59.999Z";
 
 pub async fn list(state: Shared, Extension(reviewer): Extension<Reviewer>) -> Result<Markup, ConsoleError> {
     let header = page::header_of(&state, &reviewer).await?;
