@@ -25,7 +25,7 @@ use cordon_signals::PdqHash;
 use cordon_signals::features::FeatureSet;
 use cordon_store::{CHANGE_CHANNEL, Change, ChangeKind, StoreError, StoreLocation};
 
-use crate::state::AppState;
+use crate::state::{AppState, IndexesAlone};
 
 /// How often the feed is read without a notification.
 const POLL: Duration = Duration::from_millis(250);
@@ -42,10 +42,13 @@ pub async fn follow_forever(state: Arc<AppState>) {
         let woken = state.clone();
         std::thread::spawn(move || listen_forever(&url, &woken));
     }
+    let mut busy_rounds = 0;
     loop {
         let follower = state.clone();
-        match tokio::task::spawn_blocking(move || apply_changes(&follower)).await {
-            Ok(Ok(_)) => {}
+        let wait = busy_rounds >= BUSY_ROUNDS_BEFORE_WAITING;
+        match tokio::task::spawn_blocking(move || follow(&follower, wait)).await {
+            Ok(Ok(Some(_))) => busy_rounds = 0,
+            Ok(Ok(None)) => busy_rounds += 1,
             Ok(Err(error)) => eprintln!("cordon: following the change feed: {error}"),
             Err(error) => eprintln!("cordon: following the change feed: {error}"),
         }
@@ -56,51 +59,75 @@ pub async fn follow_forever(state: Arc<AppState>) {
     }
 }
 
-/// Applies every change after the cursor made by other nodes; answers how many. While a
-/// write of this node is between its commit and its indexes, nothing is applied (a newer
-/// change by another node to the same content would be overtaken by it): the next poll
-/// goes on.
-pub fn apply_changes(state: &AppState) -> Result<usize, MatcherError> {
-    let mut applied = 0;
-    let Some(alone) = indexes_alone(state) else {
-        return Ok(applied);
-    };
-    loop {
-        let after = state.feed_cursor.load(Ordering::Acquire);
-        let (changes, own, fell_behind) = {
-            let store = state.store();
-            let changes = store.changes_after(after, PAGE)?;
-            // A gap after the cursor is either numbers never used (rolled back) or changes
-            // purged before this node read them: then only a full load is sure.
-            let gap = changes.first().is_some_and(|c| c.seq > after + 1);
-            let fell_behind = gap && store.first_change()? > after + 1;
-            (changes, store.node().to_string(), fell_behind)
-        };
-        if fell_behind {
-            eprintln!("cordon: the change feed no longer reaches back to {after}: loading the indexes again");
-            state.reload_indexes_alone(&alone)?;
-            return Ok(applied);
-        }
-        let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(applied);
-        };
-        // A revocation is applied whoever made it: this node's key checks do not go
-        // through the code that revoked it.
-        let needed = |c: &&Change| c.node != own || matches!(c.kind, ChangeKind::KeyRevoked { .. });
-        for change in changes.iter().filter(needed) {
-            apply(state, change)?;
-            applied += 1;
-        }
-        state.feed_cursor.store(last, Ordering::Release);
-    }
-}
-
-/// How often, and how far apart, the follower tries for the index gate before leaving
-/// the feed to its next poll: writes hold it for the length of a commit.
+/// Rounds the follower leaves to writes in flight before it waits for them: a node busy
+/// writing all the time would otherwise never apply the others' changes. Waiting, it holds
+/// later writes up until the longest in flight (an import, say) is done.
+const BUSY_ROUNDS_BEFORE_WAITING: u32 = 4;
+/// How often, and how far apart, the follower tries for the index gate before it leaves
+/// the round: writes hold it for the length of a commit.
 const GATE_TRIES: u32 = 20;
 const GATE_RETRY: Duration = Duration::from_millis(1);
 
-fn indexes_alone(state: &AppState) -> Option<crate::state::IndexesAlone<'_>> {
+/// Applies every change other nodes made after the cursor, a page at a time, each page
+/// holding the index gate alone (waited for when `wait`, else tried for), so that no change
+/// overtakes a write of this node still on its way to the indexes; between pages this
+/// node's writes go on. Answers how many it applied, or `None` when writes kept it out.
+fn follow(state: &AppState, wait: bool) -> Result<Option<usize>, MatcherError> {
+    let mut applied = 0;
+    loop {
+        let alone = if wait {
+            Some(state.indexes_alone())
+        } else {
+            try_indexes_alone(state)
+        };
+        let Some(alone) = alone else {
+            return Ok(None);
+        };
+        match apply_page(state, &alone)? {
+            Page::More(count) => applied += count,
+            Page::Last(count) => return Ok(Some(applied + count)),
+        }
+    }
+}
+
+/// How many changes a page applied, and whether more may follow.
+enum Page {
+    More(usize),
+    Last(usize),
+}
+
+fn apply_page(state: &AppState, alone: &IndexesAlone<'_>) -> Result<Page, MatcherError> {
+    let after = state.feed_cursor.load(Ordering::Acquire);
+    let (changes, own, fell_behind) = {
+        let store = state.store();
+        let changes = store.changes_after(after, PAGE)?;
+        // A gap after the cursor is either numbers never used (rolled back) or changes
+        // purged before this node read them: then only a full load is sure.
+        let gap = changes.first().is_some_and(|c| c.seq > after + 1);
+        let fell_behind = gap && store.first_change()? > after + 1;
+        (changes, store.node().to_string(), fell_behind)
+    };
+    if fell_behind {
+        eprintln!("cordon: the change feed no longer reaches back to {after}: loading the indexes again");
+        state.reload_indexes_alone(alone)?;
+        return Ok(Page::Last(0));
+    }
+    let Some(last) = changes.last().map(|c| c.seq) else {
+        return Ok(Page::Last(0));
+    };
+    // A revocation is applied whoever made it: this node's key checks do not go through
+    // the code that revoked it.
+    let needed = |c: &&Change| c.node != own || matches!(c.kind, ChangeKind::KeyRevoked { .. });
+    let mut applied = 0;
+    for change in changes.iter().filter(needed) {
+        apply(state, change)?;
+        applied += 1;
+    }
+    state.feed_cursor.store(last, Ordering::Release);
+    Ok(Page::More(applied))
+}
+
+fn try_indexes_alone(state: &AppState) -> Option<IndexesAlone<'_>> {
     for _ in 1..GATE_TRIES {
         if let Some(alone) = state.try_indexes_alone() {
             return Some(alone);
@@ -335,8 +362,8 @@ mod tests {
         // ...another node enables it again, after, and the follower polls...
         other.set_content_disabled_until(content, None).unwrap();
         assert_eq!(
-            apply_changes(&state).unwrap(),
-            0,
+            follow(&state, false).unwrap(),
+            None,
             "nothing while a write is in flight"
         );
         // ...before the request gets to its indexes.
@@ -345,8 +372,29 @@ mod tests {
             .set_disabled_until(content, disabled.map(str::to_string));
         drop(writing);
 
-        assert_eq!(apply_changes(&state).unwrap(), 1);
+        assert_eq!(follow(&state, false).unwrap(), Some(1));
         assert!(matched(&state, &hash), "the newer change, enabled, holds");
+    }
+
+    #[test]
+    fn a_follower_kept_out_by_writes_waits_for_them_when_told() {
+        let data = tempfile::tempdir().unwrap();
+        let location = StoreLocation::in_data_folder(data.path());
+        let mut other = another_process_with_a_bank(&location);
+        let state =
+            AppState::open_at(&location, DecodeLimits::default(), Policy::parse("").unwrap()).unwrap();
+        let hash = "a".repeat(64);
+        add_content(&mut other, &hash);
+
+        let writing = state.writing_indexes();
+        assert_eq!(follow(&state, false).unwrap(), None);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| follow(&state, true).unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+            drop(writing);
+            assert_eq!(waiting.join().unwrap(), Some(1));
+        });
+        assert!(matched(&state, &hash));
     }
 
     #[test]
@@ -364,7 +412,7 @@ mod tests {
         other.purge_changes("9999-01-01T00:00:00.000Z").unwrap();
         assert_eq!(other.first_change().unwrap(), other.last_change().unwrap());
 
-        apply_changes(&state).unwrap();
+        follow(&state, false).unwrap();
         assert!(matched(&state, &first), "the purged change is not lost");
         assert!(matched(&state, &second));
         assert_eq!(
@@ -375,7 +423,7 @@ mod tests {
         // From there on the feed is followed as before.
         let third = "c".repeat(64);
         add_content(&mut other, &third);
-        assert_eq!(apply_changes(&state).unwrap(), 1);
+        assert_eq!(follow(&state, false).unwrap(), Some(1));
         assert!(matched(&state, &third));
     }
 }

@@ -134,11 +134,7 @@ impl AppState {
     /// feed position of the same snapshot: for a node that fell behind further than the
     /// feed reaches back.
     pub fn reload_indexes(&self) -> Result<(), MatcherError> {
-        let alone = self
-            .index_gate
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.reload_indexes_alone(&alone)
+        self.reload_indexes_alone(&self.indexes_alone())
     }
 
     /// [`AppState::reload_indexes`] for a caller already holding the gate alone.
@@ -166,6 +162,13 @@ impl AppState {
     pub fn writing_indexes(&self) -> RwLockReadGuard<'_, ()> {
         self.index_gate
             .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The gate alone, once no write is on its way to the indexes; later writes wait.
+    pub fn indexes_alone(&self) -> IndexesAlone<'_> {
+        self.index_gate
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
