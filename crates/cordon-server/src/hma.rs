@@ -470,10 +470,10 @@ async fn add_content(
     Query(media): Query<UrlParams>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    // A missing bank must cost neither a request to someone's host nor decoding and
+    // hashing. An upload is read first: answering before the body is read would cut the
+    // sender off. Storing looks the bank up again, for a bank deleted meanwhile.
     let (bytes, note, metadata) = if media.url()?.is_some() {
-        // A missing bank must not cost a request to someone's host. (An upload is read
-        // first: answering before the body is read would cut the sender off.) Storing
-        // looks the bank up again, for a bank deleted meanwhile.
         require_bank(&state, &name).await?;
         (media.fetch(&state).await?, String::new(), json!({}))
     } else {
@@ -481,6 +481,7 @@ async fn add_content(
             .await
             .map_err(|e| ApiError::bad_request(format!("expected a multipart upload or ?url=: {e}")))?;
         let upload = read_upload(multipart, "photo").await?;
+        require_bank(&state, &name).await?;
         let (note, metadata) = note_and_metadata(&upload.fields)?;
         (upload.bytes, note, metadata)
     };

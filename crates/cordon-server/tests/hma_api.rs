@@ -670,6 +670,20 @@ fn media_by_url_for_a_bank_that_does_not_exist_is_never_fetched() {
 }
 
 #[test]
+fn an_upload_for_a_bank_that_does_not_exist_is_refused_before_it_is_decoded() {
+    let server = Server::start();
+    // Not an image: decoded, it would be refused as such; the missing bank comes first.
+    let bytes = b"\xff\xd8\xff\xe0 and then not a JPEG at all".to_vec();
+    let (code, body) = server.upload_bytes(&server.curator, "/c/bank/NOPE/content", bytes.clone(), &[]);
+    assert_eq!(code, 404, "{body}");
+    assert!(message(&body).contains("NOPE"), "{body}");
+    // To a bank that exists, the same bytes are decoded and refused.
+    server.create_bank("TVEC");
+    let (code, body) = server.upload_bytes(&server.curator, "/c/bank/TVEC/content", bytes, &[]);
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
 fn a_picture_too_plain_for_pdq_is_banked_by_its_local_features_alone() {
     let server = Server::start();
     server.create_bank("TVEC");
