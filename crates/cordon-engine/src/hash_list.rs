@@ -884,6 +884,44 @@ mod tests {
     }
 
     #[test]
+    fn the_entry_bound_is_exact_whatever_the_reads() {
+        let max = MAX_ENTRY_BYTES as usize;
+        // Bytes since the last newline (tx, CSV), or all bytes with newlines (JSON, whose
+        // reader resets the count between elements): at the limit fine, one over refused,
+        // counting the lines up to where the entry went over.
+        let cases = [
+            (format!("ab\n{}\n", "x".repeat(max)), true, None),
+            (format!("ab\n{}\nc", "x".repeat(max + 1)), true, Some(1)),
+            (
+                format!("{}\n{}", "x".repeat(max - 10), "y".repeat(9)),
+                false,
+                None,
+            ),
+            (
+                format!("{}\n{}", "x".repeat(max - 10), "y".repeat(10)),
+                false,
+                Some(1),
+            ),
+            (format!("{}\n", "x".repeat(max)), false, Some(1)),
+        ];
+        for (text, newline_ends_entry, refused_at_line) in cases {
+            for chunk in [3, 8192] {
+                let input = std::io::BufReader::with_capacity(chunk, Trickle(text.as_bytes()));
+                let mut bounded = Bounded::new(input, newline_ends_entry);
+                let read = std::io::copy(&mut bounded, &mut std::io::sink());
+                let lines = bounded.lines.get();
+                match refused_at_line {
+                    None => assert_eq!(read.unwrap(), text.len() as u64),
+                    Some(line) => {
+                        assert!(read.is_err(), "{newline_ends_entry} {chunk}");
+                        assert_eq!(lines, line, "{newline_ends_entry} {chunk}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn an_entry_longer_than_the_limit_is_refused_not_held() {
         let long = "a".repeat(MAX_ENTRY_BYTES as usize + 10);
         for (text, format) in [
