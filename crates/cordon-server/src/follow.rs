@@ -5,9 +5,10 @@
 //! at once when a `NOTIFY` arrives on a connection that `LISTEN`s; rows this node wrote are
 //! skipped (it applied them when it wrote them). The follower reads and applies holding the
 //! index gate alone ([`AppState::try_indexes_alone`]), so every write of this node is in
-//! its indexes before a later change of another node is applied over it. The cursor is taken in the same snapshot
-//! the indexes are loaded from, so nothing is missed and nothing applied twice, and after a
-//! lost connection the cursor simply reads on from where it was.
+//! its indexes before a later change of another node is applied over it. The cursor is
+//! taken in the same snapshot the indexes are loaded from, so nothing is missed and
+//! nothing applied twice, and after a lost connection the cursor simply reads on from
+//! where it was.
 //!
 //! Leading: on PostgreSQL, the node that holds a session advisory lock delivers the webhook
 //! outbox; when it dies its connection closes, the lock is free, and another node takes it
@@ -109,7 +110,7 @@ fn apply_page(state: &AppState, alone: &IndexesAlone<'_>) -> Result<Page, Matche
     };
     if fell_behind {
         eprintln!("cordon: the change feed no longer reaches back to {after}: loading the indexes again");
-        state.reload_indexes_alone(alone)?;
+        state.reload_indexes(alone)?;
         return Ok(Page::Last(0));
     }
     let Some(last) = changes.last().map(|c| c.seq) else {

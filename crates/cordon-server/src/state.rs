@@ -132,13 +132,9 @@ impl AppState {
 
     /// Loads the indexes and the quarantines again from the store, as at start, with the
     /// feed position of the same snapshot: for a node that fell behind further than the
-    /// feed reaches back.
-    pub fn reload_indexes(&self) -> Result<(), MatcherError> {
-        self.reload_indexes_alone(&self.indexes_alone())
-    }
-
-    /// [`AppState::reload_indexes`] for a caller already holding the gate alone.
-    pub fn reload_indexes_alone(&self, _alone: &IndexesAlone<'_>) -> Result<(), MatcherError> {
+    /// feed reaches back. The caller holds the index gate alone ([`AppState::indexes_alone`]), so that no
+    /// write lands between the snapshot and the swap unseen.
+    pub fn reload_indexes(&self, _alone: &IndexesAlone<'_>) -> Result<(), MatcherError> {
         let Loaded {
             matcher,
             ledger,
@@ -318,7 +314,7 @@ mod tests {
 
         let reloading = {
             let state = state.clone();
-            std::thread::spawn(move || state.reload_indexes().unwrap())
+            std::thread::spawn(move || state.reload_indexes(&state.indexes_alone()).unwrap())
         };
         // Let the reload take its snapshot, so that the content is written while it loads:
         // applied to the indexes being replaced, it would be lost.
