@@ -552,14 +552,6 @@ impl Store {
         Ok(content)
     }
 
-    pub fn set_content_note(&mut self, id: ContentId, note: &str) -> Result<(), StoreError> {
-        let update = ContentUpdate {
-            note: Some(note.to_string()),
-            ..ContentUpdate::default()
-        };
-        self.update_content(id, &update)
-    }
-
     // ---- API keys ------------------------------------------------------------------
 
     /// Stores a new key. Only a hash of its secret is kept.

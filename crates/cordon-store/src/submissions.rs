@@ -103,6 +103,8 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let actor = self.actor().to_string();
         let tx = self.db().transaction()?;
+        // Asked first rather than left to the insert alone: on PostgreSQL an insert that
+        // does nothing still uses up a submission id.
         if let Some((id, response)) = first_answer(&tx, &submission.content_id)? {
             return Ok(Recorded::Repeat { id, response });
         }
