@@ -717,6 +717,12 @@ mod tests {
                 "all-zero",
             ),
             (
+                format!("pdq {H1}\nfeatures f1:\n"),
+                HashListFormat::Tx,
+                2,
+                "0 keypoints",
+            ),
+            (
                 format!("signal_type,signal\npdq,{H1}\npdq,{H1}x\n"),
                 HashListFormat::Csv,
                 3,
@@ -781,15 +787,19 @@ mod tests {
             signals,
         };
         // Two sets (a picture with transparency): with two PDQ hashes, one hash, or none.
+        // As few keypoints as can ever match: fewer are refused.
         let set = |x: f32| {
+            let size = cordon_signals::features::MIN_INLIERS as usize;
             cordon_signals::features::FeatureSet {
-                keypoints: vec![cordon_signals::features::Keypoint {
-                    x,
-                    y: 1.0,
-                    level: 0,
-                    angle: 0.0,
-                }],
-                descriptors: vec![[x as u64; 4]],
+                keypoints: (0..size)
+                    .map(|i| cordon_signals::features::Keypoint {
+                        x,
+                        y: i as f32,
+                        level: 0,
+                        angle: 0.0,
+                    })
+                    .collect(),
+                descriptors: (0..size).map(|i| [x as u64 + i as u64; 4]).collect(),
             }
             .to_string()
         };

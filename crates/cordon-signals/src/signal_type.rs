@@ -51,10 +51,18 @@ impl SignalType {
                 ),
                 Ok(hash) => Ok(hash.to_hex()),
             },
-            SignalType::Features => value
-                .parse::<FeatureSet>()
-                .map(|set| set.to_string())
-                .map_err(|e| format!("bad features signal: {e}")),
+            SignalType::Features => match value.parse::<FeatureSet>() {
+                Err(e) => Err(format!("bad features signal: {e}")),
+                // Verification needs this many agreeing keypoints: banked, a smaller set
+                // would sit in the index without ever matching anything.
+                Ok(set) if set.len() < features::MIN_INLIERS as usize => Err(format!(
+                    "a features signal of {} keypoints is not banked: a match takes {} agreeing ones, \
+                     so it could never match",
+                    set.len(),
+                    features::MIN_INLIERS
+                )),
+                Ok(set) => Ok(set.to_string()),
+            },
         }
     }
 
@@ -93,7 +101,8 @@ mod tests {
         let zero = SignalType::Pdq.canonical(&"0".repeat(64)).unwrap_err();
         assert!(zero.contains("all-zero"), "{zero}");
         assert!(SignalType::Features.canonical(hex).is_err());
-        assert_eq!(SignalType::Features.canonical("f1:").unwrap(), "f1:");
+        let empty = SignalType::Features.canonical("f1:").unwrap_err();
+        assert!(empty.contains("0 keypoints"), "{empty}");
     }
 
     #[test]

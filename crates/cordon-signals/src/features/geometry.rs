@@ -105,7 +105,8 @@ fn pair_up(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
                 second = d;
             }
         }
-        let clear = best * RATIO_DENOMINATOR < second.saturating_mul(RATIO_NUMERATOR);
+        // Saturating: against an empty bank set `best` is still u32::MAX.
+        let clear = best.saturating_mul(RATIO_DENOMINATOR) < second.saturating_mul(RATIO_NUMERATOR);
         if best <= PAIR_RADIUS && clear && claimed[best_index].is_none_or(|(d, _)| best < d) {
             claimed[best_index] = Some((best, q));
         }
@@ -215,6 +216,15 @@ mod tests {
             set.descriptors.push([next(), next(), next(), next()]);
         }
         set
+    }
+
+    #[test]
+    fn an_empty_set_on_either_side_pairs_nothing() {
+        let set = grid(30, 0, 7);
+        for (query, bank) in [(&set, &FeatureSet::default()), (&FeatureSet::default(), &set)] {
+            let verification = verify(query, bank);
+            assert_eq!((verification.pairs, verification.inliers), (0, 0));
+        }
     }
 
     #[test]
