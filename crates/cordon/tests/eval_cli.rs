@@ -262,6 +262,48 @@ fn a_broken_file_is_skipped_and_named() {
     assert_eq!(line("pdq", "all")["skipped"], 1, "{lines:?}");
 }
 
+/// A picture drawn in its opacity alone (here a white layer, opaque in a disc) re-saves as
+/// plain white, so its reposts would show nothing: it is left out and named, and the rest
+/// of the corpus is measured. With any colour in it, the same file is measured.
+#[test]
+fn a_picture_that_is_blank_without_its_opacity_is_left_out_and_named() {
+    let tempdir = tempfile::tempdir().unwrap();
+    let dir = tempdir.path();
+    for photo in &PHOTOS[..2] {
+        std::fs::copy(image(photo), dir.join(photo.replace('/', "_"))).unwrap();
+    }
+    let disc = |colour: fn(u32, u32) -> [u8; 3]| {
+        image::RgbaImage::from_fn(400, 300, |x, y| {
+            let inside = (x as i64 - 200).pow(2) + (y as i64 - 150).pow(2) < 100 * 100;
+            let [r, g, b] = colour(x, y);
+            image::Rgba([r, g, b, if inside { 255 } else { 40 }])
+        })
+    };
+    let white = dir.join("white-layer.png");
+    disc(|_, _| [255; 3]).save(&white).unwrap();
+    let (summary, stderr) = quick_run(dir);
+    assert_eq!(
+        (summary["originals"].as_u64(), summary["skipped"].as_u64()),
+        (Some(2), Some(1)),
+        "{summary}"
+    );
+    let named = stderr
+        .lines()
+        .find(|l| l.contains(white.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(named.contains("one plain colour"), "{named}");
+
+    disc(|x, y| [(x % 256) as u8, (y % 256) as u8, 90])
+        .save(&white)
+        .unwrap();
+    let (summary, stderr) = quick_run(dir);
+    assert_eq!(
+        (summary["originals"].as_u64(), summary["skipped"].as_u64()),
+        (Some(3), Some(0)),
+        "{summary} {stderr}"
+    );
+}
+
 #[test]
 fn text_format_prints_a_table() {
     let corpus = corpus().to_str().unwrap();
@@ -400,10 +442,25 @@ fn near_duplicates_in_the_corpus_are_dropped_and_named() {
     ] {
         std::fs::copy(image(photo), dir.path().join(name)).unwrap();
     }
+    let (all, stderr) = quick_run(dir.path());
+    assert_eq!(
+        (&all["originals"], &all["near_duplicates_dropped"]),
+        (&2.into(), &2.into())
+    );
+    for dropped in [
+        "b-bridge-small.jpg: a near-duplicate of",
+        "d-pen-and-coaster.png: a near-duplicate of",
+    ] {
+        assert!(stderr.contains(dropped), "{stderr}");
+    }
+}
+
+/// `cordon eval` on `dir`, PDQ on JPEG reposts only: the summary line and stderr.
+fn quick_run(dir: &Path) -> (Value, String) {
     let output = cordon(&[
         "eval",
         "--corpus",
-        dir.path().to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--transforms",
         "jpeg30",
         "--signals",
@@ -414,19 +471,9 @@ fn near_duplicates_in_the_corpus_are_dropped_and_named() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let all = json_lines(&output)
+    let summary = json_lines(&output)
         .into_iter()
         .find(|l| l["transform"] == "all")
         .unwrap();
-    assert_eq!(
-        (&all["originals"], &all["near_duplicates_dropped"]),
-        (&2.into(), &2.into())
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    for dropped in [
-        "b-bridge-small.jpg: a near-duplicate of",
-        "d-pen-and-coaster.png: a near-duplicate of",
-    ] {
-        assert!(stderr.contains(dropped), "{stderr}");
-    }
+    (summary, String::from_utf8_lossy(&output.stderr).into_owned())
 }

@@ -309,6 +309,12 @@ fn evaluate_original(
     let decode_ms = started.elapsed().as_secs_f64() * 1e3;
     drop(bytes);
     let (rgb, bank_image, downscaled) = prepare(decoded)?;
+    // A picture drawn in its opacity alone (a white or black layer, say) re-saves as one
+    // plain colour: its reposts would show nothing any signal could recognise, nor any
+    // person, so it is no test of matching.
+    if transforms::is_one_colour(&rgb) {
+        bail!("its pixels are one plain colour once its opacity is dropped: a repost of it shows nothing");
+    }
     let plain = PdqHasher::default().hash(&bank_image).hash;
     let features = features::extract(&bank_image);
     let bank = signals.iter().map(|s| s.bank_value(&bank_image)).collect();

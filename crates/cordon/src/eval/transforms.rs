@@ -165,6 +165,12 @@ pub fn to_rgb(image: &DecodedImage) -> anyhow::Result<RgbImage> {
         .with_context(|| format!("{image:?} does not hold its pixels"))
 }
 
+/// Whether every pixel has the same colour.
+pub fn is_one_colour(image: &RgbImage) -> bool {
+    let mut pixels = image.pixels();
+    pixels.next().is_none_or(|first| pixels.all(|p| p == first))
+}
+
 /// The size with the long side made `long` and the aspect ratio kept (no side below 1).
 pub fn fit_long_side((width, height): (u32, u32), long: u32) -> (u32, u32) {
     let scale = f64::from(long) / f64::from(width.max(height).max(1));
