@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// The signal types a hash list may hold.
 pub const SIGNAL_TYPES: &[&str] = &["pdq", "features"];
 
-/// The longest line (tx, CSV) or JSON element a hash list may hold: far beyond any real
+/// The longest line (tx), record (CSV) or JSON element a hash list may hold: far beyond any real
 /// entry (a PDQ line with metadata and local features is about 30 KB), and small enough
 /// that a hostile file without line breaks cannot make a reader hold gigabytes.
 pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
@@ -233,7 +233,7 @@ pub fn read_hash_list<E: From<EntryError>>(
         line: 1,
         message: format!("cannot read: {e}"),
     })?;
-    let input = Bounded::new(input, format != HashListFormat::Json);
+    let input = Bounded::new(input, format);
     match format {
         HashListFormat::Tx => read_tx(input, origin, accept),
         HashListFormat::Csv => read_csv(input, origin, accept),
@@ -458,22 +458,64 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_> {
 }
 
 /// A reader that counts the lines it hands out and refuses an entry longer than
-/// [`MAX_ENTRY_BYTES`]: the bytes since the last newline (tx, CSV), or since the JSON
-/// reader last reset `entry_bytes` at the end of an element.
+/// [`MAX_ENTRY_BYTES`]: the bytes since the last newline (tx) or the last newline outside
+/// a quoted field (CSV), or since the JSON reader last reset `entry_bytes` at the end of
+/// an element.
 struct Bounded<R> {
     inner: R,
     lines: Rc<Cell<u64>>,
     entry_bytes: Rc<Cell<u64>>,
-    newline_ends_entry: bool,
+    entry_end: EntryEnd,
+}
+
+/// What ends an entry for [`Bounded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryEnd {
+    Newline,
+    /// A newline outside quotes: a quoted CSV field holds newlines, and the csv reader
+    /// holds its whole record, so counting lines alone would let one record grow to the
+    /// size of the file.
+    CsvRecord(CsvQuoting),
+    /// Only the reader's reset of `entry_bytes`.
+    Reset,
+}
+
+/// Where a CSV byte stands with respect to quotes, as the csv reader (quote `"`, quotes
+/// escaped by doubling) reads them: a quote opens a quoted field only as a field's first
+/// byte, and is a plain byte anywhere else in an unquoted one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CsvQuoting {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: it closes the field unless another follows.
+    QuoteInQuoted,
+}
+
+impl CsvQuoting {
+    fn after(self, byte: u8) -> CsvQuoting {
+        use CsvQuoting::*;
+        match (self, byte) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (QuoteInQuoted, b'"') | (FieldStart, b'"') => Quoted,
+            (_, b',' | b'\n' | b'\r') => FieldStart,
+            _ => Unquoted,
+        }
+    }
 }
 
 impl<R> Bounded<R> {
-    fn new(inner: R, newline_ends_entry: bool) -> Self {
+    fn new(inner: R, format: HashListFormat) -> Self {
         Bounded {
             inner,
             lines: Rc::new(Cell::new(0)),
             entry_bytes: Rc::new(Cell::new(0)),
-            newline_ends_entry,
+            entry_end: match format {
+                HashListFormat::Tx => EntryEnd::Newline,
+                HashListFormat::Csv => EntryEnd::CsvRecord(CsvQuoting::FieldStart),
+                HashListFormat::Json => EntryEnd::Reset,
+            },
         }
     }
 }
@@ -483,12 +525,20 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
         let n = self.inner.read(buf)?;
         let (mut lines, mut run) = (self.lines.get(), self.entry_bytes.get());
         for &byte in &buf[..n] {
+            let entry_ends = match &mut self.entry_end {
+                EntryEnd::Newline => byte == b'\n',
+                EntryEnd::CsvRecord(quoting) => {
+                    *quoting = quoting.after(byte);
+                    byte == b'\n' && *quoting == CsvQuoting::FieldStart
+                }
+                EntryEnd::Reset => false,
+            };
             if byte == b'\n' {
                 lines += 1;
-                if self.newline_ends_entry {
-                    run = 0;
-                    continue;
-                }
+            }
+            if entry_ends {
+                run = 0;
+                continue;
             }
             run += 1;
             if run > MAX_ENTRY_BYTES {
@@ -900,31 +950,41 @@ mod tests {
         // reader resets the count between elements): at the limit fine, one over refused,
         // counting the lines up to where the entry went over.
         let cases = [
-            (format!("ab\n{}\n", "x".repeat(max)), true, None),
-            (format!("ab\n{}\nc", "x".repeat(max + 1)), true, Some(1)),
+            (format!("ab\n{}\n", "x".repeat(max)), HashListFormat::Tx, None),
+            (
+                format!("ab\n{}\nc", "x".repeat(max + 1)),
+                HashListFormat::Tx,
+                Some(1),
+            ),
+            (format!("ab\n{}\n", "x".repeat(max)), HashListFormat::Csv, None),
+            (
+                format!("ab\n{}\nc", "x".repeat(max + 1)),
+                HashListFormat::Csv,
+                Some(1),
+            ),
             (
                 format!("{}\n{}", "x".repeat(max - 10), "y".repeat(9)),
-                false,
+                HashListFormat::Json,
                 None,
             ),
             (
                 format!("{}\n{}", "x".repeat(max - 10), "y".repeat(10)),
-                false,
+                HashListFormat::Json,
                 Some(1),
             ),
-            (format!("{}\n", "x".repeat(max)), false, Some(1)),
+            (format!("{}\n", "x".repeat(max)), HashListFormat::Json, Some(1)),
         ];
-        for (text, newline_ends_entry, refused_at_line) in cases {
+        for (text, format, refused_at_line) in cases {
             for chunk in [3, 8192] {
                 let input = std::io::BufReader::with_capacity(chunk, Trickle(text.as_bytes()));
-                let mut bounded = Bounded::new(input, newline_ends_entry);
+                let mut bounded = Bounded::new(input, format);
                 let read = std::io::copy(&mut bounded, &mut std::io::sink());
                 let lines = bounded.lines.get();
                 match refused_at_line {
                     None => assert_eq!(read.unwrap(), text.len() as u64),
                     Some(line) => {
-                        assert!(read.is_err(), "{newline_ends_entry} {chunk}");
-                        assert_eq!(lines, line, "{newline_ends_entry} {chunk}");
+                        assert!(read.is_err(), "{format:?} {chunk}");
+                        assert_eq!(lines, line, "{format:?} {chunk}");
                     }
                 }
             }
@@ -950,5 +1010,22 @@ mod tests {
         let one_line = format!("[{}]", vec![format!("\"{H1}\""); 20_000].join(","));
         assert!(one_line.len() as u64 > MAX_ENTRY_BYTES);
         assert_eq!(read_all(&one_line, HashListFormat::Json).unwrap().len(), 20_000);
+    }
+
+    #[test]
+    fn a_csv_field_quoted_across_lines_is_bounded_as_one_entry() {
+        // A quoted field runs on past its newlines: the record, not its lines, is the entry.
+        let lines = "x\n".repeat(MAX_ENTRY_BYTES as usize / 2 + 10);
+        let text = format!("signal_type,signal,note\npdq,{H1},\"{lines}\"\npdq,{H2},\n");
+        let error = read_all(&text, HashListFormat::Csv).unwrap_err();
+        assert!(error.message.contains("longer than 1048576 bytes"), "{error}");
+        // Within it, quoted newlines, escaped quotes and quotes inside an unquoted field
+        // read as before, and a line of its own still starts a new entry.
+        let text = format!(
+            "signal_type,signal,note\npdq,{H1},\"two\nlines, \"\"quoted\"\"\"\npdq,{H2},5\" \"frame\"\n"
+        );
+        let entries = read_all(&text, HashListFormat::Csv).unwrap();
+        assert_eq!(entries[0].note, "two\nlines, \"quoted\"");
+        assert_eq!(entries[1].note, "5\" \"frame\"");
     }
 }
