@@ -19,8 +19,9 @@
 //!   a row at a time) and turned lane-major a band at a time by [`Interleave`], with 8x8
 //!   register transposes where the CPU has AVX2 rather than a scattered store per sample.
 //!
-//! `reference.rs` (tests only) holds the straightforward port; the tests prove both give
-//! the same bits on random images of every awkward size.
+//! `reference.rs` holds the straightforward port; the tests prove both give the same bits
+//! on random images of every awkward size. It also hashes the slivers (a few pixels high
+//! or wide) whose bands and samples would hold more than its two whole images.
 
 use super::dct::Block64;
 
@@ -362,12 +363,40 @@ pub(crate) fn downsample_to_64(
     cols: usize,
     source: &mut impl FnMut(usize, &mut [f32]),
 ) -> Box<Block64> {
+    // Bands of LANES whole rows and 64 samples of every row cost many times the pixels of
+    // an image a few pixels high or wide (a 5x20,000,000 PNG of 175 KB took 5 GB): such an
+    // image gets the reference's two whole images, 8 bytes a pixel, and the same bits.
+    if streaming_floats(rows, cols) > rows * cols * 2 {
+        return whole_image(rows, cols, source);
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(avx2) = Avx2::detect() {
         // SAFETY: an `Avx2` exists only where the CPU has AVX2.
         return unsafe { downsample_avx2(rows, cols, source, avx2) };
     }
     downsample_portable(rows, cols, source)
+}
+
+/// The floats [`downsample_with`] holds for a `rows x cols` image: four bands of LANES
+/// rows, the ring, 64 samples of every row, and a row of sums.
+fn streaming_floats(rows: usize, cols: usize) -> usize {
+    (4 * LANES + ring_rows(rows) + 1) * cols + 64 * rows
+}
+
+/// The rows of the first row pass kept for the column pass: it reads rows
+/// `o - lag ..= o + half - 1`, a span of the window plus one, and the row pass may run a
+/// band of LANES rows ahead of it.
+fn ring_rows(rows: usize) -> usize {
+    (window_size(rows) + 1 + LANES).min(rows)
+}
+
+/// The reference's own way: the luma whole, blurred through a second whole image.
+fn whole_image(rows: usize, cols: usize, source: &mut impl FnMut(usize, &mut [f32])) -> Box<Block64> {
+    let mut luma = vec![0f32; rows * cols];
+    for (row, out) in luma.chunks_exact_mut(cols).enumerate() {
+        source(row, out);
+    }
+    super::reference::downsample_to_64(&mut luma, rows, cols)
 }
 
 /// The same code compiled with 8-lane vectors. AVX2 adds width, not new rounding: without
@@ -412,9 +441,7 @@ fn downsample_with<I: Interleave>(
     let row_samples = sample_points(rows);
     let col_samples = sample_points(cols);
 
-    // The column pass reads rows `o - lag ..= o + half - 1`, a span of `along_cols + 1`
-    // rows, and the row pass may run a band of LANES rows ahead of it.
-    let ring_rows = (along_cols + 1 + LANES).min(rows);
+    let ring_rows = ring_rows(rows);
     // Taken out of the thread-local rather than borrowed in a closure: a closure would not
     // be compiled with the caller's AVX2.
     let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
@@ -622,4 +649,55 @@ fn zeroed(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.clear();
     buffer.resize(len, 0.0);
     buffer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats the thread's kept scratch holds.
+    fn kept_floats() -> usize {
+        SCRATCH.with_borrow(|s| {
+            [
+                &s.first_band,
+                &s.first_lanes,
+                &s.ring,
+                &s.second_band,
+                &s.second_lanes,
+                &s.narrow,
+                &s.sums,
+            ]
+            .iter()
+            .map(|buffer| buffer.capacity())
+            .sum()
+        })
+    }
+
+    #[test]
+    fn a_sliver_costs_no_more_than_the_reference_and_hashes_the_same() {
+        // Bands of 8 whole rows, and 64 samples of every row, are many times the pixels
+        // of an image a few pixels high or wide (a 5x20,000,000 PNG of 175 KB took 5 GB).
+        for (rows, cols) in [(100_000, 5), (5, 100_000), (8, 50_000)] {
+            let luma = super::super::tests::texture(rows * cols);
+            let mut source = |row: usize, out: &mut [f32]| out.copy_from_slice(&luma[row * cols..][..cols]);
+            let block = downsample_to_64(rows, cols, &mut source);
+            let whole = 2 * rows * cols;
+            assert!(
+                kept_floats() <= whole,
+                "{rows}x{cols}: {} floats kept",
+                kept_floats()
+            );
+            let reference = super::super::reference::downsample_to_64(&mut luma.clone(), rows, cols);
+            let bits = |block: &Block64| block.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&block), bits(&reference), "{rows}x{cols}");
+        }
+        // A photograph's shape still streams, in a fraction of its pixels.
+        let (rows, cols) = (1000, 1500);
+        downsample_to_64(rows, cols, &mut |_, out: &mut [f32]| out.fill(1.0));
+        assert!(
+            (1..rows * cols / 10).contains(&kept_floats()),
+            "{} floats kept",
+            kept_floats()
+        );
+    }
 }

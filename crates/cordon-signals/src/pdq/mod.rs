@@ -9,7 +9,6 @@
 mod dct;
 mod downsample;
 mod hash;
-#[cfg(test)]
 mod reference;
 
 pub use hash::{ParseHashError, PdqHash};
@@ -299,6 +298,19 @@ mod tests {
         })
     }
 
+    /// `len` samples of a deterministic pseudo-random texture.
+    pub(super) fn texture(len: usize) -> Vec<f32> {
+        let mut state = 0x9e37_79b9_u32;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 256) as f32 * 0.987
+            })
+            .collect()
+    }
+
     fn fast_downsample(luma: &[f32], rows: usize, cols: usize) -> Box<dct::Block64> {
         let mut source = |row: usize, out: &mut [f32]| {
             out.copy_from_slice(&luma[row * cols..(row + 1) * cols]);
@@ -333,15 +345,7 @@ mod tests {
         // Windows of 13 to 32 samples, as in 1600x1004 and 4000x3000 photos, with a
         // deterministic pseudo-random texture.
         for (rows, cols) in [(1004, 1600), (3000, 4000), (731, 2049), (64, 64), (64, 65)] {
-            let mut state = 0x9e37_79b9_u32;
-            let luma: Vec<f32> = (0..rows * cols)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 17;
-                    state ^= state << 5;
-                    (state % 256) as f32 * 0.987
-                })
-                .collect();
+            let luma = texture(rows * cols);
             let fast = fast_downsample(&luma, rows, cols);
             let slow = reference::downsample_to_64(&mut luma.clone(), rows, cols);
             assert!(

@@ -1,6 +1,6 @@
 //! A line-by-line port of the reference downsampling (`box1DFloat`, `jaroszFilterFloat`,
-//! `decimateFloat`), kept only for tests: it is the oracle the fast path in
-//! `downsample.rs` must equal bit for bit.
+//! `decimateFloat`): the oracle the fast path in `downsample.rs` must equal bit for bit in
+//! the tests, and what hashes the slivers the fast path would need more memory for.
 
 use super::dct::Block64;
 use super::downsample::window_size;
