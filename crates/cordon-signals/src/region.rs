@@ -177,6 +177,12 @@ impl Lines<'_> {
     /// `side` is the length of the image across these lines, which bounds a text band.
     fn peel(&self, available: u32, side: u32, line: impl Fn(u32) -> Line) -> u32 {
         let max_band = ((side as f32 * TEXT_BAND_SHARE) as u32).max(1);
+        // A band found is passed over, so finding bands reads each line about once; a
+        // band not found reads up to `max_band` lines for nothing, and lines each half
+        // near the colour of the one before (a run of colours a few levels apart) made
+        // that happen at every line: a 2000x5849 picture took 12 s. Past reading each
+        // line twice and two failed bands, no more bands are looked for.
+        let mut band_lines = 2 * u64::from(available) + 2 * (u64::from(max_band) + 1);
         let mut background: Option<[u8; 3]> = None;
         let mut peeled = 0;
         while peeled < available {
@@ -187,7 +193,8 @@ impl Lines<'_> {
                     continue;
                 }
                 if self.depth == Depth::Page
-                    && let Some(band) = self.text_band(peeled..available, max_band, colour, &line)
+                    && let Some(band) =
+                        self.text_band(peeled..available, max_band, colour, &line, &mut band_lines)
                 {
                     peeled += band;
                     continue;
@@ -206,16 +213,19 @@ impl Lines<'_> {
 
     /// How many lines from the first of `lines` make a band of text on `background` (each
     /// mostly background, the band at most `max_band` lines and followed by a plain line),
-    /// or `None` when they are not one: then the picture starts there.
+    /// or `None` when they are not one: then the picture starts there. Reads at most
+    /// `budget` lines (taken from it): `None` past them.
     fn text_band(
         &self,
         lines: std::ops::Range<u32>,
         max_band: u32,
         background: [u8; 3],
         line: impl Fn(u32) -> Line,
+        budget: &mut u64,
     ) -> Option<u32> {
         let start = lines.start;
         for at in lines.take(max_band as usize + 1) {
+            *budget = budget.checked_sub(1)?;
             let share = self.share_near(line(at), background);
             if share >= PLAIN_SHARE {
                 return Some(at - start);
@@ -271,6 +281,8 @@ impl Lines<'_> {
 
     /// The share of a line's pixels within [`TOLERANCE`] of `colour` on every channel.
     fn share_near(&self, line: Line, colour: [u8; 3]) -> f32 {
+        #[cfg(test)]
+        tests::LINES_READ.with(|read| read.set(read.get() + 1));
         let (mut near, mut count) = (0u32, 0u32);
         for pixel in self.pixels(line) {
             let close = pixel
@@ -292,6 +304,11 @@ impl Lines<'_> {
 mod tests {
     use super::*;
     use crate::media::PixelLayout;
+
+    thread_local! {
+        /// Lines this thread's trimming compared with a colour.
+        pub(super) static LINES_READ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
 
     /// A busy picture: every pixel differs from its neighbours.
     fn picture(width: u32, height: u32) -> Vec<[u8; 3]> {
@@ -442,5 +459,36 @@ mod tests {
         let image = framed(&[], 1, (64, 64), (0, 0), [128, 128, 128]);
         assert_eq!(trim_borders(&image), Region::whole(&image));
         assert_eq!(trim_page(&image), Region::whole(&image));
+    }
+
+    #[test]
+    fn trimming_reads_each_line_a_few_times_however_its_colours_run() {
+        // Rows of 469 colours in turn, each 60% one colour and 40% that colour plus 24 on
+        // every channel: plain by itself, and near enough to each other colour's run to
+        // look like a line of text on it, but never plain on it. Every row then started a
+        // search for a band of text through the next 8% of the rows, in vain.
+        let colours: Vec<[u8; 3]> = (0..25u8)
+            .flat_map(|x| (0..25u8).flat_map(move |y| (0..25u8).map(move |z| [x, y, z])))
+            .filter(|&[x, y, z]| u32::from(x) + u32::from(y) + u32::from(z) == 36)
+            .map(|colour| colour.map(|c| c + 100))
+            .collect();
+        let (width, height) = (10, 5849);
+        let pixels: Vec<[u8; 3]> = (0..width * height)
+            .map(|i| {
+                let colour = colours[(i / width) as usize % colours.len()];
+                if i % width < 6 {
+                    colour
+                } else {
+                    colour.map(|c| c + 24)
+                }
+            })
+            .collect();
+        let image = DecodedImage::from_pixels(width, height, PixelLayout::Rgb, pixels.concat()).unwrap();
+        LINES_READ.with(|read| read.set(0));
+        assert_eq!(trim_page(&image), Region::whole(&image));
+        let read = LINES_READ.with(std::cell::Cell::get);
+        // Each line of the four sides read a few times, not 8% of the lines for each.
+        let lines = u64::from(2 * (width + height));
+        assert!(read <= 4 * lines, "{read} lines read");
     }
 }
