@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -165,7 +166,7 @@ fn render_quarantine(out: &mut String, quarantined: &[(i64, &str)]) {
 /// ids would make a series per request).
 pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = route_template(&request);
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     state.metrics.record(
@@ -175,6 +176,28 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// A request's method as metrics count it: a client may send any token as a method, as
+/// long as the header limit allows, and a series for each would grow without end.
+fn method_label(method: &Method) -> String {
+    let known = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    let label = if known.contains(method) {
+        method.as_str()
+    } else {
+        "other"
+    };
+    label.to_string()
 }
 
 /// The route template a request matched (`/c/bank/{name}`), or `unmatched`: what metrics

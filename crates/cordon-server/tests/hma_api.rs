@@ -526,6 +526,33 @@ fn metrics_count_requests_by_route_template() {
 }
 
 #[test]
+fn metrics_keep_no_series_per_unknown_method() {
+    // A method is any token a client makes up, up to the header limit: a series for each
+    // would grow the server's memory and /metrics by every request.
+    let server = Server::start();
+    for n in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("PROBE{n}{}", "X".repeat(1000)).as_bytes()).unwrap();
+        for path in ["/status", "/nowhere"] {
+            let response = server
+                .client
+                .request(method.clone(), format!("{}{path}", server.base))
+                .send()
+                .unwrap();
+            assert!(response.status().is_client_error(), "{method} {path}");
+        }
+    }
+    let text = crate::common::metrics(&server.client, &server.base);
+    let series = text.lines().filter(|line| line.contains("PROBE")).count();
+    assert_eq!(series, 0, "a series per method");
+    for counted in [
+        r#"cordon_http_requests_total{route="/status",method="other",status="405"} 20"#,
+        r#"cordon_http_requests_total{route="unmatched",method="other",status="404"} 20"#,
+    ] {
+        assert!(text.contains(counted), "{counted} in {text}");
+    }
+}
+
+#[test]
 fn oversized_uploads_are_refused_with_413_and_a_json_message() {
     let server = Server::start_with(DecodeLimits {
         max_bytes: 300_000,

@@ -162,12 +162,7 @@ impl Cordon {
     }
 
     fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
+        crate::common::metrics(&self.client, &self.base)
     }
 }
 
@@ -228,13 +223,7 @@ fn a_known_photo_is_decided_and_delivered_signed_once() {
     assert_eq!(by_id, answer);
 
     // Counted once, retry or not.
-    let metrics = cordon
-        .client
-        .get(format!("{}/metrics", cordon.base))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = crate::common::metrics(&cordon.client, &cordon.base);
     assert!(metrics.contains("cordon_submissions_total 1\n"), "{metrics}");
     assert!(
         metrics.contains("cordon_decisions_total{action=\"remove\"} 1\n"),

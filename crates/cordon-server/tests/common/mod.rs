@@ -21,3 +21,13 @@ pub fn serve(state: AppState) -> String {
     });
     format!("http://{}", address.recv().unwrap())
 }
+
+/// The `/metrics` text of the server at `base`.
+pub fn metrics(client: &reqwest::blocking::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
