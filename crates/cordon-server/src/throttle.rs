@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use cordon_engine::policy::RequestLimits;
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered at most; beyond it, those whose window has passed are forgotten.
+/// Addresses remembered at most; beyond it, those whose window has passed are forgotten
+/// (all of them, when that leaves over half).
 const MAX_TRACKED: usize = 100_000;
 
 struct Failures {
@@ -52,6 +53,13 @@ impl Throttle {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_TRACKED {
             failures.retain(|_, seen| seen.since + WINDOW > now);
+            // A sweep that frees less than half the table (wrong keys from that many
+            // addresses within the minute) would come again a few failures later, each
+            // going through the whole table: start afresh instead. Whoever holds that many
+            // addresses gains nothing by it that they had not already.
+            if failures.len() > MAX_TRACKED / 2 {
+                failures.clear();
+            }
         }
         let seen = failures
             .entry(address)
@@ -118,6 +126,20 @@ mod tests {
             None,
             "the minute is over"
         );
+    }
+
+    #[test]
+    fn addresses_tracked_stay_bounded_when_all_are_fresh() {
+        // Wrong keys from more fresh addresses than are tracked (one host has a /64 of
+        // IPv6 addresses): beyond the bound, every failure swept the whole table and
+        // freed nothing, and it grew with every one.
+        let throttle = Throttle::new(RequestLimits::default());
+        let now = Instant::now();
+        for n in 0..(2 * MAX_TRACKED as u128) {
+            throttle.failed(IpAddr::V6((0x2001_0db8_u128 << 96 | n).into()), now);
+        }
+        let tracked = throttle.failures.lock().unwrap().len();
+        assert!(tracked <= MAX_TRACKED, "{tracked} addresses tracked");
     }
 
     #[test]
