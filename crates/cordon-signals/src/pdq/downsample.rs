@@ -483,7 +483,11 @@ fn downsample_with<I: Interleave>(
         block: &mut block,
     };
     run_box(rows, along_cols, &mut last_columns);
-    SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+    // A tall image's 64 samples a row can be hundreds of megabytes, which every thread
+    // that ever hashed one would go on holding: only a photograph's few are kept.
+    if scratch.floats() <= MAX_KEPT_FLOATS {
+        SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+    }
     block
 }
 
@@ -640,6 +644,27 @@ struct Scratch {
     sums: Vec<f32>,
 }
 
+impl Scratch {
+    /// The floats its buffers hold.
+    fn floats(&self) -> usize {
+        [
+            &self.first_band,
+            &self.first_lanes,
+            &self.ring,
+            &self.second_band,
+            &self.second_lanes,
+            &self.narrow,
+            &self.sums,
+        ]
+        .iter()
+        .map(|buffer| buffer.capacity())
+        .sum()
+    }
+}
+
+/// The most scratch a thread keeps, 16 MiB: a 100 MP photograph's needs under 8.
+const MAX_KEPT_FLOATS: usize = 4 << 20;
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
@@ -657,20 +682,7 @@ mod tests {
 
     /// Floats the thread's kept scratch holds.
     fn kept_floats() -> usize {
-        SCRATCH.with_borrow(|s| {
-            [
-                &s.first_band,
-                &s.first_lanes,
-                &s.ring,
-                &s.second_band,
-                &s.second_lanes,
-                &s.narrow,
-                &s.sums,
-            ]
-            .iter()
-            .map(|buffer| buffer.capacity())
-            .sum()
-        })
+        SCRATCH.with_borrow(Scratch::floats)
     }
 
     #[test]
@@ -699,5 +711,20 @@ mod tests {
             "{} floats kept",
             kept_floats()
         );
+    }
+
+    #[test]
+    fn a_thread_keeps_a_photograph_s_scratch_not_a_tall_image_s() {
+        // 64x400,000 streams (in half the reference's two images), in 100 MB of samples:
+        // kept, every thread that ever hashed one would hold that.
+        downsample_to_64(400_000, 64, &mut |row, out: &mut [f32]| {
+            out.fill((row % 7) as f32)
+        });
+        assert_eq!(kept_floats(), 0);
+        // The largest photograph the default limit takes, 10,000 pixels square, is kept.
+        downsample_to_64(10_000, 10_000, &mut |row, out: &mut [f32]| {
+            out.fill((row % 7) as f32)
+        });
+        assert!(kept_floats() > 0);
     }
 }
