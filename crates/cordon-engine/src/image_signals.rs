@@ -3,7 +3,8 @@
 //!
 //! A bank keeps an image's PDQ hash, that of the picture inside any borders, padding or
 //! page around it (`trim_page`, so that a repost with them cropped off, or a screenshot of
-//! it, matches by PDQ too), and its local features. A lookup computes PDQ (in eight
+//! it, matches by PDQ too), and its local features (also those of the whole image when
+//! the picture sits on a wide plain ground). A lookup computes PDQ (in eight
 //! orientations when asked), PDQ of the picture inside any borders, padding or page
 //! (`trimmed`), and local features with those of its mirror
 //! image; the matcher then consults every signal of every bank.
@@ -17,7 +18,9 @@ use std::borrow::Cow;
 
 use cordon_signals::features::{self, FeatureSet};
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Region, trim_page};
+use cordon_signals::{
+    DecodedImage, Dihedral, PdqDigest, PdqHash, PdqHasher, Region, trim_borders, trim_page,
+};
 
 /// The grey an image with transparency is seen over.
 const SEEN_OVER: u8 = 128;
@@ -32,6 +35,21 @@ pub fn as_seen(image: &DecodedImage) -> Cow<'_, DecodedImage> {
         Some(seen) => Cow::Owned(seen),
         None => Cow::Borrowed(image),
     }
+}
+
+/// When trimming keeps less than this share of an image's area, the picture sits on a
+/// wide plain ground (an emblem on a colour, a photo on a poster's backdrop).
+const PLAIN_GROUND_SHARE: f64 = 0.7;
+
+/// Whether `image`'s picture sits on a wide plain ground. Its trimmed features then see
+/// the picture alone, filling the working copy; a repost that adds around it something
+/// trimming cannot take off (a tilt's black corners, a caption bar) keeps the ground, and
+/// shows the picture smaller than the pyramid of levels reaches (a third of the width is
+/// three times smaller, the pyramid spans 2.4). The bank keeps the whole image's features
+/// for those too.
+fn sits_on_plain_ground(image: &DecodedImage) -> bool {
+    let area = |region: Region| f64::from(region.width) * f64::from(region.height);
+    area(trim_borders(image)) < PLAIN_GROUND_SHARE * area(Region::whole(image))
 }
 
 /// Which signals a lookup computes.
@@ -172,14 +190,17 @@ impl PdqVariant {
 /// (inside its borders or padding, and as seen when it has transparency), and its local
 /// features when it has enough corners (for a picture with transparency, those of the
 /// picture as decoded and as seen: a copy re-saved without its opacity shows the one, a
-/// screenshot the other).
+/// screenshot the other; for a picture on a wide plain ground, those of the whole image
+/// as well).
 pub struct BankSignals {
     pub pdq: PdqDigest,
     /// Each usable (quality 50 or more) and different from the whole image's and from
     /// each other: that of the picture inside its borders, when trimming found any, and
     /// that of the picture as seen, when it has transparency.
     pub other_pdq: Vec<PdqHash>,
-    /// None, one or (a picture with transparency) two sets, none empty.
+    /// None or some, none empty: the picture's inside any borders (for a picture with
+    /// transparency, as decoded and as seen), and when it sits on a wide plain ground the
+    /// whole image's too ([`sits_on_plain_ground`]).
     pub features: Vec<FeatureSet>,
 }
 
@@ -194,6 +215,9 @@ impl BankSignals {
         let mut features = vec![features::extract(image)];
         if let Cow::Owned(seen) = &seen {
             features.push(features::extract(seen));
+        }
+        if sits_on_plain_ground(&seen) {
+            features.push(features::extract_whole(&seen));
         }
         features.retain(|set| !set.is_empty());
         let pdq = hasher.hash(image);

@@ -124,3 +124,37 @@ pub fn on_screenshot_page_png(pixels: &[u8], width: usize) -> Vec<u8> {
     }
     rgb_png(&page, width as u32, page_height as u32)
 }
+
+/// `pixels` (RGB, `width` wide) in the middle of a plain blue ground `factor` times as wide
+/// and as high, as a PNG file: an emblem or photo on a poster's backdrop.
+pub fn on_plain_ground_png(pixels: &[u8], width: usize, factor: usize) -> Vec<u8> {
+    let height = pixels.len() / 3 / width;
+    let (ground_width, ground_height) = (width * factor, height * factor);
+    let mut ground = [20u8, 40, 120].repeat(ground_width * ground_height);
+    let (left, top) = ((ground_width - width) / 2, (ground_height - height) / 2);
+    for (y, row) in pixels.chunks_exact(width * 3).enumerate() {
+        let at = ((top + y) * ground_width + left) * 3;
+        ground[at..at + width * 3].copy_from_slice(row);
+    }
+    rgb_png(&ground, ground_width as u32, ground_height as u32)
+}
+
+/// `pixels` (RGB, `width` wide) turned by `degrees` about the middle on a canvas of the
+/// same size, the corners left black, sampled nearest: a tilted repost.
+pub fn tilted(pixels: &[u8], width: usize, degrees: f64) -> Vec<u8> {
+    let height = pixels.len() / 3 / width;
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+    let mut turned = vec![0u8; pixels.len()];
+    for y in 0..height {
+        for x in 0..width {
+            let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+            let (sx, sy) = (cos * dx - sin * dy + cx, sin * dx + cos * dy + cy);
+            if sx >= 0.0 && sy >= 0.0 && (sx as usize) < width && (sy as usize) < height {
+                let (from, to) = (((sy as usize) * width + sx as usize) * 3, (y * width + x) * 3);
+                turned[to..to + 3].copy_from_slice(&pixels[from..from + 3]);
+            }
+        }
+    }
+    turned
+}

@@ -19,7 +19,7 @@ pub use geometry::{PAIR_RADIUS, Verification, verify};
 pub use text::ParseFeaturesError;
 
 use crate::media::DecodedImage;
-use crate::region::trim_borders;
+use crate::region::{Region, trim_borders};
 use detect::Grey;
 
 /// The long side every image is resampled to before detection.
@@ -91,14 +91,21 @@ impl FeatureSet {
 /// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners above
 /// rounding noise ([`detect::MIN_RESPONSE`]) could never verify.
 pub fn extract(image: &DecodedImage) -> FeatureSet {
-    Extraction::run(image, false).0
+    Extraction::run(image, trim_borders(image), false).0
+}
+
+/// The local features of the whole of `image`, borders, padding and plain ground
+/// included: what a repost keeps when it adds around the picture something trimming
+/// cannot take off (a tilt's black corners, a caption bar).
+pub fn extract_whole(image: &DecodedImage) -> FeatureSet {
+    Extraction::run(image, Region::whole(image), false).0
 }
 
 /// [`extract`], and the features its mirror image would give, at little extra cost: the
 /// corners of a mirror image are the mirrored corners, so only the descriptors are
 /// computed again, with the pattern mirrored.
 pub fn extract_with_mirror(image: &DecodedImage) -> (FeatureSet, FeatureSet) {
-    let (features, mirrored) = Extraction::run(image, true);
+    let (features, mirrored) = Extraction::run(image, trim_borders(image), true);
     (features, mirrored.unwrap_or_default())
 }
 
@@ -108,12 +115,11 @@ struct Extraction {
 }
 
 impl Extraction {
-    fn run(image: &DecodedImage, with_mirror: bool) -> (FeatureSet, Option<FeatureSet>) {
+    fn run(image: &DecodedImage, region: Region, with_mirror: bool) -> (FeatureSet, Option<FeatureSet>) {
         let mut extraction = Extraction {
             features: FeatureSet::default(),
             mirrored: with_mirror.then(FeatureSet::default),
         };
-        let region = trim_borders(image);
         if region.width < 16 || region.height < 16 {
             return (extraction.features, extraction.mirrored);
         }
