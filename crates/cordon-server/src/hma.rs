@@ -16,7 +16,7 @@ use axum::middleware::{self, Next};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use cordon_engine::access::Role;
-use cordon_engine::hash_list::canonical_signal;
+use cordon_engine::hash_list::{canonical_signal, check_content_metadata};
 use cordon_engine::image_signals::{QueryOptions, QuerySignals};
 use cordon_engine::matcher::{DEFAULT_PDQ_THRESHOLD, Lookup, Match};
 use cordon_signals::{PdqHash, SignalType, decode};
@@ -452,6 +452,12 @@ fn note_and_metadata(fields: &BTreeMap<String, String>) -> Result<(String, Value
             Err(e) => return Err(ApiError::bad_request(format!("metadata is not JSON: {e}"))),
         },
     };
+    // Kept as the content's external id, which the bank's exports carry: one that an
+    // import refuses would leave the bank with an export that does not import.
+    if let Some(content_id) = metadata.get("content_id").and_then(Value::as_str) {
+        check_content_metadata(Some(content_id), &[], "")
+            .map_err(|e| ApiError::bad_request(format!("metadata content_id as the content's {e}")))?;
+    }
     Ok((note, metadata))
 }
 

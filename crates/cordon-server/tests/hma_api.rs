@@ -406,6 +406,22 @@ fn content_uploads_keep_their_metadata() {
         &[("metadata", "[1]")],
     );
     assert_eq!(code, 400);
+    // `content_id` becomes the content's external id, which a bank's export carries: one
+    // that an import refuses (empty, over 512 bytes) is refused here.
+    for content_id in [String::new(), "x".repeat(513)] {
+        let metadata = json!({ "content_id": content_id }).to_string();
+        let (code, body) = server.upload(
+            &server.curator,
+            "/c/bank/TVEC/content",
+            "misc-images/b.jpg",
+            &[("metadata", metadata.as_str())],
+        );
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("external_id"),
+            "{body}"
+        );
+    }
 }
 
 #[test]
