@@ -251,11 +251,22 @@ impl Asked {
     }
 }
 
+/// Sightings an answer lists unless asked for another number: a picture that went viral
+/// has been seen many thousands of times, and the earliest are the ones that tell.
+pub const SIGHTINGS_LISTED: usize = 100;
+
+/// The most sightings an answer may be asked to list.
+pub const MAX_SIGHTINGS_LISTED: usize = 10_000;
+
 /// The answer to "where was this seen before?".
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {
     pub first_seen: Option<SeenAt>,
+    /// The earliest sightings, as many as were asked for; the counts, variants, evidence
+    /// and verdict weigh them all.
     pub sightings: Vec<SeenAt>,
+    /// How many sightings there are in all, listed or not.
+    pub sightings_total: usize,
     pub accounts: usize,
     pub sources: usize,
     pub variants: Vec<Variant>,
@@ -271,11 +282,12 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
-/// Builds the answer from the ledger hits.
+/// Builds the answer from the ledger hits, listing the earliest `listed` sightings.
 pub fn report(
     store: &Store,
     hits: &BTreeMap<i64, LedgerHit>,
     asked: &Asked,
+    listed: usize,
 ) -> Result<Provenance, StoreError> {
     let ids: Vec<i64> = hits
         .keys()
@@ -311,14 +323,18 @@ pub fn report(
         .collect();
     let evidence = evidence_json(asked.exif.as_ref(), asked.c2pa.as_ref(), &sightings);
     let verdict = verdict(&sightings, asked);
+    let (accounts, sources, variants) = (accounts.len(), sources.len(), variants(&sightings));
+    let (first_seen, sightings_total) = (sightings.first().cloned(), sightings.len());
+    sightings.truncate(listed);
     Ok(Provenance {
-        first_seen: sightings.first().cloned(),
-        accounts: accounts.len(),
-        sources: sources.len(),
-        variants: variants(&sightings),
+        first_seen,
+        accounts,
+        sources,
+        variants,
         evidence,
         verdict,
         sightings,
+        sightings_total,
     })
 }
 
@@ -626,13 +642,19 @@ fn exif_time(text: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_ledger_leaves_out_hashes_of_low_quality_when_it_loads() {
+    /// A store in memory with the bank `TVEC`, to record sightings of its content.
+    fn store_with_bank() -> Store {
         let mut store = Store::open_in_memory().unwrap();
         let bank = cordon_store::BankName::new("TVEC").unwrap();
         store
             .create_bank(&bank, cordon_store::NewBank::default())
             .unwrap();
+        store
+    }
+
+    #[test]
+    fn the_ledger_leaves_out_hashes_of_low_quality_when_it_loads() {
+        let mut store = store_with_bank();
         let mut writer = store.content_writer("TVEC").unwrap();
         let mut record = |pdq: char, quality: Option<u8>| {
             let facts = MediaFacts {
@@ -673,6 +695,32 @@ mod tests {
         }
         assert_eq!(follower.len(), 2);
         assert!(follower.find(&QuerySignals::of_hash(PdqHash::ZERO)).is_empty());
+    }
+
+    #[test]
+    fn an_answer_lists_the_earliest_sightings_asked_for_and_counts_them_all() {
+        let mut store = store_with_bank();
+        let mut writer = store.content_writer("TVEC").unwrap();
+        let facts = MediaFacts {
+            pdq: Some("f".repeat(64)),
+            quality: Some(QUALITY_THRESHOLD),
+            sha256: Some("ab".repeat(32)),
+            ..MediaFacts::default()
+        };
+        let ids: Vec<i64> = (0..5)
+            .map(|_| writer.record_sighting(1, &facts).unwrap())
+            .collect();
+        writer.commit().unwrap();
+        let ledger = Ledger::load(&store).unwrap();
+        let hits = ledger.find(&QuerySignals::of_hash("f".repeat(64).parse().unwrap()));
+        for listed in [0, 2, 5, 100] {
+            let answer = report(&store, &hits, &Asked::default(), listed).unwrap();
+            let shown: Vec<i64> = answer.sightings.iter().map(|s| s.sighting.id).collect();
+            assert_eq!(shown, ids[..listed.min(5)], "{listed} asked for");
+            assert_eq!(answer.sightings_total, 5);
+            assert_eq!(answer.first_seen.map(|s| s.sighting.id), Some(ids[0]));
+            assert_eq!(answer.variants[0].sightings, 5, "variants weigh every sighting");
+        }
     }
 
     fn credentials(state: &str, errors: &[&str], signed_at: Option<&str>, ai: bool) -> Value {

@@ -22,7 +22,7 @@ use cordon_engine::provenance::{self, Asked, media_facts};
 use cordon_engine::review;
 use cordon_signals::ImageFormat;
 use cordon_signals::pdq::QUALITY_THRESHOLD;
-use cordon_signals::{PdqHash, decode};
+use cordon_signals::{PdqHash, decode, quoted_excerpt};
 use cordon_store::{NewSubmission, Recorded, StoredMedia};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -401,10 +401,41 @@ struct ProvenanceBody {
     submission_id: Option<i64>,
 }
 
-/// `POST /v1/provenance`: multipart `media`, or JSON `{"pdq": hex}` or
-/// `{"submission_id": id}`; every earlier sighting of the picture or a near copy, and a
-/// verdict with its reasons.
-async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value>, ApiError> {
+#[derive(serde::Deserialize)]
+struct ProvenanceParams {
+    /// How many of the earliest sightings to list (`provenance::SIGHTINGS_LISTED` when
+    /// absent); counts and the verdict weigh them all. Read as text so that a bad one is
+    /// answered by the handler, after the body.
+    limit: Option<String>,
+}
+
+impl ProvenanceParams {
+    fn listed(&self) -> Result<usize, ApiError> {
+        let Some(limit) = &self.limit else {
+            return Ok(provenance::SIGHTINGS_LISTED);
+        };
+        match limit.parse::<usize>() {
+            Ok(n @ 1..=provenance::MAX_SIGHTINGS_LISTED) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "limit {} is not a whole number from 1 to {}",
+                quoted_excerpt(limit),
+                provenance::MAX_SIGHTINGS_LISTED
+            ))),
+        }
+    }
+}
+
+/// `POST /v1/provenance[?limit=N]`: multipart `media`, or JSON `{"pdq": hex}` or
+/// `{"submission_id": id}`; the earliest sightings of the picture or a near copy (all
+/// counted in `sightings_total`), and a verdict with its reasons.
+async fn provenance(
+    State(state): Shared,
+    Query(params): Query<ProvenanceParams>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    // A bad limit is answered once the body is read: refused mid-upload, a client still
+    // sending sees a broken connection instead of the answer.
+    let listed = params.listed();
     let is_multipart = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -415,22 +446,24 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
             .await
             .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
         let form = read_upload(multipart, "media").await?;
+        let listed = listed?;
         return blocking(move || {
             let image = decode(&form.bytes, &state.limits)?;
             let query = QuerySignals::of(&image, &state.hasher, QueryOptions::default());
-            answer_provenance(&state, &query, &Asked::of_file(&form.bytes, None))
+            answer_provenance(&state, &query, &Asked::of_file(&form.bytes, None), listed)
         })
         .await;
     }
     let Json(body) = Json::<ProvenanceBody>::from_request(request, &state)
         .await
         .map_err(|e| ApiError::bad_request(format!("expected multipart `media` or JSON: {e}")))?;
+    let listed = listed?;
     blocking(move || match (body.pdq, body.submission_id) {
         (Some(hex), None) => {
             let hash: PdqHash = hex
                 .parse()
                 .map_err(|e| ApiError::bad_request(format!("bad pdq: {e}")))?;
-            answer_provenance(&state, &QuerySignals::of_hash(hash), &Asked::default())
+            answer_provenance(&state, &QuerySignals::of_hash(hash), &Asked::default(), listed)
         }
         (None, Some(id)) => {
             let sighting = state
@@ -449,6 +482,7 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
                 &state,
                 &QuerySignals::of_hash(hash),
                 &Asked::of_sighting(&sighting),
+                listed,
             )
         }
         _ => Err(ApiError::bad_request(
@@ -458,7 +492,12 @@ async fn provenance(State(state): Shared, request: Request) -> Result<Json<Value
     .await
 }
 
-fn answer_provenance(state: &AppState, query: &QuerySignals, asked: &Asked) -> Result<Json<Value>, ApiError> {
+fn answer_provenance(
+    state: &AppState,
+    query: &QuerySignals,
+    asked: &Asked,
+    listed: usize,
+) -> Result<Json<Value>, ApiError> {
     let mut hits = state.ledger().find(query);
     // Crops and captions PDQ misses: through the bank content the local features match
     // (disabled content included: where a picture was seen does not depend on that).
@@ -475,7 +514,7 @@ fn answer_provenance(state: &AppState, query: &QuerySignals, asked: &Asked) -> R
     state
         .ledger()
         .find_through_banks(&store, &by_features, &mut hits)?;
-    let report = provenance::report(&store, &hits, asked)?;
+    let report = provenance::report(&store, &hits, asked, listed)?;
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))

@@ -656,9 +656,31 @@ fn a_recycled_photo_is_traced_to_its_first_sighting() {
     assert_eq!(response.status().as_u16(), 200);
     let by_upload: Value = response.json().unwrap();
     assert_eq!(by_upload["sightings"].as_array().unwrap().len(), 2, "{by_upload}");
+    assert_eq!(by_upload["sightings_total"], 2);
     assert_eq!(by_upload["accounts"], 2);
     assert_eq!(by_upload["variants"].as_array().unwrap().len(), 2);
     assert_eq!(by_upload["first_seen"]["account_id"], "acct-a");
+
+    // Asked to list one: the earliest, and everything still counted.
+    let bytes = std::fs::read(image("bridge-mods/blur-a-little.jpg")).unwrap();
+    let response = cordon.upload(&cordon.key, "/v1/provenance?limit=1", "media", bytes.clone());
+    assert_eq!(response.status().as_u16(), 200);
+    let one: Value = response.json().unwrap();
+    let listed = one["sightings"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{one}");
+    assert_eq!(listed[0]["account_id"], "acct-a");
+    assert_eq!(
+        (&one["sightings_total"], &one["accounts"]),
+        (&json!(2), &json!(2))
+    );
+    assert_eq!(one["verdict"], by_upload["verdict"]);
+    for limit in ["0", "10001", "-1", "many"] {
+        let path = format!("/v1/provenance?limit={limit}");
+        let response = cordon.upload(&cordon.key, &path, "media", bytes.clone());
+        assert_eq!(response.status().as_u16(), 400, "limit={limit}");
+        let error: Value = response.json().unwrap();
+        assert!(error["error"]["message"].is_string(), "{error}");
+    }
 
     // A picture never seen.
     let (code, unseen) = cordon.provenance(json!({ "pdq": "0".repeat(64) }));

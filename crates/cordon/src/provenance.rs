@@ -24,6 +24,11 @@ pub struct ProvenanceArgs {
     /// not given.
     #[arg(long, value_name = "TIME")]
     posted_at: Option<String>,
+    /// List at most this many of the earliest sightings; counts, variants and the verdict
+    /// weigh them all (`sightings_total` says how many there are).
+    #[arg(long, value_name = "N", default_value_t = provenance::SIGHTINGS_LISTED,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    limit: usize,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     #[arg(long, value_enum, default_value_t)]
@@ -82,7 +87,7 @@ pub fn run(args: ProvenanceArgs, storage: &crate::Storage) -> anyhow::Result<Exi
                 Ok((mut hits, by_features, asked)) => {
                     let found = ledger
                         .find_through_banks(&store, &by_features, &mut hits)
-                        .and_then(|()| provenance::report(&store, &hits, &asked));
+                        .and_then(|()| provenance::report(&store, &hits, &asked, args.limit));
                     match found {
                         Ok(found) => ProvenanceLine::Found {
                             path,

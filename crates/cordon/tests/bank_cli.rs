@@ -819,6 +819,7 @@ fn provenance_finds_the_bank_sighting_of_a_near_copy() {
     assert_eq!(first["format"], "jpeg");
     assert!(first["sha256"].as_str().unwrap().len() == 64);
     assert_eq!(lines[0]["verdict"]["label"], "recycled", "{}", lines[0]);
+    assert_eq!(lines[0]["sightings_total"], 1, "{}", lines[0]);
     assert_eq!(lines[1]["first_seen"], Value::Null);
     assert_eq!(lines[1]["verdict"]["reasons"], json!(["no earlier sighting"]));
     let bad = cordon_in(
@@ -828,4 +829,11 @@ fn provenance_finds_the_bank_sighting_of_a_near_copy() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--posted-at"));
+    let none_listed = cordon_in(
+        data.path(),
+        &["provenance", "--limit", "0", near.to_str().unwrap()],
+        None,
+    );
+    assert!(!none_listed.status.success());
+    assert!(String::from_utf8_lossy(&none_listed.stderr).contains("--limit"));
 }

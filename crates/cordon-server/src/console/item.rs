@@ -51,7 +51,12 @@ fn read_view(state: &AppState, reviewer: &Reviewer, id: i64) -> Result<ItemView,
                 Some(sighting) => Asked::of_sighting(sighting),
                 None => Asked::default(),
             };
-            Some(provenance::report(&store, &hits, &asked)?)
+            Some(provenance::report(
+                &store,
+                &hits,
+                &asked,
+                provenance::SIGHTINGS_LISTED,
+            )?)
         }
         None => None,
     };
@@ -275,7 +280,7 @@ fn provenance_panel(provenance: Option<&Provenance>) -> Markup {
             @if let Some(found) = provenance {
                 p { strong { (found.verdict.label) } ": " (found.verdict.reasons.join("; ")) }
                 @if !found.sightings.is_empty() {
-                    p { (found.sightings.len()) " earlier sightings, " (found.accounts) " accounts, " (found.sources) " sources." }
+                    p { (found.sightings_total) " earlier sightings, " (found.accounts) " accounts, " (found.sources) " sources." }
                     ul {
                         @for seen in found.sightings.iter().take(5) {
                             li { (seen.seen_at) " · " (seen.sighting.source_url.clone().unwrap_or_else(|| seen.sighting.kind.to_string())) " · " (seen.sighting.account_id.clone().unwrap_or_default()) " · " (seen.signal_type) " " (seen.distance) }
