@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::Multipart;
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 
 use crate::error::ApiError;
@@ -15,17 +15,30 @@ pub struct Upload {
     pub fields: BTreeMap<String, String>,
 }
 
+/// The longest text field kept: ids, a URL, a time, a note and a metadata object fit many
+/// times over; the file alone may use the body limit, else each submission could store
+/// that much JSON beside its sighting.
+pub const MAX_TEXT_FIELD_BYTES: usize = 64 * 1024;
+
 /// Reads a form whose file is in the field `file_field`. A field named `video` is refused
-/// (video is not supported yet), as is a second file or any other field given twice.
+/// (video is not supported yet), as is a second file or any other field given twice, and a
+/// text field longer than [`MAX_TEXT_FIELD_BYTES`].
 pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<Upload, ApiError> {
     let mut file: Option<Bytes> = None;
     let mut fields = BTreeMap::new();
-    while let Some(field) = multipart
+    let mut too_long: Option<ApiError> = None;
+    while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| unreadable("malformed multipart body", &e))?
     {
         let name = field.name().unwrap_or_default().to_string();
+        // After a field too long, the rest of the body is read and dropped, so that the
+        // client, still sending, gets the answer rather than a broken connection.
+        if too_long.is_some() {
+            drain(&mut field).await?;
+            continue;
+        }
         if name == file_field {
             if file.is_some() {
                 return Err(given_twice(&name));
@@ -47,16 +60,46 @@ pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<U
             if fields.contains_key(&name) {
                 return Err(given_twice(&name));
             }
-            let text = field
-                .text()
+            let mut text = Vec::new();
+            while let Some(chunk) = field
+                .chunk()
                 .await
-                .map_err(|e| unreadable(&format!("reading field {name}"), &e))?;
+                .map_err(|e| unreadable(&format!("reading field {name}"), &e))?
+            {
+                if text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+                    too_long = Some(ApiError::bad_request(format!(
+                        "field `{name}` is longer than {MAX_TEXT_FIELD_BYTES} bytes"
+                    )));
+                    break;
+                }
+                text.extend_from_slice(&chunk);
+            }
+            if too_long.is_some() {
+                drain(&mut field).await?;
+                continue;
+            }
+            let text = String::from_utf8(text)
+                .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8")))?;
             fields.insert(name, text);
         }
+    }
+    if let Some(error) = too_long {
+        return Err(error);
     }
     let bytes = file
         .ok_or_else(|| ApiError::bad_request(format!("expected one file in a field named `{file_field}`")))?;
     Ok(Upload { bytes, fields })
+}
+
+/// Reads the rest of a field and drops it.
+async fn drain(field: &mut Field<'_>) -> Result<(), ApiError> {
+    while field
+        .chunk()
+        .await
+        .map_err(|e| unreadable("reading the upload", &e))?
+        .is_some()
+    {}
+    Ok(())
 }
 
 fn given_twice(name: &str) -> ApiError {

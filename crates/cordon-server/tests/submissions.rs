@@ -424,6 +424,28 @@ fn bad_submissions_get_native_json_errors() {
         assert_eq!(body["error"]["code"], code, "{fields:?}: {body}");
         assert!(body["error"]["message"].is_string());
     }
+    // A text field is kept to 64 KiB: metadata just under it is stored, just over it is
+    // refused by name, with the fields after it read to the end.
+    let metadata = |len: usize| format!("{{\"x\":\"{}\"}}", "m".repeat(len - 8));
+    let (under, over) = (metadata(64 * 1024), metadata(64 * 1024 + 1));
+    let fields = |content_id, metadata| {
+        [
+            ("content_id", content_id),
+            ("account_id", "a"),
+            ("metadata", metadata),
+            ("source_url", "https://example.org/after-the-metadata"),
+        ]
+    };
+    let (got, body) = cordon.submit("misc-images/b.jpg", &fields("long-1", &over));
+    assert_eq!(got, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`metadata` is longer than 65536 bytes"),
+        "{message}"
+    );
+    let (got, body) = cordon.submit("misc-images/b.jpg", &fields("long-2", &under));
+    assert_eq!(got, 201, "{body}");
+
     let anonymous = cordon
         .client
         .post(format!("{}/v1/submissions", cordon.base))
