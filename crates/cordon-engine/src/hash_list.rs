@@ -836,7 +836,6 @@ mod tests {
             metadata: serde_json::json!({}),
             signals,
         };
-        // Two sets (a picture with transparency): with two PDQ hashes, one hash, or none.
         // As few keypoints as can ever match: fewer are refused.
         let set = |x: f32| {
             let size = cordon_signals::features::MIN_INLIERS as usize;
@@ -853,11 +852,19 @@ mod tests {
             }
             .to_string()
         };
-        let (f1, f2) = (set(1.0), set(2.0));
+        let (f1, f2, f3) = (set(1.0), set(2.0), set(3.0));
         assert_ne!(f1, f2);
-        for (pdq, entries) in [(vec![H1, H2], 2), (vec![H1], 2), (vec![], 2)] {
+        // Two sets (a picture with transparency) or three (one on a plain ground too), with
+        // two PDQ hashes, one or none: each rides with a hash or stands alone.
+        for (pdq, sets, entries) in [
+            (vec![H1, H2], vec![&f1, &f2], 2),
+            (vec![H1], vec![&f1, &f2], 2),
+            (vec![], vec![&f1, &f2], 2),
+            (vec![H1, H2], vec![&f1, &f2, &f3], 3),
+            (vec![H1], vec![&f1, &f2, &f3], 3),
+        ] {
             let mut signals: Vec<Signal> = pdq.iter().map(|h| signal("pdq", h)).collect();
-            signals.extend([signal("features", &f1), signal("features", &f2)]);
+            signals.extend(sets.iter().map(|set| signal("features", set)));
             for format in [HashListFormat::Tx, HashListFormat::Csv, HashListFormat::Json] {
                 let mut out = Vec::new();
                 let mut writer = HashListWriter::new(&mut out, format).unwrap();
@@ -866,7 +873,7 @@ mod tests {
                 let text = String::from_utf8(out).unwrap();
                 let back = read_all(&text, format).unwrap();
                 assert_eq!(back.len(), entries, "{pdq:?} {format:?}: {text}");
-                let sets: Vec<&str> = back
+                let read_back: Vec<&str> = back
                     .iter()
                     .flat_map(|c| &c.signals)
                     .filter(|s| s.signal_type == "features")
@@ -878,7 +885,8 @@ mod tests {
                     .filter(|s| s.signal_type == "pdq")
                     .count();
                 assert_eq!(hashes, pdq.len(), "{pdq:?} {format:?}: {text}");
-                assert_eq!(sets, [f1.as_str(), f2.as_str()], "{pdq:?} {format:?}: {text}");
+                let written: Vec<&str> = sets.iter().map(|set| set.as_str()).collect();
+                assert_eq!(read_back, written, "{pdq:?} {format:?}: {text}");
             }
         }
     }
