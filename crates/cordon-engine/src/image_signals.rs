@@ -41,15 +41,15 @@ pub fn as_seen(image: &DecodedImage) -> Cow<'_, DecodedImage> {
 /// wide plain ground (an emblem on a colour, a photo on a poster's backdrop).
 const PLAIN_GROUND_SHARE: f64 = 0.7;
 
-/// Whether `image`'s picture sits on a wide plain ground. Its trimmed features then see
-/// the picture alone, filling the working copy; a repost that adds around it something
-/// trimming cannot take off (a tilt's black corners, a caption bar) keeps the ground, and
-/// shows the picture smaller than the pyramid of levels reaches (a third of the width is
-/// three times smaller, the pyramid spans 2.4). The bank keeps the whole image's features
-/// for those too.
-fn sits_on_plain_ground(image: &DecodedImage) -> bool {
+/// Whether the picture (what trimming keeps of the image) sits on a wide plain ground. Its
+/// trimmed features then see the picture alone, filling the working copy; a repost that
+/// adds around it something trimming cannot take off (a tilt's black corners, a caption
+/// bar) keeps the ground, and shows the picture smaller than the pyramid of levels reaches
+/// (a third of the width is three times smaller, the pyramid spans 2.4). The bank keeps
+/// the whole image's features for those too.
+fn sits_on_plain_ground(picture: Region, whole: Region) -> bool {
     let area = |region: Region| f64::from(region.width) * f64::from(region.height);
-    area(trim_borders(image)) < PLAIN_GROUND_SHARE * area(Region::whole(image))
+    area(picture) < PLAIN_GROUND_SHARE * area(whole)
 }
 
 /// Which signals a lookup computes.
@@ -212,12 +212,16 @@ impl BankSignals {
 
     pub fn of(image: &DecodedImage, hasher: &PdqHasher) -> BankSignals {
         let seen = as_seen(image);
-        let mut features = vec![features::extract(image)];
-        if let Cow::Owned(seen) = &seen {
-            features.push(features::extract(seen));
+        // The picture as decoded first, when it differs from the picture as seen.
+        let mut features = Vec::new();
+        if matches!(seen, Cow::Owned(_)) {
+            features.push(features::extract(image));
         }
-        if sits_on_plain_ground(&seen) {
-            features.push(features::extract_whole(&seen));
+        let picture = trim_borders(&seen);
+        features.push(features::extract_in(&seen, picture));
+        let whole = Region::whole(&seen);
+        if sits_on_plain_ground(picture, whole) {
+            features.push(features::extract_in(&seen, whole));
         }
         features.retain(|set| !set.is_empty());
         let pdq = hasher.hash(image);

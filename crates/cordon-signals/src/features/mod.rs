@@ -91,14 +91,15 @@ impl FeatureSet {
 /// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners above
 /// rounding noise ([`detect::MIN_RESPONSE`]) could never verify.
 pub fn extract(image: &DecodedImage) -> FeatureSet {
-    Extraction::run(image, trim_borders(image), false).0
+    extract_in(image, trim_borders(image))
 }
 
-/// The local features of the whole of `image`, borders, padding and plain ground
-/// included: what a repost keeps when it adds around the picture something trimming
-/// cannot take off (a tilt's black corners, a caption bar).
-pub fn extract_whole(image: &DecodedImage) -> FeatureSet {
-    Extraction::run(image, Region::whole(image), false).0
+/// The local features of `region` of `image`, as it is: [`extract`] with the region its
+/// caller has already trimmed, or the whole image with its borders, padding and plain
+/// ground, which a repost keeps when it adds around the picture something trimming cannot
+/// take off (a tilt's black corners, a caption bar).
+pub fn extract_in(image: &DecodedImage, region: Region) -> FeatureSet {
+    Extraction::run(image, region, false).0
 }
 
 /// [`extract`], and the features its mirror image would give, at little extra cost: the
