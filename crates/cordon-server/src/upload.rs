@@ -26,19 +26,12 @@ pub const MAX_TEXT_FIELD_BYTES: usize = 64 * 1024;
 pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<Upload, ApiError> {
     let mut file: Option<Bytes> = None;
     let mut fields = BTreeMap::new();
-    let mut too_long: Option<ApiError> = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| unreadable("malformed multipart body", &e))?
     {
         let name = field.name().unwrap_or_default().to_string();
-        // After a field too long, the rest of the body is read and dropped, so that the
-        // client, still sending, gets the answer rather than a broken connection.
-        if too_long.is_some() {
-            drain(&mut field).await?;
-            continue;
-        }
         if name == file_field {
             if file.is_some() {
                 return Err(given_twice(&name));
@@ -60,35 +53,48 @@ pub async fn read_upload(mut multipart: Multipart, file_field: &str) -> Result<U
             if fields.contains_key(&name) {
                 return Err(given_twice(&name));
             }
-            let mut text = Vec::new();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| unreadable(&format!("reading field {name}"), &e))?
-            {
-                if text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
-                    too_long = Some(ApiError::bad_request(format!(
-                        "field `{name}` is longer than {MAX_TEXT_FIELD_BYTES} bytes"
-                    )));
-                    break;
-                }
-                text.extend_from_slice(&chunk);
-            }
-            if too_long.is_some() {
+            let Some(text) = read_text(&mut field, &name).await? else {
+                // The rest of the body is read and dropped first, so that the client,
+                // still sending, gets the answer rather than a broken connection.
                 drain(&mut field).await?;
-                continue;
-            }
-            let text = String::from_utf8(text)
-                .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8")))?;
+                // The next field is only read once this one is dropped.
+                drop(field);
+                while let Some(mut rest) = multipart
+                    .next_field()
+                    .await
+                    .map_err(|e| unreadable("malformed multipart body", &e))?
+                {
+                    drain(&mut rest).await?;
+                }
+                return Err(ApiError::bad_request(format!(
+                    "field `{name}` is longer than {MAX_TEXT_FIELD_BYTES} bytes"
+                )));
+            };
             fields.insert(name, text);
         }
-    }
-    if let Some(error) = too_long {
-        return Err(error);
     }
     let bytes = file
         .ok_or_else(|| ApiError::bad_request(format!("expected one file in a field named `{file_field}`")))?;
     Ok(Upload { bytes, fields })
+}
+
+/// A text field, or `None` once it is longer than [`MAX_TEXT_FIELD_BYTES`] (the rest of it
+/// unread).
+async fn read_text(field: &mut Field<'_>, name: &str) -> Result<Option<String>, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| unreadable(&format!("reading field {name}"), &e))?
+    {
+        if text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Ok(None);
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8")))
 }
 
 /// Reads the rest of a field and drops it.
