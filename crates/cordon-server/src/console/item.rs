@@ -21,6 +21,9 @@ use super::{ConsoleError, Reviewer, Shared, blocking, see_other};
 use crate::banking::{NewBankContent, store_content};
 use crate::state::{AppState, Caller};
 
+/// The earliest sightings the item page lists; it counts them all.
+const SIGHTINGS_SHOWN: usize = 5;
+
 /// Everything the item page shows, read in one go.
 struct ItemView {
     item: ReviewItem,
@@ -51,12 +54,7 @@ fn read_view(state: &AppState, reviewer: &Reviewer, id: i64) -> Result<ItemView,
                 Some(sighting) => Asked::of_sighting(sighting),
                 None => Asked::default(),
             };
-            Some(provenance::report(
-                &store,
-                &hits,
-                &asked,
-                provenance::SIGHTINGS_LISTED,
-            )?)
+            Some(provenance::report(&store, &hits, &asked, SIGHTINGS_SHOWN)?)
         }
         None => None,
     };
@@ -282,7 +280,7 @@ fn provenance_panel(provenance: Option<&Provenance>) -> Markup {
                 @if !found.sightings.is_empty() {
                     p { (found.sightings_total) " earlier sightings, " (found.accounts) " accounts, " (found.sources) " sources." }
                     ul {
-                        @for seen in found.sightings.iter().take(5) {
+                        @for seen in &found.sightings {
                             li { (seen.seen_at) " · " (seen.sighting.source_url.clone().unwrap_or_else(|| seen.sighting.kind.to_string())) " · " (seen.sighting.account_id.clone().unwrap_or_default()) " · " (seen.signal_type) " " (seen.distance) }
                         }
                     }
