@@ -42,6 +42,15 @@ fn pattern() -> &'static [[(f32, f32); 2]; 256] {
     })
 }
 
+/// How much brighter the second point of a pair must be for its bit to be set. Two smoothed
+/// pixels of a flat area are equal but for floating-point rounding (which a rotated or
+/// resampled copy rounds differently) and compression noise; read strictly, each such tie
+/// would be a coin toss, and flat art, whose patches are mostly ties, would lose its
+/// descriptors to any re-encoding. Half a grey level reads them as equal, and is below any
+/// step a picture shows. Chosen on the tuning corpora: features recall on the wallpapers
+/// 91.4 -> 92.9 %, the same 99.4 % on the gcompris photos, whose one false match went.
+const TIE: f32 = 0.5;
+
 /// Pixels along a row of a [`Patch`]: a power of two, at least the patch's width.
 const STRIDE: usize = 32;
 /// The patch's width and height.
@@ -79,7 +88,7 @@ impl Patch {
         for (word, pairs) in bits.iter_mut().zip(points.as_chunks::<128>().0) {
             for (bit, pair) in pairs.as_chunks::<2>().0.iter().enumerate() {
                 let (p, q) = (self.0[usize::from(pair[0])], self.0[usize::from(pair[1])]);
-                *word |= u64::from(p < q) << bit;
+                *word |= u64::from(p + TIE < q) << bit;
             }
         }
         bits
@@ -146,11 +155,51 @@ mod tests {
         };
         let mut bits = [0u64; 4];
         for (i, [p, q]) in pattern().iter().enumerate() {
-            if sample(*p) < sample(*q) {
+            if sample(*p) + TIE < sample(*q) {
                 bits[i / 64] |= 1 << (i % 64);
             }
         }
         bits
+    }
+
+    /// A patch of two flat areas (an edge between two colours, as in vector art), plus
+    /// `noise` times a pseudo-random amount in -1..1 at each pixel.
+    fn edge_patch(noise: f32) -> Patch {
+        let (width, height) = (40, 40);
+        let mut state = 7u32;
+        let pixels = (0..width * height)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let jitter = (state >> 8) as f32 / (1 << 23) as f32 - 1.0;
+                let level = if i % width < 20 { 60.0 } else { 180.0 };
+                level + noise * jitter
+            })
+            .collect();
+        Patch::around(
+            &Grey {
+                width,
+                height,
+                pixels,
+            },
+            20,
+            20,
+        )
+    }
+
+    #[test]
+    fn flat_areas_read_the_same_through_noise_below_a_grey_level() {
+        // What rounding and a re-encoding leave in a flat area must not flip its bits:
+        // read strictly, about half of the pairs inside one colour would.
+        let clean = edge_patch(0.0);
+        let noisy = edge_patch(0.2);
+        for step in [0u8, 37, 64, 200] {
+            let angle = f32::from(step) * std::f32::consts::TAU / 256.0;
+            assert_eq!(
+                distance(&clean.descriptor(angle, false), &noisy.descriptor(angle, false)),
+                0,
+                "step {step}"
+            );
+        }
     }
 
     #[test]
