@@ -48,6 +48,10 @@ pub struct Sighting {
 const COLUMNS: &str = "id, submission_id, bank, bank_content, received_at, posted_at, source_url, account_id,
                        sha256, size, format, width, height, pdq, quality, evidence";
 
+/// Sighting ids read in one statement by [`Store::sightings`]: few enough to keep the
+/// statement a few kilobytes, many enough that round trips no longer count.
+const IDS_PER_QUERY: usize = 500;
+
 fn sighting(row: &Row<'_>) -> Result<Sighting, StoreError> {
     let submission_id: Option<i64> = row.get(1)?;
     let evidence: String = row.get(15)?;
@@ -129,16 +133,21 @@ pub(crate) fn append(
 }
 
 impl Store {
-    /// The sightings with these ids, oldest first.
+    /// The sightings with these ids, each once, oldest first.
+    ///
+    /// Read [`IDS_PER_QUERY`] at a time: a picture that went viral has many thousands of
+    /// sightings, and one statement per id made a provenance answer wait on as many round
+    /// trips to PostgreSQL.
     pub fn sightings(&self, ids: &[i64]) -> Result<Vec<Sighting>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM sighting WHERE id = ?1");
         let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(row) = self.db().query_row(&sql, params![id], sighting)? {
-                found.push(row);
-            }
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            // Ids are numbers: written into the statement.
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let sql = format!("SELECT {COLUMNS} FROM sighting WHERE id IN ({})", list.join(", "));
+            found.extend(self.db().query_map(&sql, params![], sighting)?);
         }
         found.sort_by(|a, b| (&a.received_at, a.id).cmp(&(&b.received_at, b.id)));
+        found.dedup_by_key(|s| s.id);
         Ok(found)
     }
 

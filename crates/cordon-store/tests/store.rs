@@ -21,6 +21,7 @@ on_both_backends!(
     a_deleted_contents_id_is_never_given_again,
     a_bank_update_changes_what_it_names_and_nothing_else,
     a_content_update_lands_whole_or_not_at_all,
+    sightings_are_read_whole_however_many_are_asked_for,
 );
 
 fn pdq(value: &str) -> Signal {
@@ -478,4 +479,27 @@ fn a_content_update_lands_whole_or_not_at_all(place: Place) {
             "{missing:?}"
         );
     }
+}
+
+/// Provenance asks for every sighting of a picture at once, which for one that went viral
+/// is thousands: they are read a batch of ids at a time, and none may be lost or doubled
+/// at a batch's edge.
+fn sightings_are_read_whole_however_many_are_asked_for(place: Place) {
+    let mut store = place.open();
+    bank(&mut store, "VIRAL");
+    let mut writer = store.content_writer("VIRAL").unwrap();
+    let facts = cordon_store::MediaFacts::default();
+    let ids: Vec<i64> = (1..=1201)
+        .map(|content| writer.record_sighting(content, &facts).unwrap())
+        .collect();
+    writer.commit().unwrap();
+    // Newest first, an id that is not there, and some asked for twice.
+    let mut asked: Vec<i64> = ids.iter().rev().copied().collect();
+    asked.push(ids.iter().max().unwrap() + 1000);
+    asked.extend_from_slice(&ids[..3]);
+    let found = store.sightings(&asked).unwrap();
+    let found_ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+    assert_eq!(found_ids, ids, "each once, oldest first");
+    assert!(found.iter().all(|s| s.bank.as_deref() == Some("VIRAL")));
+    assert_eq!(store.sightings(&[]).unwrap(), Vec::new());
 }
