@@ -348,55 +348,197 @@ impl PdqIndex {
         (self.removed[slot / 64] >> (slot % 64)) & 1 == 1
     }
 
-    /// Drops tombstones and merges the delta into freshly sorted tables.
+    /// Drops tombstones and merges the delta into the sorted tables.
+    ///
+    /// This runs under the matcher's write lock, so every lookup waits for it. Sorting
+    /// every slot again scattered each one into 16 tables: 4.7 s at 12.5 M hashes on 2
+    /// cores. Merging copies each table's buckets in order, with the delta's entries of the
+    /// same key after them, reading and writing memory in sequence.
     fn compact(&mut self) {
-        if self.removed_count > 0 {
-            let mut slot = 0;
-            let removed = std::mem::take(&mut self.removed);
-            let keep = |s: usize| (removed[s / 64] >> (s % 64)) & 1 == 0;
-            self.hashes.retain(|_| {
-                slot += 1;
-                keep(slot - 1)
-            });
-            slot = 0;
-            self.ids.retain(|_| {
-                slot += 1;
-                keep(slot - 1)
-            });
-            self.removed = vec![0; self.hashes.len().div_ceil(64)];
-            self.removed_count = 0;
+        if self.sorted.is_empty() {
+            self.drop_removed();
+            self.rebuild_sorted();
+            return;
         }
-        self.rebuild_sorted();
+        use rayon::prelude::*;
+        if self.removed_count == 0 {
+            // Only additions: each table grows where it is.
+            let (first, added) = (self.sorted_len, &self.hashes[self.sorted_len..]);
+            let tables = std::mem::take(&mut self.sorted);
+            self.sorted = tables
+                .into_par_iter()
+                .enumerate()
+                .map(|(t, table)| table.grown_by(&sorted_by_key(added, t), first as u32))
+                .collect();
+        } else {
+            let live = self.hashes.len() - self.removed_count;
+            let renumbering = Renumbering::of(&self.removed, self.removed_count);
+            let merged: Vec<SortedTable> = (0..PARTS)
+                .into_par_iter()
+                .map(|t| self.merged_table(t, &renumbering, live))
+                .collect();
+            self.sorted = merged;
+            self.drop_removed();
+        }
+        self.sorted_len = self.hashes.len();
+        self.delta = Delta::default();
     }
 
-    /// Counting sort of every slot into each table.
+    /// Table `t` with the delta merged in and removed slots left out, renumbered: within a
+    /// bucket, slots stay in increasing order, as a rebuild leaves them. The delta is
+    /// sorted by key first (its chains, walked key by key, would be a random read each).
+    fn merged_table(&self, t: usize, renumbering: &Renumbering<'_>, live: usize) -> SortedTable {
+        let first = self.sorted_len;
+        let delta = sorted_by_key(&self.hashes[first..], t);
+        let mut offsets = vec![0u32; KEYS + 1];
+        let mut slots = vec![0u32; live];
+        advise_huge_pages(&slots);
+        let mut filled = 0;
+        let table = &self.sorted[t];
+        for k in 0..KEYS {
+            let sorted = &table.slots[table.offsets[k] as usize..table.offsets[k + 1] as usize];
+            let added = &delta.slots[delta.offsets[k] as usize..delta.offsets[k + 1] as usize];
+            let added = added.iter().map(|i| first as u32 + i);
+            for slot in sorted.iter().copied().chain(added) {
+                if let Some(slot) = renumbering.slot(slot) {
+                    slots[filled] = slot;
+                    filled += 1;
+                }
+            }
+            offsets[k + 1] = filled as u32;
+        }
+        SortedTable {
+            offsets: offsets.into_boxed_slice(),
+            slots: slots.into_boxed_slice(),
+        }
+    }
+
+    /// Drops the hashes and ids of removed slots, and their tombstones.
+    fn drop_removed(&mut self) {
+        if self.removed_count == 0 {
+            return;
+        }
+        let mut slot = 0;
+        let removed = std::mem::take(&mut self.removed);
+        let keep = |s: usize| (removed[s / 64] >> (s % 64)) & 1 == 0;
+        self.hashes.retain(|_| {
+            slot += 1;
+            keep(slot - 1)
+        });
+        slot = 0;
+        self.ids.retain(|_| {
+            slot += 1;
+            keep(slot - 1)
+        });
+        self.removed = vec![0; self.hashes.len().div_ceil(64)];
+        self.removed_count = 0;
+    }
+
+    /// Counting sort of every slot into each table, the tables in parallel.
     fn rebuild_sorted(&mut self) {
-        let n = self.hashes.len();
+        use rayon::prelude::*;
+        let hashes = &self.hashes;
         self.sorted = (0..PARTS)
-            .map(|t| {
-                let mut offsets = vec![0u32; KEYS + 1];
-                for Words(h) in &self.hashes {
-                    offsets[usize::from(part(h, t)) + 1] += 1;
-                }
-                for k in 0..KEYS {
-                    offsets[k + 1] += offsets[k];
-                }
-                let mut next = offsets.clone();
-                let mut slots = vec![0u32; n];
-                advise_huge_pages(&slots);
-                for (slot, Words(h)) in self.hashes.iter().enumerate() {
-                    let k = usize::from(part(h, t));
-                    slots[next[k] as usize] = slot as u32;
-                    next[k] += 1;
-                }
-                SortedTable {
-                    offsets: offsets.into_boxed_slice(),
-                    slots: slots.into_boxed_slice(),
-                }
-            })
+            .into_par_iter()
+            .map(|t| sorted_by_key(hashes, t))
             .collect();
-        self.sorted_len = n;
+        self.sorted_len = hashes.len();
         self.delta = Delta::default();
+    }
+}
+
+/// The positions of `hashes` sorted by their part `t` (a counting sort): a table of them.
+/// Each hash is read once, its 16-bit key kept (2 bytes an entry while sorting) for the
+/// second pass.
+fn sorted_by_key(hashes: &[Words], t: usize) -> SortedTable {
+    let keys: Vec<u16> = hashes.iter().map(|Words(h)| part(h, t)).collect();
+    let mut offsets = vec![0u32; KEYS + 1];
+    for &k in &keys {
+        offsets[usize::from(k) + 1] += 1;
+    }
+    for k in 0..KEYS {
+        offsets[k + 1] += offsets[k];
+    }
+    let mut next = offsets.clone();
+    let mut slots = vec![0u32; hashes.len()];
+    advise_huge_pages(&slots);
+    for (slot, &k) in keys.iter().enumerate() {
+        let k = usize::from(k);
+        slots[next[k] as usize] = slot as u32;
+        next[k] += 1;
+    }
+    SortedTable {
+        offsets: offsets.into_boxed_slice(),
+        slots: slots.into_boxed_slice(),
+    }
+}
+
+impl SortedTable {
+    /// This table with `added` (positions from `first` on, sorted by key) merged in, in
+    /// place: the slots grow at the end (which moves no memory for a large allocation),
+    /// then, key by key from the last, each bucket moves up by the entries added before
+    /// it and the added ones of its key follow it. A bucket only moves up, and the ones
+    /// below it have not moved yet, so nothing is overwritten before it is read.
+    fn grown_by(self, added: &SortedTable, first: u32) -> SortedTable {
+        let SortedTable { offsets: old, slots } = self;
+        let mut slots = slots.into_vec();
+        slots.reserve_exact(added.slots.len());
+        slots.resize(slots.len() + added.slots.len(), 0);
+        let offsets: Vec<u32> = old.iter().zip(added.offsets.iter()).map(|(o, a)| o + a).collect();
+        for k in (0..KEYS).rev() {
+            let (from, to) = (old[k] as usize, old[k + 1] as usize);
+            let start = offsets[k] as usize;
+            let tail = start + (to - from);
+            let new = &added.slots[added.offsets[k] as usize..added.offsets[k + 1] as usize];
+            for (place, i) in slots[tail..offsets[k + 1] as usize].iter_mut().zip(new) {
+                *place = first + i;
+            }
+            slots.copy_within(from..to, start);
+        }
+        SortedTable {
+            offsets: offsets.into_boxed_slice(),
+            slots: slots.into_boxed_slice(),
+        }
+    }
+}
+
+/// Where each slot lands when removed slots are dropped: its number less the removed slots
+/// before it.
+struct Renumbering<'a> {
+    removed: &'a [u64],
+    /// Removed slots before each word of `removed`; empty when none is removed.
+    before: Vec<u32>,
+}
+
+impl Renumbering<'_> {
+    fn of(removed: &[u64], removed_count: usize) -> Renumbering<'_> {
+        let mut total = 0u32;
+        let before = if removed_count == 0 {
+            Vec::new()
+        } else {
+            removed
+                .iter()
+                .map(|word| {
+                    let before = total;
+                    total += word.count_ones();
+                    before
+                })
+                .collect()
+        };
+        Renumbering { removed, before }
+    }
+
+    /// The new number of `slot`, or `None` if it is removed.
+    fn slot(&self, slot: u32) -> Option<u32> {
+        if self.before.is_empty() {
+            return Some(slot);
+        }
+        let (word, bit) = (slot as usize / 64, slot % 64);
+        let removed = self.removed[word];
+        if (removed >> bit) & 1 == 1 {
+            return None;
+        }
+        Some(slot - self.before[word] - (removed & ((1u64 << bit) - 1)).count_ones())
     }
 }
 
@@ -632,6 +774,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The tables a merge leaves (growing in place when only adds came, renumbering when
+    /// some were removed) are exactly those a rebuild from scratch gives.
+    #[test]
+    fn merges_leave_the_tables_a_rebuild_would() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut hash = move || {
+            let mut word = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Few distinct keys per part, so that buckets hold many slots.
+                state & 0x000f_000f_000f_000f
+            };
+            PdqHash::from_words([word(), word(), word(), word()])
+        };
+        let same_tables_after_merge = |index: &mut PdqIndex| {
+            let rebuilt = PdqIndex::from_entries(
+                (0..index.hashes.len())
+                    .filter(|&slot| !index.is_removed(slot))
+                    .map(|slot| (PdqHash::from_words(index.hashes[slot].0), index.ids[slot])),
+            );
+            index.compact();
+            assert_eq!(index.sorted_len, rebuilt.sorted_len);
+            for (merged, rebuilt) in index.sorted.iter().zip(&rebuilt.sorted) {
+                assert_eq!(merged.offsets, rebuilt.offsets);
+                assert_eq!(merged.slots, rebuilt.slots);
+            }
+        };
+        let mut index = PdqIndex::from_entries((0..3000).map(|id| (hash(), id)));
+        index.merge_at = 500;
+        for id in 3000..3800 {
+            index.insert(hash(), id);
+        }
+        assert!(index.sorted_len > 3000, "the adds were merged");
+        same_tables_after_merge(&mut index);
+        for id in (0..3800).step_by(3) {
+            let slot = index.ids.iter().position(|&i| i == id).unwrap();
+            assert!(index.remove(PdqHash::from_words(index.hashes[slot].0), id));
+        }
+        for id in 3800..4000 {
+            index.insert(hash(), id);
+        }
+        same_tables_after_merge(&mut index);
+        assert_eq!(index.removed_count, 0);
     }
 
     #[test]
