@@ -448,13 +448,12 @@ impl PdqIndex {
 }
 
 /// The positions of `hashes` sorted by their part `t` (a counting sort): a table of them.
-/// Each hash is read once, its 16-bit key kept (2 bytes an entry while sorting) for the
-/// second pass.
+/// The keys are read from the hashes in both passes rather than kept: keeping them saved
+/// a tenth of the time and cost 2 bytes an entry for every table sorted at once.
 fn sorted_by_key(hashes: &[Words], t: usize) -> SortedTable {
-    let keys: Vec<u16> = hashes.iter().map(|Words(h)| part(h, t)).collect();
     let mut offsets = vec![0u32; KEYS + 1];
-    for &k in &keys {
-        offsets[usize::from(k) + 1] += 1;
+    for Words(h) in hashes {
+        offsets[usize::from(part(h, t)) + 1] += 1;
     }
     for k in 0..KEYS {
         offsets[k + 1] += offsets[k];
@@ -462,8 +461,8 @@ fn sorted_by_key(hashes: &[Words], t: usize) -> SortedTable {
     let mut next = offsets.clone();
     let mut slots = vec![0u32; hashes.len()];
     advise_huge_pages(&slots);
-    for (slot, &k) in keys.iter().enumerate() {
-        let k = usize::from(k);
+    for (slot, Words(h)) in hashes.iter().enumerate() {
+        let k = usize::from(part(h, t));
         slots[next[k] as usize] = slot as u32;
         next[k] += 1;
     }
