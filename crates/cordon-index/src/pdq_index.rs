@@ -373,7 +373,7 @@ impl PdqIndex {
                 .collect();
         } else {
             let live = self.hashes.len() - self.removed_count;
-            let renumbering = Renumbering::of(&self.removed, self.removed_count);
+            let renumbering = Renumbering::of(&self.removed);
             let merged: Vec<SortedTable> = (0..PARTS)
                 .into_par_iter()
                 .map(|t| self.merged_table(t, &renumbering, live))
@@ -503,36 +503,29 @@ impl SortedTable {
 }
 
 /// Where each slot lands when removed slots are dropped: its number less the removed slots
-/// before it.
+/// before it. (A merge after adds alone renumbers nothing: it grows the tables in place.)
 struct Renumbering<'a> {
     removed: &'a [u64],
-    /// Removed slots before each word of `removed`; empty when none is removed.
+    /// Removed slots before each word of `removed`.
     before: Vec<u32>,
 }
 
 impl Renumbering<'_> {
-    fn of(removed: &[u64], removed_count: usize) -> Renumbering<'_> {
+    fn of(removed: &[u64]) -> Renumbering<'_> {
         let mut total = 0u32;
-        let before = if removed_count == 0 {
-            Vec::new()
-        } else {
-            removed
-                .iter()
-                .map(|word| {
-                    let before = total;
-                    total += word.count_ones();
-                    before
-                })
-                .collect()
-        };
+        let before = removed
+            .iter()
+            .map(|word| {
+                let before = total;
+                total += word.count_ones();
+                before
+            })
+            .collect();
         Renumbering { removed, before }
     }
 
     /// The new number of `slot`, or `None` if it is removed.
     fn slot(&self, slot: u32) -> Option<u32> {
-        if self.before.is_empty() {
-            return Some(slot);
-        }
         let (word, bit) = (slot as usize / 64, slot % 64);
         let removed = self.removed[word];
         if (removed >> bit) & 1 == 1 {
