@@ -822,18 +822,16 @@ fn provenance_finds_the_bank_sighting_of_a_near_copy() {
     assert_eq!(lines[0]["sightings_total"], 1, "{}", lines[0]);
     assert_eq!(lines[1]["first_seen"], Value::Null);
     assert_eq!(lines[1]["verdict"]["reasons"], json!(["no earlier sighting"]));
-    let bad = cordon_in(
-        data.path(),
-        &["provenance", "--posted-at", "soon", near.to_str().unwrap()],
-        None,
-    );
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--posted-at"));
-    let none_listed = cordon_in(
-        data.path(),
-        &["provenance", "--limit", "0", near.to_str().unwrap()],
-        None,
-    );
-    assert!(!none_listed.status.success());
-    assert!(String::from_utf8_lossy(&none_listed.stderr).contains("--limit"));
+    for (option, bad_value) in [("--posted-at", "soon"), ("--limit", "0")] {
+        let bad = cordon_in(
+            data.path(),
+            &["provenance", option, bad_value, near.to_str().unwrap()],
+            None,
+        );
+        assert!(!bad.status.success(), "{option} {bad_value}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains(option),
+            "{option} {bad_value}"
+        );
+    }
 }
