@@ -9,6 +9,7 @@
 //! thresholds, policies or storage: those belong to the stages above it.
 
 mod feature_index;
+mod hash_store;
 mod pdq_index;
 
 pub use feature_index::{COMMON_FACTOR, COMMON_FLOOR, FeatureHit, FeatureIndex, FeatureSearch};

@@ -17,6 +17,7 @@
 use cordon_signals::PdqHash;
 
 use crate::EntryId;
+use crate::hash_store::{HashStore, Words, advise_huge_pages};
 
 const PARTS: usize = 16;
 const KEYS: usize = 1 << 16;
@@ -47,19 +48,13 @@ struct SortedTable {
     slots: Box<[u32]>,
 }
 
-/// A stored hash, aligned so that it never straddles two cache lines: checking a
-/// candidate then costs one memory access.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(C, align(32))]
-struct Words([u64; 4]);
-
 /// How many candidates ahead the search touches memory, so that several cache misses are
 /// in flight at once instead of one after the other.
 const LOOKAHEAD: usize = 32;
 
 /// An exact, live index of PDQ hashes.
 pub struct PdqIndex {
-    hashes: Vec<Words>,
+    hashes: HashStore,
     ids: Vec<EntryId>,
     /// Tombstones, one bit per slot.
     removed: Vec<u64>,
@@ -105,7 +100,7 @@ fn probe_masks(radius: u32) -> Vec<u16> {
 impl PdqIndex {
     pub fn new() -> Self {
         PdqIndex {
-            hashes: Vec::new(),
+            hashes: HashStore::default(),
             ids: Vec::new(),
             removed: Vec::new(),
             removed_count: 0,
@@ -122,14 +117,12 @@ impl PdqIndex {
     pub fn from_entries(entries: impl IntoIterator<Item = (PdqHash, EntryId)>) -> Self {
         let mut index = PdqIndex::new();
         let entries: Vec<(PdqHash, EntryId)> = entries.into_iter().collect();
-        index.hashes.reserve_exact(entries.len());
-        advise_huge_pages(&index.hashes);
+        index.hashes = HashStore::with_capacity(entries.len());
+        index.ids.reserve_exact(entries.len());
         for (hash, id) in entries {
             index.hashes.push(Words(hash.words()));
             index.ids.push(id);
         }
-        index.hashes.shrink_to_fit();
-        index.ids.shrink_to_fit();
         index.removed = vec![0; index.hashes.len().div_ceil(64)];
         index.rebuild_sorted();
         index
@@ -152,7 +145,7 @@ impl PdqIndex {
             .map(|t| (t.offsets.len() + t.slots.len()) * 4)
             .sum();
         let delta = self.delta.memory_bytes();
-        self.hashes.capacity() * 32 + self.ids.capacity() * 8 + self.removed.capacity() * 8 + sorted + delta
+        self.hashes.memory_bytes() + self.ids.capacity() * 8 + self.removed.capacity() * 8 + sorted + delta
     }
 
     /// Adds an entry; the next search sees it.
@@ -165,12 +158,10 @@ impl PdqIndex {
     /// lookups for 1-2.5 s, and one image's add now merges at most one table.
     pub fn insert(&mut self, hash: PdqHash, id: EntryId) {
         let words = hash.words();
-        if self.hashes.len() == self.hashes.capacity() {
-            // A quarter more at a time, not double: the first live add to an index of a
-            // million hashes would otherwise hold 48 MB more at once.
-            let more = (self.hashes.len() / 4).max(1024);
-            self.hashes.reserve_exact(more);
-            self.ids.reserve_exact(more);
+        if self.ids.len() == self.ids.capacity() {
+            // A quarter more at a time, not double, as the hashes grow (see
+            // [`HashStore`]).
+            self.ids.reserve_exact((self.ids.len() / 4).max(1024));
         }
         self.hashes.push(Words(words));
         self.ids.push(id);
@@ -455,14 +446,10 @@ impl PdqIndex {
         if self.removed_count == 0 {
             return;
         }
-        let mut slot = 0;
         let removed = std::mem::take(&mut self.removed);
         let keep = |s: usize| (removed[s / 64] >> (s % 64)) & 1 == 0;
-        self.hashes.retain(|_| {
-            slot += 1;
-            keep(slot - 1)
-        });
-        slot = 0;
+        self.hashes = self.hashes.retained(keep);
+        let mut slot = 0;
         self.ids.retain(|_| {
             slot += 1;
             keep(slot - 1)
@@ -661,25 +648,6 @@ fn probe_masks_cached(per_part: u32) -> &'static [u16] {
     MASKS[per_part as usize].get_or_init(|| probe_masks(per_part))
 }
 
-/// Asks the kernel to back a large buffer with 2 MiB pages: the index is read at random,
-/// and with 4 KiB pages nearly every read would also miss the TLB. Call it before the
-/// buffer is first written, so that the pages are huge from the start.
-fn advise_huge_pages<T>(buffer: &Vec<T>) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 1 << 21;
-        let start = buffer.as_ptr() as usize;
-        let end = start + buffer.capacity() * std::mem::size_of::<T>();
-        let first = start.next_multiple_of(HUGE);
-        let length = end.saturating_sub(first) / HUGE * HUGE;
-        if length > 0 {
-            // SAFETY: advice about pages of our own live allocation; MADV_HUGEPAGE changes
-            // how they are backed, never their contents. A failure (THP off) is harmless.
-            unsafe { libc::madvise(first as *mut libc::c_void, length, libc::MADV_HUGEPAGE) };
-        }
-    }
-}
-
 /// Asks the CPU to start fetching `value`'s cache line, without waiting for it.
 #[inline(always)]
 fn prefetch<T>(value: &T) {
@@ -745,6 +713,12 @@ mod tests {
         index.search(&PdqHash::from_words(*q), radius, &mut hits);
         hits.sort();
         hits
+    }
+
+    /// Distinct hashes spread over every bucket, one per `i`.
+    fn spread_hash(i: u64) -> PdqHash {
+        let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        PdqHash::from_words([mixed, mixed.rotate_left(17), mixed.rotate_left(31), !mixed])
     }
 
     /// Queries near bank entries (0 to 63 bits away) and far from them.
@@ -875,18 +849,14 @@ mod tests {
     /// within a merge period of it.
     #[test]
     fn a_live_add_merges_at_most_one_table() {
-        let hash = |i: u64| {
-            let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            PdqHash::from_words([mixed, mixed.rotate_left(17), mixed.rotate_left(31), !mixed])
-        };
-        let mut index = PdqIndex::from_entries((0..4000).map(|i| (hash(i), i)));
+        let mut index = PdqIndex::from_entries((0..4000).map(|i| (spread_hash(i), i)));
         index.merge_at = 100;
         let covered =
             |index: &PdqIndex| -> Vec<usize> { index.sorted.iter().map(SortedTable::covers).collect() };
         let mut merges = [0usize; PARTS];
         for i in 4000..12_000 {
             let before = covered(&index);
-            index.insert(hash(i), i);
+            index.insert(spread_hash(i), i);
             let after = covered(&index);
             let merged: Vec<usize> = (0..PARTS).filter(|&t| before[t] != after[t]).collect();
             assert!(merged.len() <= 1, "add {i} merged tables {merged:?}");
@@ -902,7 +872,7 @@ mod tests {
         }
         assert!(merges.iter().all(|&m| m >= 3), "{merges:?}");
         assert_eq!(
-            searched(&index, &hash(11_999).words(), 0),
+            searched(&index, &spread_hash(11_999).words(), 0),
             vec![Hit {
                 id: 11_999,
                 distance: 0
@@ -968,15 +938,11 @@ mod tests {
 
     #[test]
     fn live_adds_cost_tens_of_bytes_each_until_merged() {
-        let hash = |i: u64| {
-            let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            PdqHash::from_words([mixed, mixed.rotate_left(17), mixed.rotate_left(31), !mixed])
-        };
-        let mut index = PdqIndex::from_entries((0..20_000).map(|i| (hash(i), i)));
+        let mut index = PdqIndex::from_entries((0..20_000).map(|i| (spread_hash(i), i)));
         let before = index.memory_bytes();
         // Fewer adds than the first table's turn to merge comes after.
         for i in 20_000..24_000 {
-            index.insert(hash(i), i);
+            index.insert(spread_hash(i), i);
         }
         assert!(
             index.sorted.iter().all(|t| t.covers() == 20_000),
@@ -986,7 +952,7 @@ mod tests {
         // The hash and id (40 bytes) and 16 chain links (64), with their vectors' headroom;
         // a hash map of lists per table cost about a kilobyte.
         assert!(per_add <= 256, "{per_add} bytes per live add");
-        let found = searched(&index, &hash(23_999).words(), 0);
+        let found = searched(&index, &spread_hash(23_999).words(), 0);
         assert!(found.iter().any(|hit| hit.id == 23_999), "{found:?}");
     }
 
