@@ -10,7 +10,7 @@
 //! then count as sightings of the query. Local features are kept for bank content only:
 //! at about 30 KB a set, keeping them for every sighting would cost 300 GB at 10 M.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use cordon_index::{Hit, PdqIndex};
 use cordon_signals::ImageFormat;
@@ -282,6 +282,10 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
+/// Sightings read from the store at a time while an answer is built: what it holds of
+/// them at once, whole rows with their evidence, however many there are.
+const SIGHTINGS_PER_READ: usize = 2_000;
+
 /// Builds the answer from the ledger hits, listing the earliest `listed` sightings.
 pub fn report(
     store: &Store,
@@ -294,66 +298,170 @@ pub fn report(
         .copied()
         .filter(|id| Some(*id) != asked.own_sighting)
         .collect();
-    let mut sightings: Vec<SeenAt> = store
-        .sightings(&ids)?
-        .into_iter()
-        .map(|sighting| {
+    let mut tally = Tally::new(asked, listed);
+    for batch in ids.chunks(SIGHTINGS_PER_READ) {
+        for sighting in store.sightings(batch)? {
             let hit = hits.get(&sighting.id).copied().unwrap_or(LedgerHit {
                 distance: 0,
                 transform: "original",
                 signal_type: SignalType::Pdq.name(),
             });
-            SeenAt {
+            tally.add(SeenAt {
                 seen_at: seen_at(&sighting).to_string(),
                 sighting,
                 signal_type: hit.signal_type,
                 distance: hit.distance,
                 transform: hit.transform,
-            }
-        })
-        .collect();
-    sightings.sort_by(|a, b| (&a.seen_at, a.sighting.id).cmp(&(&b.seen_at, b.sighting.id)));
-    let accounts: BTreeSet<&str> = sightings
-        .iter()
-        .filter_map(|s| s.sighting.account_id.as_deref())
-        .collect();
-    let sources: BTreeSet<&str> = sightings
-        .iter()
-        .filter_map(|s| s.sighting.source_url.as_deref())
-        .collect();
-    let evidence = evidence_json(asked.exif.as_ref(), asked.c2pa.as_ref(), &sightings);
-    let verdict = verdict(&sightings, asked);
-    let (accounts, sources, variants) = (accounts.len(), sources.len(), variants(&sightings));
-    let (first_seen, sightings_total) = (sightings.first().cloned(), sightings.len());
-    sightings.truncate(listed);
-    Ok(Provenance {
-        first_seen,
-        accounts,
-        sources,
-        variants,
-        evidence,
-        verdict,
-        sightings,
-        sightings_total,
-    })
+            });
+        }
+    }
+    Ok(tally.into_provenance(asked))
 }
 
-fn variants(sightings: &[SeenAt]) -> Vec<Variant> {
-    let mut by_file: HashMap<&str, Variant> = HashMap::new();
-    for seen in sightings {
+/// A sighting ordered by when it was seen (then by id), for the heap of the earliest.
+struct ByTime(SeenAt);
+
+impl ByTime {
+    fn key(&self) -> (&str, i64) {
+        (&self.0.seen_at, self.0.sighting.id)
+    }
+}
+
+impl PartialEq for ByTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByTime {}
+
+impl PartialOrd for ByTime {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByTime {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// What an answer keeps of the sightings as they are read, a batch at a time: the
+/// earliest `listed` whole, and of all of them only what the counts, variants, evidence
+/// and verdict need. A picture seen a million times was answered by loading a million
+/// rows with their evidence; now it holds its distinct accounts, sources and files.
+struct Tally {
+    listed: usize,
+    /// The earliest `listed` so far, the latest of them on top.
+    earliest: BinaryHeap<ByTime>,
+    first_seen: Option<ByTime>,
+    total: usize,
+    accounts: HashSet<String>,
+    sources: HashSet<String>,
+    variants: HashMap<String, Variant>,
+    /// The earliest EXIF capture time any sighting's file carried, and that sighting.
+    earliest_capture: Option<(String, i64)>,
+    /// The first sighting whose file carried Content Credentials.
+    first_with_c2pa: Option<ByTime>,
+    /// When the picture asked about was posted; the sightings before it, and the first.
+    posted: OffsetDateTime,
+    earlier: usize,
+    first_earlier: Option<ByTime>,
+}
+
+impl Tally {
+    fn new(asked: &Asked, listed: usize) -> Tally {
+        let posted = asked
+            .posted_at
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        Tally {
+            listed,
+            earliest: BinaryHeap::new(),
+            first_seen: None,
+            total: 0,
+            accounts: HashSet::new(),
+            sources: HashSet::new(),
+            variants: HashMap::new(),
+            earliest_capture: None,
+            first_with_c2pa: None,
+            posted,
+            earlier: 0,
+            first_earlier: None,
+        }
+    }
+
+    fn add(&mut self, seen: SeenAt) {
+        self.total += 1;
+        let sighting = &seen.sighting;
+        if let Some(account) = &sighting.account_id
+            && !self.accounts.contains(account)
+        {
+            self.accounts.insert(account.clone());
+        }
+        if let Some(source) = &sighting.source_url
+            && !self.sources.contains(source)
+        {
+            self.sources.insert(source.clone());
+        }
+        self.add_variant(&seen);
+        let capture = sighting
+            .media
+            .evidence
+            .get("exif")
+            .and_then(|e| e.get("capture_time"));
+        if let Some(time) = capture.and_then(Value::as_str)
+            && self
+                .earliest_capture
+                .as_ref()
+                .is_none_or(|earliest| (time, sighting.id) < (earliest.0.as_str(), earliest.1))
+        {
+            self.earliest_capture = Some((time.to_string(), sighting.id));
+        }
+        let has_c2pa = sighting.media.evidence.get("c2pa").is_some();
+        let is_earlier = OffsetDateTime::parse(&seen.seen_at, &Rfc3339).is_ok_and(|at| at < self.posted);
+        self.earlier += usize::from(is_earlier);
+        let seen = ByTime(seen);
+        keep_first(&mut self.first_seen, &seen);
+        if has_c2pa {
+            keep_first(&mut self.first_with_c2pa, &seen);
+        }
+        if is_earlier {
+            keep_first(&mut self.first_earlier, &seen);
+        }
+        if self.earliest.len() < self.listed {
+            self.earliest.push(seen);
+        } else if self.earliest.peek().is_some_and(|latest| seen < *latest) {
+            self.earliest.pop();
+            self.earliest.push(seen);
+        }
+    }
+
+    /// Counts the sighting under its file, keeping the file's closest sighting (by PDQ
+    /// before local features).
+    fn add_variant(&mut self, seen: &SeenAt) {
         let Some(sha256) = seen.sighting.media.sha256.as_deref() else {
-            continue;
+            return;
         };
-        let variant = by_file.entry(sha256).or_insert_with(|| Variant {
-            sha256: sha256.to_string(),
-            size: seen.sighting.media.size,
-            format: seen.sighting.media.format.clone(),
-            width: seen.sighting.media.width,
-            height: seen.sighting.media.height,
-            signal_type: seen.signal_type,
-            distance: seen.distance,
-            sightings: 0,
-        });
+        if !self.variants.contains_key(sha256) {
+            let media = &seen.sighting.media;
+            let variant = Variant {
+                sha256: sha256.to_string(),
+                size: media.size,
+                format: media.format.clone(),
+                width: media.width,
+                height: media.height,
+                signal_type: seen.signal_type,
+                distance: seen.distance,
+                sightings: 0,
+            };
+            self.variants.insert(sha256.to_string(), variant);
+        }
+        let Some(variant) = self.variants.get_mut(sha256) else {
+            return;
+        };
         variant.sightings += 1;
         if (seen.signal_type != SignalType::Pdq.name(), seen.distance)
             < (variant.signal_type != SignalType::Pdq.name(), variant.distance)
@@ -362,42 +470,50 @@ fn variants(sightings: &[SeenAt]) -> Vec<Variant> {
             variant.distance = seen.distance;
         }
     }
-    let mut variants: Vec<Variant> = by_file.into_values().collect();
-    variants.sort_by_key(|v| {
-        (
-            v.signal_type != SignalType::Pdq.name(),
-            v.distance,
-            v.sha256.clone(),
-        )
-    });
-    variants
+
+    fn into_provenance(self, asked: &Asked) -> Provenance {
+        let evidence = evidence_json(asked, &self);
+        let verdict = verdict(&self, asked);
+        let mut variants: Vec<Variant> = self.variants.into_values().collect();
+        variants.sort_by_key(|v| {
+            (
+                v.signal_type != SignalType::Pdq.name(),
+                v.distance,
+                v.sha256.clone(),
+            )
+        });
+        Provenance {
+            first_seen: self.first_seen.map(|first| first.0),
+            sightings: self.earliest.into_sorted_vec().into_iter().map(|s| s.0).collect(),
+            sightings_total: self.total,
+            accounts: self.accounts.len(),
+            sources: self.sources.len(),
+            variants,
+            evidence,
+            verdict,
+        }
+    }
+}
+
+/// Keeps in `first` whichever of it and `seen` was seen first.
+fn keep_first(first: &mut Option<ByTime>, seen: &ByTime) {
+    if first.as_ref().is_none_or(|first| seen < first) {
+        *first = Some(ByTime(seen.0.clone()));
+    }
 }
 
 /// The query's own EXIF, and the earliest capture time any sighting's file carried (kept
 /// in the ledger, so it outlives copies whose metadata a platform stripped).
-fn evidence_json(exif: Option<&ExifEvidence>, c2pa: Option<&Value>, sightings: &[SeenAt]) -> Value {
-    let earliest_capture = sightings
-        .iter()
-        .filter_map(|s| {
-            let time = s
-                .sighting
-                .media
-                .evidence
-                .get("exif")?
-                .get("capture_time")?
-                .as_str()?;
-            Some((time.to_string(), s.sighting.id))
-        })
-        .min();
-    let credentials_in_sightings = sightings.iter().find_map(|s| {
-        let c2pa = s.sighting.media.evidence.get("c2pa")?;
-        Some(json!({ "sighting_id": s.sighting.id, "signer": c2pa["signer"],
-                     "validation_state": c2pa["validation_state"] }))
+fn evidence_json(asked: &Asked, tally: &Tally) -> Value {
+    let credentials_in_sightings = tally.first_with_c2pa.as_ref().map(|first| {
+        let c2pa = &first.0.sighting.media.evidence["c2pa"];
+        json!({ "sighting_id": first.0.sighting.id, "signer": c2pa["signer"],
+                "validation_state": c2pa["validation_state"] })
     });
     json!({
-        "exif": exif.map(exif_json),
-        "c2pa": c2pa,
-        "earliest_capture_in_sightings": earliest_capture
+        "exif": asked.exif.as_ref().map(exif_json),
+        "c2pa": asked.c2pa,
+        "earliest_capture_in_sightings": tally.earliest_capture.as_ref()
             .map(|(time, id)| json!({ "capture_time": time, "sighting_id": id })),
         "c2pa_in_sightings": credentials_in_sightings,
     })
@@ -480,19 +596,11 @@ pub fn exif_json(exif: &ExifEvidence) -> Value {
     })
 }
 
-fn verdict(sightings: &[SeenAt], asked: &Asked) -> Verdict {
-    let posted = asked
-        .posted_at
-        .as_deref()
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .unwrap_or_else(OffsetDateTime::now_utc);
+fn verdict(tally: &Tally, asked: &Asked) -> Verdict {
+    let posted = tally.posted;
     let mut reasons = Vec::new();
     let mut label = "first_sighting";
-    let earlier: Vec<&SeenAt> = sightings
-        .iter()
-        .filter(|s| OffsetDateTime::parse(&s.seen_at, &Rfc3339).is_ok_and(|at| at < posted))
-        .collect();
-    match earlier.first() {
+    match tally.first_earlier.as_ref().map(|first| &first.0) {
         Some(first) => {
             let days =
                 OffsetDateTime::parse(&first.seen_at, &Rfc3339).map_or(0, |at| (posted - at).whole_days());
@@ -505,8 +613,7 @@ fn verdict(sightings: &[SeenAt], asked: &Asked) -> Verdict {
                 .unwrap_or_else(|| format!("sighting {}", first.sighting.id));
             reasons.push(format!(
                 "first seen {days} days before this post, at {place} ({} sightings, distance {})",
-                earlier.len(),
-                first.distance
+                tally.earlier, first.distance
             ));
             label = if days >= RECYCLED_AFTER_DAYS {
                 "recycled"
@@ -537,10 +644,7 @@ fn verdict(sightings: &[SeenAt], asked: &Asked) -> Verdict {
         }
         None => {
             // The file carries none, but an earlier copy did: a platform stripped them.
-            if let Some(earlier) = sightings
-                .iter()
-                .find(|s| s.sighting.media.evidence.get("c2pa").is_some())
-            {
+            if let Some(ByTime(earlier)) = &tally.first_with_c2pa {
                 let c2pa = &earlier.sighting.media.evidence["c2pa"];
                 reasons.push(format!(
                     "C2PA: this file carries no Content Credentials, but an earlier copy (sighting {}) did: \
@@ -721,6 +825,110 @@ mod tests {
             assert_eq!(answer.first_seen.map(|s| s.sighting.id), Some(ids[0]));
             assert_eq!(answer.variants[0].sightings, 5, "variants weigh every sighting");
         }
+    }
+
+    /// An answer read over several batches of the store counts and lists exactly what
+    /// one read of everything would.
+    #[test]
+    fn an_answer_over_many_reads_counts_every_sighting() {
+        let mut store = store_with_bank();
+        let mut writer = store.content_writer("TVEC").unwrap();
+        let count = 2 * SIGHTINGS_PER_READ + 7;
+        let ids: Vec<i64> = (0..count)
+            .map(|i| {
+                let facts = MediaFacts {
+                    pdq: Some("f".repeat(64)),
+                    quality: Some(QUALITY_THRESHOLD),
+                    sha256: Some(format!("{:064x}", i % 3)),
+                    ..MediaFacts::default()
+                };
+                writer.record_sighting(1, &facts).unwrap()
+            })
+            .collect();
+        writer.commit().unwrap();
+        let ledger = Ledger::load(&store).unwrap();
+        let hits = ledger.find(&QuerySignals::of_hash("f".repeat(64).parse().unwrap()));
+        let answer = report(&store, &hits, &Asked::default(), 3).unwrap();
+        assert_eq!(answer.sightings_total, count);
+        let shown: Vec<i64> = answer.sightings.iter().map(|s| s.sighting.id).collect();
+        assert_eq!(shown, ids[..3]);
+        let per_file: Vec<usize> = answer.variants.iter().map(|v| v.sightings).collect();
+        assert_eq!(per_file.iter().sum::<usize>(), count, "{per_file:?}");
+        assert_eq!(per_file.len(), 3);
+    }
+
+    /// A sighting as the ledger would give it, seen at `day` of June 2026.
+    fn seen(id: i64, day: u32, account: &str, evidence: Value) -> SeenAt {
+        let at = format!("2026-06-{day:02}T00:00:00Z");
+        SeenAt {
+            seen_at: at.clone(),
+            sighting: Sighting {
+                id,
+                kind: "submission",
+                submission_id: Some(id),
+                bank: None,
+                bank_content_id: None,
+                received_at: at,
+                posted_at: None,
+                source_url: Some(format!("https://example.com/{account}")),
+                account_id: Some(account.to_string()),
+                media: MediaFacts {
+                    sha256: Some(format!("{:064x}", id % 2)),
+                    evidence,
+                    ..MediaFacts::default()
+                },
+            },
+            signal_type: SignalType::Pdq.name(),
+            distance: (id % 5) as u32,
+            transform: "original",
+        }
+    }
+
+    /// The tally, fed sightings in no particular order, keeps the earliest of each kind
+    /// and counts the ones before the post.
+    #[test]
+    fn the_tally_keeps_the_earliest_whatever_order_sightings_come_in() {
+        let asked = Asked {
+            posted_at: Some("2026-06-20T00:00:00Z".to_string()),
+            ..Asked::default()
+        };
+        let mut tally = Tally::new(&asked, 2);
+        let c2pa = json!({ "c2pa": { "signer": "Desk", "validation_state": "valid" } });
+        let exif = |time: &str| json!({ "exif": { "capture_time": time } });
+        for (id, day, account, evidence) in [
+            (5, 25, "late", json!({})),
+            (4, 12, "b", c2pa.clone()),
+            (3, 15, "a", exif("2019:01:01 00:00:00")),
+            (2, 10, "a", json!({})),
+            (1, 18, "c", c2pa),
+            (6, 11, "b", exif("2018:01:01 00:00:00")),
+        ] {
+            tally.add(seen(id, day, account, evidence));
+        }
+        let answer = tally.into_provenance(&asked);
+        let shown: Vec<i64> = answer.sightings.iter().map(|s| s.sighting.id).collect();
+        assert_eq!(shown, [2, 6]);
+        assert_eq!(answer.first_seen.map(|s| s.sighting.id), Some(2));
+        assert_eq!(
+            (answer.sightings_total, answer.accounts, answer.sources),
+            (6, 4, 4)
+        );
+        assert_eq!(answer.evidence["c2pa_in_sightings"]["sighting_id"], 4);
+        assert_eq!(answer.evidence["earliest_capture_in_sightings"]["sighting_id"], 6);
+        assert_eq!(answer.verdict.label, "recycled");
+        assert!(
+            answer.verdict.reasons[0].starts_with("first seen 10 days before this post")
+                && answer.verdict.reasons[0].contains("(5 sightings, distance 2)"),
+            "{:?}",
+            answer.verdict.reasons
+        );
+        assert!(answer.verdict.reasons[1].contains("an earlier copy (sighting 4) did"));
+        let variants: Vec<(usize, u32)> = answer
+            .variants
+            .iter()
+            .map(|v| (v.sightings, v.distance))
+            .collect();
+        assert_eq!(variants, [(3, 0), (3, 1)]);
     }
 
     fn credentials(state: &str, errors: &[&str], signed_at: Option<&str>, ai: bool) -> Value {
