@@ -24,10 +24,11 @@ pub struct ProvenanceArgs {
     /// not given.
     #[arg(long, value_name = "TIME")]
     posted_at: Option<String>,
-    /// List at most this many of the earliest sightings; counts, variants and the verdict
-    /// weigh them all (`sightings_total` says how many there are).
+    /// List at most this many of the earliest sightings (up to 10,000, as the API); counts,
+    /// variants and the verdict weigh them all (`sightings_total` says how many there are).
     #[arg(long, value_name = "N", default_value_t = provenance::SIGHTINGS_LISTED,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+              .range(1..=provenance::MAX_SIGHTINGS_LISTED as u64))]
     limit: usize,
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,

@@ -822,7 +822,7 @@ fn provenance_finds_the_bank_sighting_of_a_near_copy() {
     assert_eq!(lines[0]["sightings_total"], 1, "{}", lines[0]);
     assert_eq!(lines[1]["first_seen"], Value::Null);
     assert_eq!(lines[1]["verdict"]["reasons"], json!(["no earlier sighting"]));
-    for (option, bad_value) in [("--posted-at", "soon"), ("--limit", "0")] {
+    for (option, bad_value) in [("--posted-at", "soon"), ("--limit", "0"), ("--limit", "10001")] {
         let bad = cordon_in(
             data.path(),
             &["provenance", option, bad_value, near.to_str().unwrap()],
