@@ -395,32 +395,10 @@ impl Tally {
 
     fn add(&mut self, seen: SeenAt) {
         self.total += 1;
-        let sighting = &seen.sighting;
-        if let Some(account) = &sighting.account_id
-            && !self.accounts.contains(account)
-        {
-            self.accounts.insert(account.clone());
-        }
-        if let Some(source) = &sighting.source_url
-            && !self.sources.contains(source)
-        {
-            self.sources.insert(source.clone());
-        }
+        self.count_origin(&seen.sighting);
         self.add_variant(&seen);
-        let capture = sighting
-            .media
-            .evidence
-            .get("exif")
-            .and_then(|e| e.get("capture_time"));
-        if let Some(time) = capture.and_then(Value::as_str)
-            && self
-                .earliest_capture
-                .as_ref()
-                .is_none_or(|earliest| (time, sighting.id) < (earliest.0.as_str(), earliest.1))
-        {
-            self.earliest_capture = Some((time.to_string(), sighting.id));
-        }
-        let has_c2pa = sighting.media.evidence.get("c2pa").is_some();
+        self.note_capture(&seen.sighting);
+        let has_c2pa = seen.sighting.media.evidence.get("c2pa").is_some();
         let is_earlier = OffsetDateTime::parse(&seen.seen_at, &Rfc3339).is_ok_and(|at| at < self.posted);
         self.earlier += usize::from(is_earlier);
         let seen = ByTime(seen);
@@ -431,6 +409,37 @@ impl Tally {
         if is_earlier {
             keep_first(&mut self.first_earlier, &seen);
         }
+        self.list_if_among_earliest(seen);
+    }
+
+    /// Counts the sighting's account and source among the distinct ones.
+    fn count_origin(&mut self, sighting: &Sighting) {
+        for (origin, seen) in [
+            (&sighting.account_id, &mut self.accounts),
+            (&sighting.source_url, &mut self.sources),
+        ] {
+            if let Some(origin) = origin
+                && !seen.contains(origin)
+            {
+                seen.insert(origin.clone());
+            }
+        }
+    }
+
+    /// Keeps the earliest EXIF capture time a sighting's file carried.
+    fn note_capture(&mut self, sighting: &Sighting) {
+        let exif = sighting.media.evidence.get("exif");
+        let Some(time) = exif.and_then(|e| e.get("capture_time")).and_then(Value::as_str) else {
+            return;
+        };
+        let earlier = |(first, id): &(String, i64)| (time, sighting.id) < (first.as_str(), *id);
+        if self.earliest_capture.as_ref().is_none_or(earlier) {
+            self.earliest_capture = Some((time.to_string(), sighting.id));
+        }
+    }
+
+    /// Lists the sighting if it is among the earliest `listed` so far.
+    fn list_if_among_earliest(&mut self, seen: ByTime) {
         if self.earliest.len() < self.listed {
             self.earliest.push(seen);
         } else if self.earliest.peek().is_some_and(|latest| seen < *latest) {

@@ -497,7 +497,8 @@ fn sorted_by_key(hashes: &[Words], t: usize) -> SortedTable {
 }
 
 impl SortedTable {
-    /// The slots below this one are in the table.
+    /// How many slots the table holds: every slot below this number (later ones are in
+    /// the delta).
     fn covers(&self) -> usize {
         self.slots.len()
     }
