@@ -2,7 +2,9 @@
 //! summary per signal; the field names are an interface), a table for people, and an SVG
 //! bar chart of recall, written by hand.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -94,7 +96,8 @@ pub struct SignalReport {
     pub misses: Vec<Miss>,
 }
 
-/// A repost its own original's signal did not find (JSON output only: a long list).
+/// A repost its own original's signal did not find (all in the JSON lines; the table names
+/// the originals the last signal missed, see [`missed_originals`]).
 #[derive(Serialize)]
 pub struct Miss {
     pub signal: &'static str,
@@ -218,7 +221,58 @@ pub fn text_table(reports: &[SignalReport], corpus: &str) -> String {
             ));
         }
     }
+    if let Some(last) = reports.last() {
+        lines.extend(missed_originals(last, corpus));
+    }
     lines.join("\n")
+}
+
+/// Originals named under "missed by" at most; the JSON lines list every miss.
+const MISSED_NAMED: usize = 25;
+
+/// The originals the last column's signal (every signal together, unless `--signals` said
+/// otherwise) missed reposts of, most missed first, each with the transformations: where
+/// a corpus's gaps are, which the percentages do not say.
+fn missed_originals(report: &SignalReport, corpus: &str) -> Vec<String> {
+    let mut by_original: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for miss in &report.misses {
+        by_original
+            .entry(&miss.original)
+            .or_default()
+            .push(miss.transform);
+    }
+    if by_original.is_empty() {
+        return Vec::new();
+    }
+    let mut missed: Vec<(&str, Vec<&str>)> = by_original.into_iter().collect();
+    missed.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "missed by {} ({} original{}, most missed first):",
+            report.summary.all.signal,
+            missed.len(),
+            if missed.len() == 1 { "" } else { "s" }
+        ),
+    ];
+    for (original, transforms) in missed.iter().take(MISSED_NAMED) {
+        let name = Path::new(original)
+            .strip_prefix(corpus)
+            .map_or(original.to_string(), |inside| inside.display().to_string());
+        let which = if transforms.len() == report.rows.len() {
+            "every transformation".to_string()
+        } else {
+            transforms.join(", ")
+        };
+        lines.push(format!("  {name}: {which}"));
+    }
+    if missed.len() > MISSED_NAMED {
+        lines.push(format!(
+            "  and {} more (the JSON lines list every miss)",
+            missed.len() - MISSED_NAMED
+        ));
+    }
+    lines
 }
 
 fn percent(share: f64) -> String {
@@ -461,6 +515,38 @@ mod tests {
         let after = table.split(heading).nth(1).unwrap();
         let row = after.lines().find(|l| l.starts_with("rot90")).unwrap();
         assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["rot90", "62.5%"]);
+    }
+
+    #[test]
+    fn the_table_names_the_originals_the_last_signal_missed_most_missed_first() {
+        let miss = |signal, transform, original: &str| Miss {
+            signal,
+            transform,
+            original: format!("/corpus/{original}"),
+            distance: None,
+        };
+        let mut pdq = report("pdq", &[0.5, 0.5]);
+        pdq.misses = vec![miss("pdq", "rot90", "only-pdq.jpg")];
+        let mut every = report("cordon", &[0.5, 0.5]);
+        every.misses = vec![
+            miss("cordon", "rot90", "b.png"),
+            miss("cordon", "jpeg30", "a.png"),
+            miss("cordon", "rot90", "a.png"),
+        ];
+        let table = text_table(&[pdq, every], "/corpus");
+        let missed: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("missed by"))
+            .collect();
+        assert_eq!(
+            missed,
+            [
+                "missed by cordon (2 originals, most missed first):",
+                "  a.png: every transformation",
+                "  b.png: rot90",
+            ]
+        );
+        assert!(!text_table(&[report("cordon", &[1.0, 1.0])], "/corpus").contains("missed by"));
     }
 
     #[test]
