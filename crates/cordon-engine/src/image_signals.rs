@@ -200,7 +200,7 @@ pub struct BankSignals {
     pub other_pdq: Vec<PdqHash>,
     /// None or some, none empty: the picture's inside any borders (for a picture with
     /// transparency, as decoded and as seen), and when it sits on a wide plain ground the
-    /// whole image's too ([`sits_on_plain_ground`]).
+    /// whole image's too (`sits_on_plain_ground`).
     pub features: Vec<FeatureSet>,
 }
 

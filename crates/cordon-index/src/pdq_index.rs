@@ -151,7 +151,7 @@ impl PdqIndex {
     /// Adds an entry; the next search sees it.
     ///
     /// Each table's delta is merged into it once it holds more than a quarter of the
-    /// table (or [`DELTA_MIN`]). The tables take turns, one merge every sixteenth of that
+    /// table (or `DELTA_MIN`, 65,536). The tables take turns, one merge every sixteenth of that
     /// many adds, rather than all at once: the merge runs under the matcher's write lock,
     /// and one table is a sixteenth of the wait for every lookup. A bank of local features
     /// holds 400 descriptors an image; at 10 M of them merging all tables at once held

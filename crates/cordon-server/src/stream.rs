@@ -10,7 +10,7 @@
 //! `new_submission` refuses, such as a `Posted-At` outside 1970 to a day ahead) is
 //! terminated, and why is published on `<STREAM>.errors`: redelivering it would fail the
 //! same way forever. One that failed for a passing reason (the store unreachable) is
-//! redelivered after [`RETRY_AFTER`].
+//! redelivered after `RETRY_AFTER`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -75,7 +75,7 @@ impl SignalType {
 /// How much of an input a message quotes.
 const EXCERPT_CHARS: usize = 80;
 
-/// `text` quoted for a message, cut to its first [`EXCERPT_CHARS`] characters (saying how
+/// `text` quoted for a message, cut to its first `EXCERPT_CHARS` characters (saying how
 /// long it was) when longer: a bad value can be megabytes, and a message that repeats it
 /// whole floods logs and answers.
 pub fn quoted_excerpt(text: &str) -> String {

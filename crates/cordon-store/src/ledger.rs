@@ -135,7 +135,7 @@ pub(crate) fn append(
 impl Store {
     /// The sightings with these ids, each once, oldest first.
     ///
-    /// Read [`IDS_PER_QUERY`] at a time: a picture that went viral has many thousands of
+    /// Read `IDS_PER_QUERY` at a time: a picture that went viral has many thousands of
     /// sightings, and one statement per id made a provenance answer wait on as many round
     /// trips to PostgreSQL.
     pub fn sightings(&self, ids: &[i64]) -> Result<Vec<Sighting>, StoreError> {

@@ -77,7 +77,7 @@ impl StoreLocation {
 }
 
 /// A connection to the PostgreSQL store at `url`, with TLS as its `sslmode` and
-/// `sslrootcert` say (see [`crate::postgres_url`]): for the store itself and for a node's
+/// `sslrootcert` say (see `crate::postgres_url`): for the store itself and for a node's
 /// other connections to it (its `LISTEN`, its leader's lock).
 pub fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError> {
     let target = PostgresTarget::parse(url).map_err(|reason| StoreError::StoreUrl {

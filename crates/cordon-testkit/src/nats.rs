@@ -1,7 +1,7 @@
 //! A real NATS server for the tests, JetStream on: Debian's `nats-server` (`apt-get install -y
 //! nats-server`, or `scripts/deps test`) on a free loopback port, its store in a temporary folder.
 //!
-//! The server goes with the test process however that ends (see [`crate::watchdog`]).
+//! The server goes with the test process however that ends (see `crate::watchdog`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

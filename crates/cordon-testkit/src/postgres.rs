@@ -2,7 +2,7 @@
 //! (Debian's `postgresql` package: `apt-get install -y postgresql`, or `scripts/deps test`), in a
 //! temporary folder, on a free loopback port, trusting every connection from user `cordon`.
 //!
-//! The server goes with the test process however that ends (see [`crate::watchdog`]): dropped,
+//! The server goes with the test process however that ends (see `crate::watchdog`): dropped,
 //! or never dropped as [`shared_postgres`]'s is, or killed.
 
 use std::os::unix::process::CommandExt;

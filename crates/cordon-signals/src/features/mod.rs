@@ -89,7 +89,7 @@ impl FeatureSet {
 /// padding (see [`trim_borders`]): a framed repost shows the same picture at the same
 /// working scale as its original. A picture without detail (blank, or nearly: a colour
 /// under a transparent layer) has no set: fewer than [`MIN_INLIERS`] corners above
-/// rounding noise ([`detect::MIN_RESPONSE`]) could never verify.
+/// rounding noise (`detect::MIN_RESPONSE`) could never verify.
 pub fn extract(image: &DecodedImage) -> FeatureSet {
     extract_in(image, trim_borders(image))
 }
