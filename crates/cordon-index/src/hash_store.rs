@@ -92,7 +92,12 @@ mod store {
                 return;
             }
             let old_bytes = self.capacity * size_of::<Words>();
-            let bytes = ((self.len + additional) * size_of::<Words>()).next_multiple_of(4096);
+            let bytes = self
+                .len
+                .checked_add(additional)
+                .and_then(|hashes| hashes.checked_mul(size_of::<Words>()))
+                .and_then(|bytes| bytes.checked_next_multiple_of(4096))
+                .unwrap_or_else(|| panic!("capacity overflow: {} + {additional} hashes", self.len));
             // SAFETY: a fresh private anonymous mapping, or the one this store owns, grown:
             // nothing else refers to it (`&mut self`), and pointers into it are rebuilt
             // from `start` after each call.
@@ -240,6 +245,14 @@ mod tests {
         let kept = store.retained(|slot| slot % 3 == 0);
         assert_eq!(kept.len(), count / 3);
         assert!(kept.iter().enumerate().all(|(i, w)| *w == words(3 * i)));
+    }
+
+    /// A size past what an address can hold stops, as a `Vec` does, rather than mapping
+    /// less than asked for (where the writes would then land beyond the mapping).
+    #[test]
+    #[should_panic(expected = "capacity overflow")]
+    fn a_capacity_past_the_address_space_stops() {
+        HashStore::with_capacity(usize::MAX / 16);
     }
 
     #[test]
