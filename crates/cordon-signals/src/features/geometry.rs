@@ -86,6 +86,12 @@ pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
             best.inliers = inliers;
             best.scale = transform.scale();
             best.rotation = transform.rotation();
+            if inliers == best.pairs {
+                // No hypothesis can do better. A bank holding many near-identical
+                // copies of a picture verifies each against its repost, and there this
+                // comes within the first few hypotheses instead of the 400th.
+                break;
+            }
         }
     }
     best
@@ -93,7 +99,28 @@ pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
 
 /// For each query descriptor, its nearest bank descriptor when near enough and clearly
 /// nearer than the next; each bank keypoint used once (by its nearest query).
+///
+/// Compares every query descriptor with every bank descriptor, four bit counts each: with
+/// the POPCNT instruction that is one instruction a count, without it a dozen (and half of
+/// a verification's time, measured).
 fn pair_up(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("popcnt") {
+        // SAFETY: the CPU has POPCNT, checked just above.
+        return unsafe { pair_up_popcnt(query, bank) };
+    }
+    pair_up_portable(query, bank)
+}
+
+/// [`pair_up`] compiled with the POPCNT instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+fn pair_up_popcnt(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+    pair_up_portable(query, bank)
+}
+
+#[inline(always)]
+fn pair_up_portable(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
     let mut claimed: Vec<Option<(u32, usize)>> = vec![None; bank.len()];
     for (q, descriptor) in query.descriptors.iter().enumerate() {
         let (mut best, mut second, mut best_index) = (u32::MAX, u32::MAX, 0);
