@@ -212,6 +212,11 @@ impl Matcher {
         self.features.len()
     }
 
+    /// Local-feature descriptors held, over every set.
+    pub fn feature_descriptors(&self) -> usize {
+        self.features.descriptors_len()
+    }
+
     /// Adds or updates a bank (name, threshold, enabled state).
     pub fn set_bank(&mut self, bank: &Bank) {
         self.banks.insert(bank.id, BankState::of(bank));

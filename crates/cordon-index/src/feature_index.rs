@@ -73,6 +73,12 @@ impl FeatureIndex {
         self.slots.is_empty()
     }
 
+    /// Descriptors held, over every set: what a lookup's work and the index's memory grow
+    /// with.
+    pub fn descriptors_len(&self) -> usize {
+        self.descriptors.len()
+    }
+
     /// Stores `features` under `id`, replacing what `id` held.
     pub fn insert(&mut self, id: EntryId, features: FeatureSet) {
         self.remove(id);

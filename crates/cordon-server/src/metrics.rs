@@ -26,6 +26,13 @@ struct Latency {
     sum: f64,
 }
 
+/// What the in-memory match index holds, for its gauges.
+struct IndexSizes {
+    pdq: usize,
+    feature_sets: usize,
+    feature_descriptors: usize,
+}
+
 /// Counters kept since the server started.
 #[derive(Default)]
 pub struct Metrics {
@@ -59,7 +66,7 @@ impl Metrics {
         }
     }
 
-    fn render(&self, index_hashes: usize, outbox_depth: u64, quarantined: &[(i64, &str)]) -> String {
+    fn render(&self, index: &IndexSizes, outbox_depth: u64, quarantined: &[(i64, &str)]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -129,10 +136,27 @@ impl Metrics {
         let _ = writeln!(out, "cordon_outbox_pending {outbox_depth}");
         let _ = writeln!(
             out,
-            "# HELP cordon_index_hashes Hashes in the in-memory match index."
+            "# HELP cordon_index_hashes Entries in the in-memory match index: PDQ hashes, and \
+             contents with local-feature sets."
         );
         let _ = writeln!(out, "# TYPE cordon_index_hashes gauge");
-        let _ = writeln!(out, "cordon_index_hashes{{signal_type=\"pdq\"}} {index_hashes}");
+        let _ = writeln!(out, "cordon_index_hashes{{signal_type=\"pdq\"}} {}", index.pdq);
+        let _ = writeln!(
+            out,
+            "cordon_index_hashes{{signal_type=\"features\"}} {}",
+            index.feature_sets
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cordon_index_feature_descriptors Local-feature descriptors held, over every \
+             set: a features lookup's work and the index's memory grow with them."
+        );
+        let _ = writeln!(out, "# TYPE cordon_index_feature_descriptors gauge");
+        let _ = writeln!(
+            out,
+            "cordon_index_feature_descriptors {}",
+            index.feature_descriptors
+        );
         render_quarantine(&mut out, quarantined);
         out
     }
@@ -214,10 +238,17 @@ pub async fn serve(State(state): State<Arc<AppState>>) -> Response {
     let depth = crate::state::blocking(move || Ok(reader.store().pending_delivery_count()?))
         .await
         .unwrap_or(0);
-    let index_hashes = state.matcher().pdq_len();
+    let index = {
+        let matcher = state.matcher();
+        IndexSizes {
+            pdq: matcher.pdq_len(),
+            feature_sets: matcher.features_len(),
+            feature_descriptors: matcher.feature_descriptors(),
+        }
+    };
     let text = {
         let flood = state.flood();
-        let mut text = state.metrics.render(index_hashes, depth, &flood.quarantined());
+        let mut text = state.metrics.render(&index, depth, &flood.quarantined());
         let leading = u8::from(state.leading.load(std::sync::atomic::Ordering::Acquire));
         let cursor = state.feed_cursor.load(std::sync::atomic::Ordering::Acquire);
         text.push_str(&format!(

@@ -797,6 +797,24 @@ fn uploaded_content_matches_cropped_reposts_by_local_features() {
     server.create_bank("TVEC");
     let (code, added) = server.upload(&server.curator, "/c/bank/TVEC/content", "misc-images/b.jpg", &[]);
     assert_eq!(code, 200, "{added}");
+    // What a features lookup's work grows with is in /metrics.
+    let gauges = || {
+        let text = crate::common::metrics(&server.client, &server.base);
+        let value = |series: &str| -> u64 {
+            let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_default();
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX)
+        };
+        (
+            value(r#"cordon_index_hashes{signal_type="features"} "#),
+            value("cordon_index_feature_descriptors "),
+        )
+    };
+    let (sets, descriptors) = gauges();
+    assert_eq!(sets, 1);
+    assert!((100..=800).contains(&descriptors), "{descriptors} descriptors");
     // A fifth cut off the left and a tenth off the bottom: PDQ no longer matches.
     let bytes = std::fs::read(image("misc-images/b.jpg")).unwrap();
     let decoded = cordon_signals::decode(&bytes, &DecodeLimits::default()).unwrap();
@@ -821,6 +839,7 @@ fn uploaded_content_matches_cropped_reposts_by_local_features() {
             .0,
         200
     );
+    assert_eq!(gauges(), (0, 0), "the deleted content's features left the gauges");
     let form = multipart::Form::new().part(
         "photo",
         multipart::Part::bytes(std::fs::read(image("misc-images/b.jpg")).unwrap()).file_name("b.jpg"),
