@@ -933,7 +933,9 @@ fn a_flooding_bank_entry_is_quarantined_reported_and_released() {
 fn simultaneous_uploads_of_a_flood_are_each_counted() {
     // Ten uploads of one entry at once, the guard at five hits: each upload's hit is
     // counted before it is judged, so the six from the fifth hit on (in whatever order
-    // they land) are quarantined, however many are in flight together.
+    // they land) are quarantined, however many are in flight together. One counted
+    // earlier may be held too: judged after a later one has stored the quarantine, it
+    // finds the entry quarantined already (CI saw 7 once). A lost count would hold fewer.
     let (hook, _received) = receiver(0);
     let cordon = start_with(&hook, "[flood_guard]\nmin_hits = 5\n");
     let answers: Vec<Value> = std::thread::scope(|scope| {
@@ -958,7 +960,7 @@ fn simultaneous_uploads_of_a_flood_are_each_counted() {
         .iter()
         .filter(|a| a["matches"][0]["quarantined"] == json!(true))
         .count();
-    assert_eq!(held, 6, "{answers:?}");
+    assert!((6..=10).contains(&held), "{held} held: {answers:?}");
 }
 
 #[test]
