@@ -17,12 +17,17 @@ pub(crate) struct Words(pub [u64; 4]);
 
 pub(crate) use store::HashStore;
 
+/// How many more entries an index's arrays (its hashes, and its ids beside them) make
+/// room for once full: a quarter more at a time, not double. At 100 M hashes doubling
+/// would map 3.2 GB more at once (not backed until written, but counted by
+/// [`HashStore::memory_bytes`] and by a strict overcommit policy).
+pub(crate) fn growth(len: usize) -> usize {
+    (len / 4).max(1024)
+}
+
 impl HashStore {
-    /// A quarter more at a time, not double: at 100 M hashes doubling would map 3.2 GB
-    /// more at once (not backed until written, but counted by [`HashStore::memory_bytes`]
-    /// and by a strict overcommit policy).
     fn grow(&mut self) {
-        self.reserve((self.len() / 4).max(1024));
+        self.reserve(growth(self.len()));
     }
 
     /// A store with only the slots `keep` says yes to, renumbered in order.
@@ -88,7 +93,7 @@ mod store {
         /// Makes room for `additional` more hashes: maps, or grows the mapping, moving it
         /// if it must (the kernel moves its pages, not their contents).
         pub fn reserve(&mut self, additional: usize) {
-            if additional == 0 || self.len + additional <= self.capacity {
+            if additional <= self.capacity - self.len {
                 return;
             }
             let old_bytes = self.capacity * size_of::<Words>();

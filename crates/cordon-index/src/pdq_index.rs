@@ -17,7 +17,7 @@
 use cordon_signals::PdqHash;
 
 use crate::EntryId;
-use crate::hash_store::{HashStore, Words, advise_huge_pages};
+use crate::hash_store::{HashStore, Words, advise_huge_pages, growth};
 
 const PARTS: usize = 16;
 const KEYS: usize = 1 << 16;
@@ -159,9 +159,7 @@ impl PdqIndex {
     pub fn insert(&mut self, hash: PdqHash, id: EntryId) {
         let words = hash.words();
         if self.ids.len() == self.ids.capacity() {
-            // A quarter more at a time, not double, as the hashes grow (see
-            // [`HashStore`]).
-            self.ids.reserve_exact((self.ids.len() / 4).max(1024));
+            self.ids.reserve_exact(growth(self.ids.len()));
         }
         self.hashes.push(Words(words));
         self.ids.push(id);
@@ -371,13 +369,12 @@ impl PdqIndex {
     }
 
     /// Drops tombstones and merges every table's delta into it: the first build, and the
-    /// merge once removals are many (adds alone are merged a table at a time, see
-    /// [`PdqIndex::insert`]).
+    /// merge once removals are many (adds alone are merged a table at a time, in place,
+    /// see [`PdqIndex::insert`]).
     ///
     /// This runs under the matcher's write lock, so every lookup waits for it. Sorting
     /// every slot again scattered each one into 16 tables, 4-5 s at 12.5 M hashes; the
-    /// tables are merged instead, one per rayon task: after adds alone each grows in place
-    /// ([`SortedTable::grown_by`]), after removals each is copied bucket by bucket and
+    /// tables are merged instead, one per rayon task, each copied bucket by bucket and
     /// renumbered, reading and writing memory in sequence.
     fn compact(&mut self) {
         if self.sorted.is_empty() {
@@ -386,28 +383,14 @@ impl PdqIndex {
             return;
         }
         use rayon::prelude::*;
-        if self.removed_count == 0 {
-            // Only additions: each table grows where it is.
-            let hashes = &self.hashes;
-            let tables = std::mem::take(&mut self.sorted);
-            self.sorted = tables
-                .into_par_iter()
-                .enumerate()
-                .map(|(t, table)| {
-                    let first = table.covers();
-                    table.grown_by(&sorted_by_key(&hashes[first..], t), first as u32)
-                })
-                .collect();
-        } else {
-            let live = self.hashes.len() - self.removed_count;
-            let renumbering = Renumbering::of(&self.removed);
-            let merged: Vec<SortedTable> = (0..PARTS)
-                .into_par_iter()
-                .map(|t| self.merged_table(t, &renumbering, live))
-                .collect();
-            self.sorted = merged;
-            self.drop_removed();
-        }
+        let live = self.hashes.len() - self.removed_count;
+        let renumbering = Renumbering::of(&self.removed);
+        let merged: Vec<SortedTable> = (0..PARTS)
+            .into_par_iter()
+            .map(|t| self.merged_table(t, &renumbering, live))
+            .collect();
+        self.sorted = merged;
+        self.drop_removed();
         self.delta = Delta::default();
         self.adds_since_merge = 0;
     }
@@ -532,7 +515,7 @@ impl SortedTable {
 }
 
 /// Where each slot lands when removed slots are dropped: its number less the removed slots
-/// before it. (A merge after adds alone renumbers nothing: it grows the tables in place.)
+/// before it. (Adds alone renumber nothing: they are merged a table at a time, in place.)
 struct Renumbering<'a> {
     removed: &'a [u64],
     /// Removed slots before each word of `removed`.
