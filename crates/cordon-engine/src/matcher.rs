@@ -179,15 +179,12 @@ impl Matcher {
     /// Loads every bank's PDQ signals.
     pub fn load(store: &Store) -> Result<Matcher, MatcherError> {
         let entries = read_signals::<PdqHash>(store, SignalType::Pdq)?;
-        let mut feature_index = FeatureIndex::new();
         // A content may hold several sets (a picture with transparency: as decoded and
-        // as seen): each is added, none replaces another.
-        for (set, id) in read_signals::<FeatureSet>(store, SignalType::Features)? {
-            feature_index.add(id, set);
-        }
+        // as seen): each is kept, none replaces another.
+        let sets = read_signals::<FeatureSet>(store, SignalType::Features)?;
         let mut matcher = Matcher {
             pdq: PdqIndex::from_entries(entries),
-            features: feature_index,
+            features: FeatureIndex::from_sets(sets.into_iter().map(|(set, id)| (id, set))),
             banks: HashMap::new(),
             disabled: store.disabled_content()?,
             pdq_radius: 0,

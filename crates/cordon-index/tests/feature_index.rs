@@ -46,14 +46,23 @@ fn search_equals_verifying_every_stored_set() {
         .enumerate()
         .map(|(i, image)| (100 + i as u64, features::extract(image)))
         .collect();
-    let mut index = FeatureIndex::new();
+    let mut added = FeatureIndex::new();
     for (id, set) in &stored {
-        index.insert(*id, set.clone());
+        added.insert(*id, set.clone());
     }
-    assert_eq!(index.len(), DISTINCT_PHOTOS.len());
+    // Built in one pass, as a store is loaded: the same answers.
+    let built = FeatureIndex::from_sets(stored.iter().cloned());
+    for index in [&added, &built] {
+        assert_eq!(index.len(), DISTINCT_PHOTOS.len());
+        assert_eq!(
+            index.descriptors_len(),
+            stored.iter().map(|(_, set)| set.len()).sum::<usize>()
+        );
+    }
     for (i, image) in images.iter().enumerate() {
         for query in [features::extract(image), features::extract(&cropped(image))] {
-            let found = index.search(&query);
+            let found = added.search(&query);
+            assert_eq!(built.search(&query), found, "{}", DISTINCT_PHOTOS[i]);
             assert_eq!(found, brute_force(&stored, &query), "{}", DISTINCT_PHOTOS[i]);
             assert_eq!(
                 found.first().map(|hit| hit.id),
@@ -94,15 +103,18 @@ fn removed_and_replaced_sets_stop_matching_at_once() {
 #[test]
 fn an_id_can_hold_several_sets_and_loses_them_together() {
     let (a, b) = two_distinct_sets();
-    let mut index = FeatureIndex::new();
-    index.add(7, a.clone());
-    index.add(7, b.clone());
-    assert_eq!(index.len(), 1);
-    assert_eq!(index.search(&a)[0].id, 7);
-    assert_eq!(index.search(&b)[0].id, 7);
-    assert!(index.remove(7));
-    assert!(index.search(&a).is_empty() && index.search(&b).is_empty());
-    assert!(index.is_empty());
+    let mut added = FeatureIndex::new();
+    added.add(7, a.clone());
+    added.add(7, b.clone());
+    let built = FeatureIndex::from_sets([(7, a.clone()), (7, b.clone())]);
+    for mut index in [added, built] {
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.search(&a)[0].id, 7);
+        assert_eq!(index.search(&b)[0].id, 7);
+        assert!(index.remove(7));
+        assert!(index.search(&a).is_empty() && index.search(&b).is_empty());
+        assert!(index.is_empty());
+    }
 }
 
 /// `n` keypoints spread over a 512-pixel square, all with `descriptor`.
