@@ -45,7 +45,8 @@ pub const COMMON_FLOOR: usize = 4096;
 pub struct FeatureSearch {
     /// The sets that verified, most inliers first.
     pub hits: Vec<FeatureHit>,
-    /// Stored descriptors compared with the query's.
+    /// Stored descriptors looked at: those in the buckets the search probed (only the
+    /// ones whose tags are near are compared in full).
     pub candidates: usize,
     /// Query descriptors not searched: too common to tell images apart.
     pub common: usize,

@@ -157,7 +157,7 @@ fn a_descriptor_a_crowd_of_stored_sets_share_is_not_searched_and_real_matches_st
 
     let searched = index.search_counted(&query);
     // The flat descriptors (and the odd real one whose buckets the crowd fills) are left
-    // out: each would have been compared with all 30,000 of the crowd's, in 16 tables.
+    // out: each would have had all 30,000 of the crowd's looked at, in every table.
     assert!(
         (FLAT..FLAT + 10).contains(&searched.common),
         "{} left out",
