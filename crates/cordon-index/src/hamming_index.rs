@@ -99,8 +99,9 @@ impl Parts for DescriptorParts {
 pub type PdqIndex = HammingIndex<PdqParts>;
 
 const KEYS: usize = 1 << 16;
-/// Above this per-part radius (a total radius of 48 and more) probing touches so many
-/// buckets that a plain scan is faster; both are exact.
+/// Above this per-part radius (a total radius of 48 and more with PDQ's 16 parts, 36 with
+/// descriptors' 12) a search compares every entry instead: for PDQ, probing that many
+/// buckets was slower than a plain scan. Both are exact.
 const MAX_PROBE_RADIUS: u32 = 2;
 /// An index of at most this many entries is searched by comparing the query with each:
 /// one probe of the tables is a random memory access, and a search makes up to 16 x 137
