@@ -3,8 +3,9 @@
 //!
 //! Each stored descriptor goes into a [`HammingIndex`] (descriptors are 256-bit, like PDQ
 //! hashes; cut into the [`DescriptorParts`] that suit their radius) under its set and
-//! keypoint. A query's descriptors are searched at
-//! [`PAIR_RADIUS`], the same radius [`verify`] pairs within, so a set with fewer than
+//! keypoint, the descriptors of a set side by side, from where verification reads them.
+//! A query's descriptors are searched at [`PAIR_RADIUS`], the same radius
+//! [`verify`](cordon_signals::features::verify) pairs within, so a set with fewer than
 //! [`MIN_INLIERS`] query descriptors near it cannot verify and is skipped; the sets left
 //! are verified in full. The result is exactly what verifying the query against every
 //! stored set would give, with one exception that bounds the work an upload can cause:
@@ -18,8 +19,11 @@
 use std::collections::HashMap;
 
 use cordon_signals::PdqHash;
-use cordon_signals::features::{FeatureSet, MIN_INLIERS, PAIR_RADIUS, verify};
+use std::borrow::Borrow;
 
+use cordon_signals::features::{FeatureSet, Keypoint, MIN_INLIERS, PAIR_RADIUS, verify_against};
+
+use crate::hash_store::Words;
 use crate::{DescriptorParts, EntryId, HammingIndex, Hit, Parts};
 
 // The descriptors' parts are sized for 1 bit of difference each at the pair radius; at
@@ -64,8 +68,11 @@ pub struct FeatureHit {
 #[derive(Default)]
 pub struct FeatureIndex {
     descriptors: HammingIndex<DescriptorParts>,
-    /// Slot -> the caller's id and the set (`None` once removed; slots are not reused).
-    sets: Vec<Option<(EntryId, FeatureSet)>>,
+    /// Slot -> the caller's id and the set's keypoints (`None` once removed; slots are not
+    /// reused). The set's descriptors are kept once, in `descriptors`, side by side
+    /// ([`HammingIndex::run`]), and read from there to verify: a second copy cost 32 of
+    /// every descriptor's ~150 bytes.
+    sets: Vec<Option<(EntryId, Vec<Keypoint>)>>,
     /// The caller's id -> its sets' slots (most ids have one).
     slots: HashMap<EntryId, Vec<usize>>,
 }
@@ -105,7 +112,7 @@ impl FeatureIndex {
                     .enumerate()
                     .map(|(keypoint, d)| (PdqHash::from_words(*d), entry(slot, keypoint))),
             );
-            index.sets.push(Some((id, features)));
+            index.sets.push(Some((id, features.keypoints)));
             index.slots.entry(id).or_default().push(slot);
         }
         index.descriptors = HammingIndex::from_entries(descriptors);
@@ -127,7 +134,7 @@ impl FeatureIndex {
             self.descriptors
                 .insert(PdqHash::from_words(*descriptor), entry(slot, keypoint));
         }
-        self.sets.push(Some((id, features)));
+        self.sets.push(Some((id, features.keypoints)));
         self.slots.entry(id).or_default().push(slot);
     }
 
@@ -137,10 +144,16 @@ impl FeatureIndex {
             return false;
         };
         for slot in slots {
-            if let Some((_, features)) = self.sets[slot].take() {
-                for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
+            if let Some((_, keypoints)) = self.sets[slot].take() {
+                // Copied first: a removal can compact the index, which moves the run.
+                let run: Vec<[u64; 4]> = self
+                    .run(slot, keypoints.len())
+                    .iter()
+                    .map(|words| *words.borrow())
+                    .collect();
+                for (keypoint, descriptor) in run.into_iter().enumerate() {
                     self.descriptors
-                        .remove(PdqHash::from_words(*descriptor), entry(slot, keypoint));
+                        .remove(PdqHash::from_words(descriptor), entry(slot, keypoint));
                 }
             }
         }
@@ -184,13 +197,19 @@ impl FeatureIndex {
             .into_iter()
             .filter(|&(_, count)| count >= MIN_INLIERS)
             .filter_map(|(slot, _)| {
-                let (id, features) = self.sets[slot].as_ref()?;
-                let inliers = verify(query, features).inliers;
+                let (id, keypoints) = self.sets[slot].as_ref()?;
+                let inliers = verify_against(query, keypoints, self.run(slot, keypoints.len())).inliers;
                 (inliers >= MIN_INLIERS).then_some(FeatureHit { id: *id, inliers })
             })
             .collect();
         found.sort_by(|a, b| b.inliers.cmp(&a.inliers).then(a.id.cmp(&b.id)));
         searched.hits = found;
         searched
+    }
+
+    /// The descriptors of the set in `slot`, which has `len` keypoints (none for a set
+    /// without descriptors).
+    fn run(&self, slot: usize, len: usize) -> &[Words] {
+        self.descriptors.run(entry(slot, 0), len).unwrap_or(&[])
     }
 }

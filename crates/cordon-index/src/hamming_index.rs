@@ -210,6 +210,18 @@ impl<P: Parts> HammingIndex<P> {
         index
     }
 
+    /// The hashes of the `len` entries whose ids are `first`, `first + 1`, ..., if they are
+    /// stored side by side in that order. They are when ids only grow as entries are added
+    /// (the feature index numbers each set's descriptors so): merges move no hash, and
+    /// dropping removed ones keeps the order of the rest. Found by a binary search over the
+    /// ids, which that growth keeps sorted.
+    pub(crate) fn run(&self, first: EntryId, len: usize) -> Option<&[Words]> {
+        let slot = self.ids.partition_point(|&id| id < first);
+        let last = first.checked_add(len.checked_sub(1)? as EntryId)?;
+        (self.ids.get(slot) == Some(&first) && self.ids.get(slot + len - 1) == Some(&last))
+            .then(|| &self.hashes[slot..slot + len])
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.hashes.len() - self.removed_count
@@ -1116,6 +1128,37 @@ mod tests {
                 distance: 0
             }]
         );
+    }
+
+    /// A run is found by its first id and length only when its ids follow on one another,
+    /// and it stays whole when removals before it are dropped.
+    #[test]
+    fn a_run_of_growing_ids_reads_back_its_hashes() {
+        let ids = [10, 11, 12, 20, 21];
+        let mut index = PdqIndex::new();
+        index.merge_at = 1;
+        for id in ids {
+            index.insert(spread_hash(id), id);
+        }
+        let run = |index: &PdqIndex, first, len| {
+            index
+                .run(first, len)
+                .map(|run| run.iter().map(|w| w.0).collect::<Vec<_>>())
+        };
+        let hashes = |ids: &[u64]| Some(ids.iter().map(|&id| spread_hash(id).words()).collect::<Vec<_>>());
+        assert_eq!(run(&index, 10, 3), hashes(&[10, 11, 12]));
+        assert_eq!(run(&index, 11, 2), hashes(&[11, 12]));
+        assert_eq!(run(&index, 20, 2), hashes(&[20, 21]));
+        assert_eq!(run(&index, 10, 4), None, "12 is not followed by 13");
+        assert_eq!(run(&index, 13, 1), None);
+        assert_eq!(run(&index, 20, 3), None);
+        assert_eq!(run(&index, 10, 0), None);
+        // Removing 10-12 compacts the index: 20 and 21 move to the front, together.
+        for id in [10, 11, 12] {
+            assert!(index.remove(spread_hash(id), id));
+        }
+        assert!(index.hashes.len() < ids.len(), "compacted");
+        assert_eq!(run(&index, 20, 2), hashes(&[20, 21]));
     }
 
     #[test]

@@ -15,6 +15,12 @@
 #[repr(C, align(32))]
 pub(crate) struct Words(pub [u64; 4]);
 
+impl std::borrow::Borrow<[u64; 4]> for Words {
+    fn borrow(&self) -> &[u64; 4] {
+        &self.0
+    }
+}
+
 pub(crate) use store::HashStore;
 
 /// How many more entries an index's arrays (its hashes, and its ids beside them) make

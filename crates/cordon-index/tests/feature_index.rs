@@ -117,6 +117,59 @@ fn an_id_can_hold_several_sets_and_loses_them_together() {
     }
 }
 
+/// The index verifies against descriptors it keeps once, where it searches them: removals
+/// that compact it (and so renumber where every descriptor lies), adds before and after,
+/// and a set re-added leave every stored set verifying as the set itself does.
+#[test]
+fn sets_verify_as_themselves_after_removals_move_their_descriptors() {
+    let stored: Vec<(u64, FeatureSet)> = DISTINCT_PHOTOS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (100 + i as u64, features::extract(&photo(p))))
+        .collect();
+    // 400 distinct descriptors a filler set: 60 of them outnumber the photos' several times,
+    // so removing them all compacts the index.
+    let filler = |seed: u64| {
+        let mut set = crowd([0; 4], 400, seed);
+        for (i, descriptor) in set.descriptors.iter_mut().enumerate() {
+            let x = (seed << 16 | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            *descriptor = [x, x.rotate_left(19), x.rotate_left(37), !x];
+        }
+        set
+    };
+    let mut index = FeatureIndex::new();
+    for seed in 0..30 {
+        index.add(1000 + seed, filler(seed));
+    }
+    for (id, set) in &stored {
+        index.add(*id, set.clone());
+    }
+    for seed in 30..60 {
+        index.add(1000 + seed, filler(seed));
+    }
+    let queries: Vec<FeatureSet> = DISTINCT_PHOTOS
+        .iter()
+        .map(|p| features::extract(&cropped(&photo(p))))
+        .collect();
+    let before: Vec<Vec<FeatureHit>> = queries.iter().map(|q| index.search(q)).collect();
+    for seed in 0..60 {
+        assert!(index.remove(1000 + seed));
+    }
+    // One photo's set removed and added again: its descriptors now lie after the others'.
+    let (moved_id, moved_set) = &stored[0];
+    assert!(index.remove(*moved_id));
+    index.add(*moved_id, moved_set.clone());
+    assert_eq!(
+        index.descriptors_len(),
+        stored.iter().map(|(_, set)| set.len()).sum::<usize>()
+    );
+    for (i, query) in queries.iter().enumerate() {
+        let found = index.search(query);
+        assert_eq!(found, brute_force(&stored, query), "{}", DISTINCT_PHOTOS[i]);
+        assert_eq!(found, before[i], "{}", DISTINCT_PHOTOS[i]);
+    }
+}
+
 /// `n` keypoints spread over a 512-pixel square, all with `descriptor`.
 fn crowd(descriptor: [u64; 4], n: usize, seed: u64) -> FeatureSet {
     let keypoints = (0..n)

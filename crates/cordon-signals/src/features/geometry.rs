@@ -3,8 +3,10 @@
 //! Pairs between unrelated pictures point every which way; pairs between a picture and
 //! its repost line up, however much was cropped or covered.
 
-use super::FeatureSet;
+use std::borrow::Borrow;
+
 use super::describe::distance;
+use super::{FeatureSet, Keypoint};
 
 /// A descriptor pair is considered only when its descriptors are within this many bits
 /// (an index can then find every candidate with an exact radius search)...
@@ -49,7 +51,18 @@ pub struct Verification {
 /// Pairs `query`'s descriptors with `bank`'s and counts the pairs that agree on one
 /// similarity transformation.
 pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
-    let pairs = pair_up(query, bank);
+    verify_against(query, &bank.keypoints, &bank.descriptors)
+}
+
+/// [`verify`] against a bank set given as its keypoints and its descriptors in the same
+/// order, wherever those are kept (a feature index keeps the descriptors once, where it
+/// searches them).
+pub fn verify_against<D: Borrow<[u64; 4]>>(
+    query: &FeatureSet,
+    keypoints: &[Keypoint],
+    descriptors: &[D],
+) -> Verification {
+    let pairs = pair_up(query, descriptors);
     let mut best = Verification {
         pairs: pairs.len() as u32,
         ..Verification::default()
@@ -62,7 +75,7 @@ pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
     let pairs: Vec<Pair> = pairs
         .iter()
         .map(|&(q, b)| {
-            let (qk, bk) = (query.keypoints[q], bank.keypoints[b]);
+            let (qk, bk) = (query.keypoints[q], keypoints[b]);
             let (sin, cos) = (bk.angle - qk.angle).sin_cos();
             Pair {
                 query: (qk.x, qk.y),
@@ -110,7 +123,7 @@ pub fn verify(query: &FeatureSet, bank: &FeatureSet) -> Verification {
 /// Compares every query descriptor with every bank descriptor, four bit counts each: with
 /// the POPCNT instruction that is one instruction a count, without it a dozen (and half of
 /// a verification's time, measured).
-fn pair_up(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+fn pair_up<D: Borrow<[u64; 4]>>(query: &FeatureSet, bank: &[D]) -> Vec<(usize, usize)> {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("popcnt") {
         // SAFETY: the CPU has POPCNT, checked just above.
@@ -122,17 +135,17 @@ fn pair_up(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
 /// [`pair_up`] compiled with the POPCNT instruction.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
-fn pair_up_popcnt(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+fn pair_up_popcnt<D: Borrow<[u64; 4]>>(query: &FeatureSet, bank: &[D]) -> Vec<(usize, usize)> {
     pair_up_portable(query, bank)
 }
 
 #[inline(always)]
-fn pair_up_portable(query: &FeatureSet, bank: &FeatureSet) -> Vec<(usize, usize)> {
+fn pair_up_portable<D: Borrow<[u64; 4]>>(query: &FeatureSet, bank: &[D]) -> Vec<(usize, usize)> {
     let mut claimed: Vec<Option<(u32, usize)>> = vec![None; bank.len()];
     for (q, descriptor) in query.descriptors.iter().enumerate() {
         let (mut best, mut second, mut best_index) = (u32::MAX, u32::MAX, 0);
-        for (b, other) in bank.descriptors.iter().enumerate() {
-            let d = distance(descriptor, other);
+        for (b, other) in bank.iter().enumerate() {
+            let d = distance(descriptor, other.borrow());
             if d < best {
                 (second, best, best_index) = (best, d, b);
             } else if d < second {

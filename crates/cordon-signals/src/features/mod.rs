@@ -15,7 +15,7 @@ mod detect;
 mod geometry;
 mod text;
 
-pub use geometry::{PAIR_RADIUS, Verification, verify};
+pub use geometry::{PAIR_RADIUS, Verification, verify, verify_against};
 pub use text::ParseFeaturesError;
 
 use crate::media::DecodedImage;
