@@ -33,6 +33,19 @@ const _: () = assert!(PAIR_RADIUS < 2 * DescriptorParts::COUNT as u32);
 /// Keypoint numbers take the low bits of a descriptor's entry id; the set's slot the rest.
 const KEYPOINT_BITS: u32 = 16;
 
+/// A set's keypoints and descriptors, as many of each: the index keeps a run of one
+/// beside a list of the other, which must be as long (sets made here always are).
+fn paired(features: FeatureSet) -> (Vec<Keypoint>, Vec<[u64; 4]>) {
+    let FeatureSet {
+        mut keypoints,
+        mut descriptors,
+    } = features;
+    let len = keypoints.len().min(descriptors.len());
+    keypoints.truncate(len);
+    descriptors.truncate(len);
+    (keypoints, descriptors)
+}
+
 /// The entry id of keypoint `keypoint` of the set in `slot`.
 fn entry(slot: usize, keypoint: usize) -> EntryId {
     ((slot as u64) << KEYPOINT_BITS) | keypoint as u64
@@ -105,14 +118,14 @@ impl FeatureIndex {
         let mut descriptors = Vec::new();
         for (id, features) in sets {
             let slot = index.sets.len();
+            let (keypoints, set_descriptors) = paired(features);
             descriptors.extend(
-                features
-                    .descriptors
+                set_descriptors
                     .iter()
                     .enumerate()
                     .map(|(keypoint, d)| (PdqHash::from_words(*d), entry(slot, keypoint))),
             );
-            index.sets.push(Some((id, features.keypoints)));
+            index.sets.push(Some((id, keypoints)));
             index.slots.entry(id).or_default().push(slot);
         }
         index.descriptors = HammingIndex::from_entries(descriptors);
@@ -130,11 +143,12 @@ impl FeatureIndex {
     /// that verifies.
     pub fn add(&mut self, id: EntryId, features: FeatureSet) {
         let slot = self.sets.len();
-        for (keypoint, descriptor) in features.descriptors.iter().enumerate() {
+        let (keypoints, descriptors) = paired(features);
+        for (keypoint, descriptor) in descriptors.iter().enumerate() {
             self.descriptors
                 .insert(PdqHash::from_words(*descriptor), entry(slot, keypoint));
         }
-        self.sets.push(Some((id, features.keypoints)));
+        self.sets.push(Some((id, keypoints)));
         self.slots.entry(id).or_default().push(slot);
     }
 

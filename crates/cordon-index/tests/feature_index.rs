@@ -170,6 +170,22 @@ fn sets_verify_as_themselves_after_removals_move_their_descriptors() {
     }
 }
 
+/// A set with more keypoints than descriptors (hand-made: extraction and the text form
+/// always pair them) is kept by its pairs, and searching never reads past them.
+#[test]
+fn a_set_with_keypoints_beyond_its_descriptors_is_kept_by_its_pairs() {
+    let (a, b) = two_distinct_sets();
+    let mut uneven = a.clone();
+    uneven.keypoints.extend(b.keypoints.iter().take(5));
+    let mut index = FeatureIndex::new();
+    index.add(9, uneven.clone());
+    index.add(10, b.clone());
+    let found = index.search(&a);
+    assert_eq!(found.first().map(|hit| hit.id), Some(9));
+    assert_eq!(found[0].inliers, features::verify(&a, &a).inliers);
+    assert_eq!(FeatureIndex::from_sets([(9, uneven), (10, b)]).search(&a), found);
+}
+
 /// `n` keypoints spread over a 512-pixel square, all with `descriptor`.
 fn crowd(descriptor: [u64; 4], n: usize, seed: u64) -> FeatureSet {
     let keypoints = (0..n)
