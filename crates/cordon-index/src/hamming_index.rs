@@ -493,7 +493,7 @@ impl<P: Parts> HammingIndex<P> {
 
     /// Drops tombstones and merges every table's delta into it: the first build, and the
     /// merge once removals are many (adds alone are merged a table at a time, in place,
-    /// see [`PdqIndex::insert`]).
+    /// see [`HammingIndex::insert`]).
     ///
     /// This runs under the matcher's write lock, so every lookup waits for it. Sorting
     /// every slot again scattered each one into 16 tables, 4-5 s at 12.5 M hashes; the
