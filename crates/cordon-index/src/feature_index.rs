@@ -19,8 +19,6 @@
 use std::collections::HashMap;
 
 use cordon_signals::PdqHash;
-use std::borrow::Borrow;
-
 use cordon_signals::features::{FeatureSet, Keypoint, MIN_INLIERS, PAIR_RADIUS, verify_against};
 
 use crate::hash_store::Words;
@@ -117,16 +115,7 @@ impl FeatureIndex {
         let mut index = FeatureIndex::new();
         let mut descriptors = Vec::new();
         for (id, features) in sets {
-            let slot = index.sets.len();
-            let (keypoints, set_descriptors) = paired(features);
-            descriptors.extend(
-                set_descriptors
-                    .iter()
-                    .enumerate()
-                    .map(|(keypoint, d)| (PdqHash::from_words(*d), entry(slot, keypoint))),
-            );
-            index.sets.push(Some((id, keypoints)));
-            index.slots.entry(id).or_default().push(slot);
+            descriptors.extend(index.keep(id, features));
         }
         index.descriptors = HammingIndex::from_entries(descriptors);
         index
@@ -142,14 +131,27 @@ impl FeatureIndex {
     /// (a picture with transparency, as decoded and as seen). A search reports each set
     /// that verifies.
     pub fn add(&mut self, id: EntryId, features: FeatureSet) {
+        for (descriptor, entry) in self.keep(id, features) {
+            self.descriptors.insert(descriptor, entry);
+        }
+    }
+
+    /// Gives `features` a new slot under `id`, keeping its keypoints, and returns its
+    /// descriptors with their entry ids, for the caller to put in the index (one by one,
+    /// or all at once).
+    fn keep(
+        &mut self,
+        id: EntryId,
+        features: FeatureSet,
+    ) -> impl Iterator<Item = (PdqHash, EntryId)> + use<> {
         let slot = self.sets.len();
         let (keypoints, descriptors) = paired(features);
-        for (keypoint, descriptor) in descriptors.iter().enumerate() {
-            self.descriptors
-                .insert(PdqHash::from_words(*descriptor), entry(slot, keypoint));
-        }
         self.sets.push(Some((id, keypoints)));
         self.slots.entry(id).or_default().push(slot);
+        descriptors
+            .into_iter()
+            .enumerate()
+            .map(move |(keypoint, d)| (PdqHash::from_words(d), entry(slot, keypoint)))
     }
 
     /// Removes every set stored under `id`; false if there was none.
@@ -163,7 +165,7 @@ impl FeatureIndex {
                 let run: Vec<[u64; 4]> = self
                     .run(slot, keypoints.len())
                     .iter()
-                    .map(|words| *words.borrow())
+                    .map(|words| words.0)
                     .collect();
                 for (keypoint, descriptor) in run.into_iter().enumerate() {
                     self.descriptors

@@ -475,14 +475,10 @@ impl<P: Parts> HammingIndex<P> {
     /// Slots whose part `t` has the key `key`: the sorted part's bucket with its tags
     /// (empty when untagged), and the delta's.
     fn bucket(&self, t: usize, key: u16) -> (&[u32], &[u8], DeltaBucket<'_>) {
-        let (sorted, tags): (&[u32], &[u8]) = match self.sorted.get(t) {
-            Some(table) => {
-                let k = usize::from(key);
-                let range = table.offsets[k] as usize..table.offsets[k + 1] as usize;
-                (&table.slots[range.clone()], table.tags.get(range).unwrap_or(&[]))
-            }
-            None => (&[], &[]),
-        };
+        let (sorted, tags) = self
+            .sorted
+            .get(t)
+            .map_or((&[][..], &[][..]), |table| table.bucket(usize::from(key)));
         let first_slot = self.sorted.get(t).map_or(0, SortedTable::covers) as u32;
         (sorted, tags, self.delta.bucket(t, key, first_slot))
     }
@@ -531,9 +527,8 @@ impl<P: Parts> HammingIndex<P> {
         let mut filled = 0;
         let table = &self.sorted[t];
         for k in 0..KEYS {
-            let (sorted, added) = (table.bucket(k), delta.bucket(k));
-            let added = added.map(|(i, tag)| (first as u32 + i, tag));
-            for (slot, tag) in sorted.chain(added) {
+            let added = delta.tagged_bucket(k).map(|(i, tag)| (first as u32 + i, tag));
+            for (slot, tag) in table.tagged_bucket(k).chain(added) {
                 if let Some(slot) = renumbering.slot(slot) {
                     slots[filled] = slot;
                     if let Some(place) = tags.get_mut(filled) {
@@ -620,14 +615,19 @@ impl SortedTable {
         self.slots.len()
     }
 
-    /// The slots of key `k`, each with its tag (0 when untagged).
-    fn bucket(&self, k: usize) -> impl Iterator<Item = (u32, u8)> + '_ {
+    /// The slots of key `k`, and their tags (none when untagged).
+    fn bucket(&self, k: usize) -> (&[u32], &[u8]) {
         let range = self.offsets[k] as usize..self.offsets[k + 1] as usize;
-        let tags = self.tags.get(range.clone()).unwrap_or(&[]);
-        self.slots[range]
+        (&self.slots[range.clone()], self.tags.get(range).unwrap_or(&[]))
+    }
+
+    /// [`SortedTable::bucket`] as pairs of a slot and its tag (0 when untagged).
+    fn tagged_bucket(&self, k: usize) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let (slots, tags) = self.bucket(k);
+        slots
             .iter()
+            .copied()
             .zip(tags.iter().copied().chain(std::iter::repeat(0)))
-            .map(|(&slot, tag)| (slot, tag))
     }
 
     /// This table with `added` (positions from `first` on, sorted by key) merged in, in
