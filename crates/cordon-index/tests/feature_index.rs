@@ -170,6 +170,43 @@ fn sets_verify_as_themselves_after_removals_move_their_descriptors() {
     }
 }
 
+/// A bank holding several copies of one picture (each re-encoded a little differently:
+/// here, a different share of its descriptors changed) finds every copy that verifies,
+/// each with exactly the inliers that comparing the query with it in full gives: many sets
+/// reached by the same query descriptors, each verified on its own.
+#[test]
+fn many_copies_of_one_picture_each_verify_as_in_full() {
+    // Few enough that the query descriptors too common to search (a photo's flat patches,
+    // in every copy) do not decide which copies a search reaches: the one exception to
+    // its equalling a full comparison.
+    const COPIES: u64 = 8;
+    let photos: Vec<DecodedImage> = DISTINCT_PHOTOS.iter().take(2).map(|p| photo(p)).collect();
+    let mut stored: Vec<(u64, FeatureSet)> = Vec::new();
+    for (p, image) in photos.iter().enumerate() {
+        let set = features::extract(image);
+        for copy in 0..COPIES {
+            let mut changed = set.clone();
+            for (i, descriptor) in changed.descriptors.iter_mut().enumerate() {
+                // Copy c changes every descriptor i with i % COPIES < c: 0 to 7/8 of them,
+                // some by a few bits (still paired, maybe with a rival) and some by many.
+                if (i as u64 % COPIES) < copy {
+                    let bits = (i as u64 * 7 + copy) % 40;
+                    descriptor[(i + copy as usize) % 4] ^= (1u64 << bits) - 1;
+                }
+            }
+            stored.push((1000 * (p as u64 + 1) + copy, changed));
+        }
+    }
+    let index = FeatureIndex::from_sets(stored.iter().cloned());
+    for image in &photos {
+        for query in [features::extract(image), features::extract(&cropped(image))] {
+            let found = index.search(&query);
+            assert_eq!(found.len(), COPIES as usize, "{found:?}");
+            assert_eq!(found, brute_force(&stored, &query));
+        }
+    }
+}
+
 /// A set with more keypoints than descriptors (hand-made: extraction and the text form
 /// always pair them) is kept by its pairs, and searching never reads past them.
 #[test]
