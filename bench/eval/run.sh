@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `cordon eval` on five corpora, two of artwork and three of photos:
+# `cordon eval` on six corpora, two of artwork and four of photos:
 #
 #   tuning           wallpapers, shared/corpus/make-corpus.sh (the PDQ benchmark's too)  tune
 #   report           wallpapers, make-eval-corpus.sh                                  held out
 #   photos           20 sample photos from PyPI wheels, make-photo-corpus.sh          held out
+#   opencv           33 sample photos from opencv-doc, make-opencv-corpus.sh          held out
 #   gcompris-tuning  172 photos from gcompris-qt-data, make-gcompris-corpus.sh         tune
 #   gcompris-report  82 photos from gcompris-qt-data, make-gcompris-corpus.sh         held out
 #
@@ -13,7 +14,7 @@
 # Builds Cordon (release), makes the corpora under bench/out/eval/ when absent (the tuning
 # one is copied from bench/out/inputs/corpus when the PDQ benchmark already made it), then
 # for each corpus writes bench/out/eval/SET.jsonl (JSON lines), SET.txt (the table) and
-# SET.svg (the chart), and prints the tables with the time each run took. All five take
+# SET.svg (the chart), and prints the tables with the time each run took. All six take
 # about 31 minutes on 2 cores, gcompris-tuning 19 of them.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,13 +53,19 @@ make_photos() {
     "$here/make-photo-corpus.sh" "$out/photos"
 }
 
+make_opencv() {
+    has_images "$out/opencv" && return
+    log "opencv corpus: make-opencv-corpus.sh"
+    "$here/make-opencv-corpus.sh" "$out/opencv"
+}
+
 make_gcompris() {
     has_images "$out/gcompris-tuning" && has_images "$out/gcompris-report" && return
     log "gcompris corpora: make-gcompris-corpus.sh"
     "$here/make-gcompris-corpus.sh" "$out/gcompris-tuning" "$out/gcompris-report"
 }
 
-sets=${SETS:-tuning report photos gcompris-tuning gcompris-report}
+sets=${SETS:-tuning report photos opencv gcompris-tuning gcompris-report}
 log "building cordon"
 "$root/scripts/deps" build
 (cd "$root" && cargo build --release -p cordon)
@@ -68,6 +75,7 @@ for set in $sets; do
         tuning) make_tuning ;;
         report) make_tuning; make_report ;;
         photos) make_photos ;;
+        opencv) make_opencv ;;
         gcompris-tuning | gcompris-report) make_gcompris ;;
         *) echo "run.sh: unknown corpus '$set' in SETS" >&2 && exit 2 ;;
     esac
